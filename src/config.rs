@@ -1,0 +1,541 @@
+//! Typed settings: defaults → YAML file → `IDP_GRAPH__*` environment overrides, validated at
+//! start. Every error names the key that is wrong and what is wrong with it, because a platform
+//! team reads these messages in a crash-looping pod's log. Credentials are never inline: a
+//! source names an environment variable (`token_env`) or a file (`token_file`), and the
+//! resolved value lives in a `SecretString` that never prints.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// Environment variables with this prefix override file keys: `IDP_GRAPH__LISTEN`,
+/// `IDP_GRAPH__BACKSTAGE__URL`, `IDP_GRAPH__LIMITS__MAX_DEPTH`. Segments are lower-cased.
+pub const ENV_PREFIX: &str = "IDP_GRAPH__";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid YAML: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("config key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    #[serde(default)]
+    pub backstage: Option<BackstageSettings>,
+    #[serde(default)]
+    pub argocd: Vec<ArgoCdSettings>,
+    #[serde(default)]
+    pub kubernetes: Vec<KubernetesSettings>,
+    #[serde(default)]
+    pub github: Option<GitHubSettings>,
+    #[serde(default)]
+    pub auth: AuthSettings,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub readiness: Readiness,
+    /// How long in-flight requests and streams get to finish after SIGTERM.
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace_secs: u64,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_shutdown_grace() -> u64 {
+    20
+}
+
+/// Where a credential comes from. Exactly one of the two, or neither for anonymous upstreams.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSource {
+    #[serde(default)]
+    pub token_env: Option<String>,
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+}
+
+impl TokenSource {
+    fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        if self.token_env.is_some() && self.token_file.is_some() {
+            return Err(invalid(
+                format!("{key}.token_env"),
+                "set either token_env or token_file, not both",
+            ));
+        }
+        if let Some(var) = &self.token_env {
+            if var.is_empty() || var.contains('=') {
+                return Err(invalid(
+                    format!("{key}.token_env"),
+                    "must be the name of an environment variable",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the credential. Its value never appears in an error.
+    pub fn resolve(&self, key: &str) -> Result<Option<SecretString>, ConfigError> {
+        if let Some(var) = &self.token_env {
+            return match std::env::var(var) {
+                Ok(v) if !v.trim().is_empty() => Ok(Some(SecretString::from(v.trim().to_string()))),
+                Ok(_) => Err(invalid(
+                    format!("{key}.token_env"),
+                    format!("environment variable {var} is empty"),
+                )),
+                Err(_) => Err(invalid(
+                    format!("{key}.token_env"),
+                    format!("environment variable {var} is not set"),
+                )),
+            };
+        }
+        if let Some(path) = &self.token_file {
+            return match std::fs::read_to_string(path) {
+                Ok(v) if !v.trim().is_empty() => Ok(Some(SecretString::from(v.trim().to_string()))),
+                Ok(_) => Err(invalid(
+                    format!("{key}.token_file"),
+                    format!("{} is empty", path.display()),
+                )),
+                Err(e) => Err(invalid(
+                    format!("{key}.token_file"),
+                    format!("cannot read {}: {e}", path.display()),
+                )),
+            };
+        }
+        Ok(None)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackstageSettings {
+    pub url: String,
+    #[serde(flatten)]
+    pub token: TokenSource,
+    /// Seconds between catalog polls.
+    #[serde(default = "default_poll")]
+    pub poll_interval_secs: f64,
+    /// Entities per `by-query` page.
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
+    /// Per-request timeout, seconds.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: f64,
+}
+
+fn default_poll() -> f64 {
+    30.0
+}
+fn default_page_size() -> u32 {
+    500
+}
+fn default_timeout() -> f64 {
+    10.0
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArgoCdSettings {
+    pub name: String,
+    pub url: String,
+    #[serde(flatten)]
+    pub token: TokenSource,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesSettings {
+    pub name: String,
+    #[serde(default)]
+    pub kubeconfig: Option<PathBuf>,
+    #[serde(default)]
+    pub context: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitHubSettings {
+    #[serde(default = "default_github_url")]
+    pub url: String,
+    #[serde(flatten)]
+    pub token: TokenSource,
+}
+
+fn default_github_url() -> String {
+    "https://api.github.com".into()
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// Every request is the anonymous principal, allowed everything.
+    #[default]
+    None,
+    /// Bearer JWTs (the security issue; not in this build).
+    Jwt,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    #[serde(default)]
+    pub mode: AuthMode,
+}
+
+/// Limits on what one request may cost.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub max_depth: usize,
+    pub max_complexity: usize,
+    pub max_aliases: usize,
+    pub max_page_size: usize,
+    pub request_timeout_secs: f64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1 << 20,
+            max_depth: 16,
+            max_complexity: 200_000,
+            max_aliases: 64,
+            max_page_size: 1000,
+            request_timeout_secs: 30.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Readiness {
+    /// A source that has not finished its first sync after this long is marked failed and no
+    /// longer holds `/readyz` back.
+    pub initial_sync_timeout_secs: f64,
+}
+
+impl Default for Readiness {
+    fn default() -> Self {
+        Self {
+            initial_sync_timeout_secs: 60.0,
+        }
+    }
+}
+
+impl Settings {
+    /// Settings with nothing configured: the base the demo fills in.
+    pub fn empty() -> Self {
+        Self {
+            listen: default_listen(),
+            backstage: None,
+            argocd: Vec::new(),
+            kubernetes: Vec::new(),
+            github: None,
+            auth: AuthSettings::default(),
+            limits: Limits::default(),
+            readiness: Readiness::default(),
+            shutdown_grace_secs: default_shutdown_grace(),
+        }
+    }
+
+    /// Reads, overlays the environment, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_yaml_with_env(&text, path, std::env::vars())
+    }
+
+    /// Parses YAML text, applying `IDP_GRAPH__*` overrides from `env`.
+    pub fn from_yaml_with_env(
+        text: &str,
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut doc: serde_yaml::Value = if text.trim().is_empty() {
+            serde_yaml::Value::Mapping(Default::default())
+        } else {
+            serde_yaml::from_str(text).map_err(|e| ConfigError::Syntax {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?
+        };
+        if !doc.is_mapping() {
+            return Err(invalid("(root)", "the config must be a YAML mapping"));
+        }
+        apply_env(&mut doc, env)?;
+        let settings: Settings = serde_path_to_error::deserialize(doc).map_err(|e| {
+            let key = e.path().to_string();
+            let key = if key == "." { "(root)".to_string() } else { key };
+            invalid(key, e.into_inner().to_string())
+        })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks what serde cannot: URLs, unique names, ranges, token sources.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(b) = &self.backstage {
+            check_url("backstage.url", &b.url)?;
+            b.token.validate("backstage")?;
+            if !(b.poll_interval_secs.is_finite() && b.poll_interval_secs >= 0.05) {
+                return Err(invalid(
+                    "backstage.poll_interval_secs",
+                    "must be a number of seconds ≥ 0.05",
+                ));
+            }
+            if !(1..=1000).contains(&b.page_size) {
+                return Err(invalid("backstage.page_size", "must be between 1 and 1000"));
+            }
+            positive("backstage.timeout_secs", b.timeout_secs)?;
+        }
+        let mut names = HashSet::new();
+        for (i, a) in self.argocd.iter().enumerate() {
+            let key = format!("argocd[{i}]");
+            check_name(&format!("{key}.name"), &a.name)?;
+            if !names.insert(a.name.as_str()) {
+                return Err(invalid(
+                    format!("{key}.name"),
+                    format!("duplicate ArgoCD instance name `{}`", a.name),
+                ));
+            }
+            check_url(&format!("{key}.url"), &a.url)?;
+            a.token.validate(&key)?;
+        }
+        let mut names = HashSet::new();
+        for (i, k) in self.kubernetes.iter().enumerate() {
+            let key = format!("kubernetes[{i}]");
+            check_name(&format!("{key}.name"), &k.name)?;
+            if !names.insert(k.name.as_str()) {
+                return Err(invalid(
+                    format!("{key}.name"),
+                    format!("duplicate cluster name `{}`", k.name),
+                ));
+            }
+        }
+        if let Some(g) = &self.github {
+            check_url("github.url", &g.url)?;
+            g.token.validate("github")?;
+        }
+        if self.auth.mode == AuthMode::Jwt {
+            return Err(invalid(
+                "auth.mode",
+                "`jwt` is not available in this build yet; use `none`",
+            ));
+        }
+        let l = &self.limits;
+        if l.max_body_bytes < 1024 {
+            return Err(invalid("limits.max_body_bytes", "must be at least 1024"));
+        }
+        for (key, v) in [
+            ("limits.max_depth", l.max_depth),
+            ("limits.max_complexity", l.max_complexity),
+            ("limits.max_aliases", l.max_aliases),
+            ("limits.max_page_size", l.max_page_size),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, "must be greater than 0"));
+            }
+        }
+        positive("limits.request_timeout_secs", l.request_timeout_secs)?;
+        positive(
+            "readiness.initial_sync_timeout_secs",
+            self.readiness.initial_sync_timeout_secs,
+        )?;
+        Ok(())
+    }
+
+    /// Resolves every configured credential, so a missing variable fails at start, not at the
+    /// first upstream call.
+    pub fn resolve_secrets(&self) -> Result<ResolvedSecrets, ConfigError> {
+        Ok(ResolvedSecrets {
+            backstage: match &self.backstage {
+                Some(b) => b.token.resolve("backstage")?,
+                None => None,
+            },
+        })
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.limits.request_timeout_secs)
+    }
+}
+
+/// Credentials read from the environment or files. Debug never shows values.
+#[derive(Debug, Default, Clone)]
+pub struct ResolvedSecrets {
+    pub backstage: Option<SecretString>,
+}
+
+fn positive(key: &str, v: f64) -> Result<(), ConfigError> {
+    if v.is_finite() && v > 0.0 {
+        Ok(())
+    } else {
+        Err(invalid(key, "must be a positive number of seconds"))
+    }
+}
+
+fn check_url(key: &str, raw: &str) -> Result<(), ConfigError> {
+    let url = url::Url::parse(raw).map_err(|e| invalid(key, format!("`{raw}` is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid(key, format!("`{raw}` must be an http or https URL")));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(
+            key,
+            "credentials must not be inline in the URL; use token_env or token_file",
+        ));
+    }
+    Ok(())
+}
+
+fn check_name(key: &str, name: &str) -> Result<(), ConfigError> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            key,
+            format!("`{name}` must be 1-63 lower-case letters, digits or `-`"),
+        ))
+    }
+}
+
+/// Overlays `IDP_GRAPH__A__B=value` onto `doc` as `a.b: value` (value parsed as YAML scalar).
+fn apply_env(
+    doc: &mut serde_yaml::Value,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), ConfigError> {
+    let mut vars: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+        .collect();
+    vars.sort();
+    for (var, raw) in vars {
+        let path: Vec<String> = var[ENV_PREFIX.len()..]
+            .split("__")
+            .map(|s| s.to_ascii_lowercase())
+            .collect();
+        if path.iter().any(String::is_empty) {
+            return Err(invalid(var, "malformed override name"));
+        }
+        let value: serde_yaml::Value = serde_yaml::from_str(&raw)
+            .unwrap_or_else(|_| serde_yaml::Value::String(raw.clone()));
+        let mut node = &mut *doc;
+        for (i, seg) in path.iter().enumerate() {
+            let map = match node {
+                serde_yaml::Value::Mapping(m) => m,
+                _ => {
+                    return Err(invalid(
+                        path[..i].join("."),
+                        format!("{var} overrides a key inside a value that is not a mapping"),
+                    ))
+                }
+            };
+            let key = serde_yaml::Value::String(seg.clone());
+            if i + 1 == path.len() {
+                map.insert(key, value.clone());
+                break;
+            }
+            node = map
+                .entry(key)
+                .or_insert_with(|| serde_yaml::Value::Mapping(Default::default()));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str) -> Result<Settings, ConfigError> {
+        Settings::from_yaml_with_env(yaml, Path::new("test.yaml"), Vec::new())
+    }
+
+    #[test]
+    fn the_design_example_parses() {
+        let s = parse(
+            "listen: 127.0.0.1:8080\nbackstage: { url: http://127.0.0.1:7007, token_env: BACKSTAGE_TOKEN }\nargocd:\n  - { name: main, url: http://127.0.0.1:8081, token_env: ARGOCD_TOKEN }\nkubernetes:\n  - { name: local, kubeconfig: ./kubeconfig, context: demo }\ngithub: { url: http://127.0.0.1:8082, token_env: GITHUB_TOKEN }\nauth: { mode: none }\n",
+        )
+        .unwrap();
+        assert_eq!(s.argocd[0].name, "main");
+        assert_eq!(s.backstage.unwrap().poll_interval_secs, 30.0);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = parse("backstage: { url: http://x, tokn_env: X }").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("backstage"), "{msg}");
+        assert!(msg.contains("tokn_env"), "{msg}");
+    }
+
+    #[test]
+    fn wrong_types_name_the_nested_key() {
+        let e = parse("argocd:\n  - { name: main, url: 5 }\n  - { name: b, url: [] }").unwrap_err();
+        assert!(e.to_string().contains("argocd[1].url"), "{e}");
+    }
+
+    #[test]
+    fn bad_urls_and_duplicates_are_precise() {
+        let e = parse("backstage: { url: 'not a url' }").unwrap_err();
+        assert!(e.to_string().starts_with("config key `backstage.url`"), "{e}");
+        let e = parse("argocd: [{name: a, url: 'http://x'}, {name: a, url: 'http://y'}]").unwrap_err();
+        assert!(e.to_string().contains("argocd[1].name"), "{e}");
+        let e = parse("backstage: { url: 'http://u:p@x' }").unwrap_err();
+        assert!(e.to_string().contains("inline"), "{e}");
+    }
+
+    #[test]
+    fn env_overrides_file_values() {
+        let s = Settings::from_yaml_with_env(
+            "listen: 127.0.0.1:1\nbackstage: { url: http://a }",
+            Path::new("t"),
+            vec![
+                ("IDP_GRAPH__LISTEN".into(), "0.0.0.0:9".into()),
+                ("IDP_GRAPH__BACKSTAGE__URL".into(), "http://b".into()),
+                ("IDP_GRAPH__LIMITS__MAX_DEPTH".into(), "7".into()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.listen.port(), 9);
+        assert_eq!(s.backstage.unwrap().url, "http://b");
+        assert_eq!(s.limits.max_depth, 7);
+    }
+
+    #[test]
+    fn missing_token_variable_is_reported_without_a_value() {
+        let s = parse("backstage: { url: http://a, token_env: IDP_GRAPH_TEST_SURELY_UNSET }").unwrap();
+        let e = s.resolve_secrets().unwrap_err();
+        assert!(e.to_string().contains("IDP_GRAPH_TEST_SURELY_UNSET is not set"), "{e}");
+    }
+}

@@ -1,0 +1,10 @@
+//! Pure domain types and the join rules: what an entity is, how refs parse, which annotations
+//! join the catalog to the other upstreams. No I/O, no async, nothing from the rest of the crate,
+//! so every other layer can depend on it and it can be tested on its own.
+
+pub mod annotations;
+pub mod entity;
+pub mod entity_ref;
+
+pub use entity::{Entity, EntityKind, Relation, RelationType};
+pub use entity_ref::{EntityRef, RefError};

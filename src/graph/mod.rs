@@ -1,0 +1,105 @@
+//! The GraphQL schema: `Query`, `Mutation`, `Subscription` and their types. Resolvers read
+//! `state/` through the `GraphContext` and never call an upstream directly; the only upstream
+//! traffic from here goes through loaders (`loaders.rs`), which batch and cache.
+
+pub mod entity;
+pub mod error;
+pub mod filter;
+pub mod loaders;
+pub mod paging;
+pub mod query;
+pub mod sources;
+pub mod subscription;
+
+use std::sync::Arc;
+
+use async_graphql::{Context, EmptyMutation, Schema};
+
+use crate::auth::{Policy, Principal, Scope};
+use crate::config::Limits;
+use crate::domain::Entity;
+use crate::state::{SourceHealth, State};
+
+pub type AppSchema = Schema<query::Query, EmptyMutation, subscription::Subscription>;
+
+/// Everything resolvers need, shared by all requests (schema data).
+pub struct GraphContext {
+    pub state: Arc<State>,
+    pub policy: Policy,
+    pub limits: Limits,
+    /// The Backstage source's health, for entity freshness.
+    pub catalog_health: Option<Arc<SourceHealth>>,
+    /// On-demand catalog lookups (entities registered since the last poll).
+    pub catalog_lookup: Option<loaders::CatalogLookup>,
+}
+
+/// The schema data; inserted by `build_schema`, so its absence is a bug.
+pub(crate) fn gctx<'a>(ctx: &Context<'a>) -> &'a GraphContext {
+    ctx.data_unchecked::<GraphContext>()
+}
+
+/// The caller and the policy together: the one visibility check every upstream object passes.
+pub struct Viewer<'a> {
+    pub policy: &'a Policy,
+    pub principal: &'a Principal,
+}
+
+static ANONYMOUS: std::sync::LazyLock<Principal> = std::sync::LazyLock::new(|| Principal {
+    subject: None,
+    groups: Vec::new(),
+});
+
+impl<'a> Viewer<'a> {
+    pub fn of(ctx: &Context<'a>) -> Self {
+        let principal = ctx
+            .data_opt::<Arc<Principal>>()
+            .map(|p| p.as_ref())
+            .unwrap_or(&ANONYMOUS);
+        Self {
+            policy: &gctx(ctx).policy,
+            principal,
+        }
+    }
+
+    pub fn sees_entity(&self, e: &Entity) -> bool {
+        self.policy.can_view(
+            self.principal,
+            Scope::CatalogEntity {
+                namespace: &e.namespace,
+                kind: &e.kind_name,
+            },
+        )
+    }
+}
+
+/// Builds the schema with its limits. The same function serves the server, `idp-graph schema`
+/// and the benchmarks, so what is measured is what runs.
+pub fn build_schema(context: GraphContext) -> AppSchema {
+    let limits = context.limits.clone();
+    let mut builder = Schema::build(
+        query::Query,
+        EmptyMutation,
+        subscription::Subscription,
+    )
+    .limit_depth(limits.max_depth)
+    .limit_complexity(limits.max_complexity)
+    .limit_recursive_depth(64)
+    .limit_directives(16);
+    if let Some(lookup) = &context.catalog_lookup {
+        builder = builder.data(lookup.data_loader());
+    }
+    builder.data(context).finish()
+}
+
+/// The SDL `idp-graph schema` prints and `schema.graphql` holds.
+pub fn sdl() -> String {
+    let state = State::new();
+    build_schema(GraphContext {
+        state,
+        policy: Policy::default(),
+        limits: Limits::default(),
+        catalog_health: None,
+        catalog_lookup: None,
+    })
+    .sdl()
+}

@@ -1,0 +1,76 @@
+//! `SourceStatus`: one row of `Query.sources`.
+
+use std::sync::Arc;
+
+use async_graphql::{Enum, SimpleObject};
+use chrono::{DateTime, Utc};
+
+use crate::state::{self, SourceHealth};
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum SourceKind {
+    Backstage,
+    #[graphql(name = "ARGOCD")]
+    ArgoCd,
+    Kubernetes,
+    #[graphql(name = "GITHUB")]
+    GitHub,
+}
+
+impl From<state::SourceKind> for SourceKind {
+    fn from(k: state::SourceKind) -> Self {
+        match k {
+            state::SourceKind::Backstage => Self::Backstage,
+            state::SourceKind::ArgoCd => Self::ArgoCd,
+            state::SourceKind::Kubernetes => Self::Kubernetes,
+            state::SourceKind::GitHub => Self::GitHub,
+        }
+    }
+}
+
+/// One upstream instance as this server sees it.
+#[derive(SimpleObject)]
+pub struct SourceStatus {
+    pub name: String,
+    pub kind: SourceKind,
+    pub url: String,
+    /// The last attempt to read it succeeded.
+    pub connected: bool,
+    /// Its first sync completed (or readiness stopped waiting for it).
+    pub ready: bool,
+    /// Values from it are the last known ones, not current (last attempt failed).
+    pub stale: bool,
+    pub last_sync_at: Option<DateTime<Utc>>,
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub object_count: u64,
+    pub sync_count: u64,
+    pub error_count: u64,
+    pub last_sync_duration_ms: Option<f64>,
+    /// Seconds since the last successful sync.
+    pub lag_seconds: Option<f64>,
+}
+
+impl From<Arc<SourceHealth>> for SourceStatus {
+    fn from(h: Arc<SourceHealth>) -> Self {
+        let s = h.snapshot();
+        Self {
+            name: h.name.clone(),
+            kind: h.kind.into(),
+            url: h.url.clone(),
+            connected: s.connected,
+            ready: s.first_sync_done || s.gave_up_waiting,
+            stale: !s.connected && s.first_sync_done,
+            last_sync_at: s.last_sync_at,
+            last_attempt_at: s.last_attempt_at,
+            lag_seconds: s
+                .last_sync_at
+                .map(|t| (Utc::now() - t).num_milliseconds() as f64 / 1000.0),
+            last_error: s.last_error,
+            object_count: s.object_count,
+            sync_count: s.sync_count,
+            error_count: s.error_count,
+            last_sync_duration_ms: s.last_sync_duration_ms,
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! axum routes: GraphQL over HTTP (`/graphql`), websockets (`/graphql/ws`), GraphiQL (`/`),
+//! `/healthz`, `/readyz` and `/metrics`. One clone-cheap `HttpState` serves them all.
+
+mod graphql;
+mod health;
+pub mod metrics;
+
+use std::sync::Arc;
+
+use async_graphql_axum::GraphQLSubscription;
+use axum::routing::get;
+use axum::Router;
+
+use crate::config::Limits;
+use crate::graph::AppSchema;
+use crate::state::State;
+
+pub use metrics::Metrics;
+
+#[derive(Clone)]
+pub struct HttpState {
+    pub schema: AppSchema,
+    pub state: Arc<State>,
+    pub metrics: Arc<Metrics>,
+    pub limits: Arc<Limits>,
+}
+
+pub fn router(http: HttpState) -> Router {
+    let ws = GraphQLSubscription::new(http.schema.clone());
+    Router::new()
+        .route("/", get(graphql::graphiql))
+        .route(
+            "/graphql",
+            get(graphql::graphql_get).post(graphql::graphql_post),
+        )
+        .route_service("/graphql/ws", ws)
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::render))
+        .with_state(http)
+}

@@ -1,0 +1,174 @@
+//! The `idp-graph` command: parse the CLI, load settings, start telemetry, build, run.
+//! Exit codes: 0 ok, 1 runtime failure, 64 bad usage or config (EX_USAGE).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use idp_graph::app::App;
+use idp_graph::config::Settings;
+use idp_graph::demo::{DemoOptions, DemoWorld};
+use idp_graph::telemetry::{self, LogFormat};
+
+const EX_USAGE: u8 = 64;
+
+#[derive(Parser)]
+#[command(name = "idp-graph", version, about = "One GraphQL endpoint over Backstage, ArgoCD, Kubernetes and GitHub")]
+struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start simulated upstreams on loopback and the server against them.
+    Demo {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Generated services to add (catalog entity and, later, app, workloads, repo each).
+        #[arg(long, default_value_t = 0)]
+        scale: usize,
+    },
+    /// Serve against real upstreams.
+    Serve {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Print the GraphQL schema (SDL).
+    Schema,
+    /// Validate a config file and its credentials' presence; say precisely what is wrong.
+    CheckConfig {
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { EX_USAGE } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match cli.command {
+        Command::Schema => {
+            print!("{}", idp_graph::graph::sdl());
+            ExitCode::SUCCESS
+        }
+        Command::CheckConfig { config } => match load(&config) {
+            Ok(_) => {
+                println!("{}: ok", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Serve { config, listen } => {
+            let (mut settings, secrets) = match load(&config) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            if let Some(l) = listen {
+                settings.listen = l;
+            }
+            telemetry::init(cli.log_format);
+            run(async move {
+                let app = App::build(settings, secrets).await?;
+                tracing::info!(url = %format!("http://{}/graphql", app.local_addr()), "serving");
+                serve(app).await
+            })
+        }
+        Command::Demo { listen, scale } => {
+            telemetry::init(cli.log_format);
+            run(async move {
+                let opts = DemoOptions {
+                    scale,
+                    ..DemoOptions::default()
+                };
+                let world = DemoWorld::start(&opts).await?;
+                let (mut settings, secrets) = world.settings(&opts);
+                settings.listen = listen;
+                let app = App::build(settings, secrets).await?;
+                let addr = app.local_addr();
+                println!("idp-graph demo");
+                println!("  GraphiQL:          http://{addr}/");
+                println!("  GraphQL:           http://{addr}/graphql");
+                println!("  subscriptions:     ws://{addr}/graphql/ws");
+                println!("  simulated upstreams (bearer token `{}`):", idp_graph::demo::DEMO_TOKEN);
+                println!("    backstage        {}", world.backstage.url());
+                serve(app).await?;
+                world.stop();
+                Ok(())
+            })
+        }
+    }
+}
+
+fn load(path: &std::path::Path) -> Result<(Settings, idp_graph::config::ResolvedSecrets), ExitCode> {
+    let settings = Settings::load(path).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(EX_USAGE)
+    })?;
+    let secrets = settings.resolve_secrets().map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(EX_USAGE)
+    })?;
+    Ok((settings, secrets))
+}
+
+fn run(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(fut) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "idp-graph stopped");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs until SIGTERM or Ctrl-C.
+async fn serve(app: App) -> anyhow::Result<()> {
+    let token = app.shutdown_token();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        token.cancel();
+    });
+    app.run_until_stopped().await?;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,111 @@
+//! The catalog as last observed: an immutable snapshot swapped whole on each poll.
+//!
+//! Readers take an `Arc` to the current snapshot (`arc_swap`, lock-free) and keep it for the
+//! whole request, so one answer never mixes two polls. The snapshot is built once per poll with
+//! the indexes the graph walks: by ref, by uid, and the relation edges in both directions
+//! (Backstage usually sends both sides; we add the inverse of every edge so a catalog that sends
+//! only one side still traverses both ways).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use chrono::{DateTime, Utc};
+
+use crate::domain::{Entity, Relation};
+
+#[derive(Debug, Default)]
+pub struct CatalogSnapshot {
+    /// Sorted by `ref_string`: the order of every listing and the key of every cursor.
+    pub entities: Vec<Arc<Entity>>,
+    by_ref: HashMap<String, usize>,
+    by_uid: HashMap<String, usize>,
+    /// Every edge touching an entity, both directions, deduplicated and sorted.
+    edges: HashMap<String, Vec<Relation>>,
+    /// When the poll that produced this snapshot finished.
+    pub observed_at: Option<DateTime<Utc>>,
+}
+
+impl CatalogSnapshot {
+    pub fn build(mut entities: Vec<Entity>, observed_at: DateTime<Utc>) -> Self {
+        entities.sort_by(|a, b| a.ref_string.cmp(&b.ref_string));
+        entities.dedup_by(|a, b| a.ref_string == b.ref_string);
+        let entities: Vec<Arc<Entity>> = entities.into_iter().map(Arc::new).collect();
+        let mut by_ref = HashMap::with_capacity(entities.len());
+        let mut by_uid = HashMap::with_capacity(entities.len());
+        let mut edges: HashMap<String, BTreeSet<Relation>> = HashMap::new();
+        for (i, e) in entities.iter().enumerate() {
+            by_ref.insert(e.ref_string.clone(), i);
+            if let Some(uid) = &e.uid {
+                by_uid.insert(uid.clone(), i);
+            }
+            for rel in &e.relations {
+                edges
+                    .entry(e.ref_string.clone())
+                    .or_default()
+                    .insert(rel.clone());
+                if let Some(inverse) = rel.kind.inverse() {
+                    edges
+                        .entry(rel.target.to_string())
+                        .or_default()
+                        .insert(Relation {
+                            kind: inverse,
+                            target: e.entity_ref.clone(),
+                        });
+                }
+            }
+        }
+        Self {
+            entities,
+            by_ref,
+            by_uid,
+            edges: edges
+                .into_iter()
+                .map(|(k, v)| (k, v.into_iter().collect()))
+                .collect(),
+            observed_at: Some(observed_at),
+        }
+    }
+
+    pub fn get(&self, entity_ref: &str) -> Option<&Arc<Entity>> {
+        self.by_ref.get(entity_ref).map(|&i| &self.entities[i])
+    }
+
+    pub fn get_by_uid(&self, uid: &str) -> Option<&Arc<Entity>> {
+        self.by_uid.get(uid).map(|&i| &self.entities[i])
+    }
+
+    /// All edges of an entity, both directions.
+    pub fn edges(&self, entity_ref: &str) -> &[Relation] {
+        self.edges.get(entity_ref).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Position of the first entity whose ref sorts after `entity_ref` (keyset paging).
+    pub fn position_after(&self, entity_ref: &str) -> usize {
+        self.entities
+            .partition_point(|e| e.ref_string.as_str() <= entity_ref)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entities.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entities.is_empty()
+    }
+}
+
+#[derive(Default)]
+pub struct CatalogStore {
+    current: ArcSwap<CatalogSnapshot>,
+}
+
+impl CatalogStore {
+    pub fn snapshot(&self) -> Arc<CatalogSnapshot> {
+        self.current.load_full()
+    }
+
+    pub fn replace(&self, snapshot: CatalogSnapshot) {
+        self.current.store(Arc::new(snapshot));
+    }
+}

@@ -1,0 +1,29 @@
+//! Live in-memory state: what every source last observed, indexed for the joins the graph
+//! walks, plus each source's health. Resolvers read from here and never wait on an upstream.
+
+pub mod catalog;
+pub mod sources;
+
+use std::sync::Arc;
+
+use crate::events::EventBus;
+
+pub use catalog::{CatalogSnapshot, CatalogStore};
+pub use sources::{SourceHealth, SourceKind, SourceRegistry, SourceSnapshot};
+
+/// Shared by every request and every source task; clone the `Arc`.
+pub struct State {
+    pub catalog: CatalogStore,
+    pub sources: SourceRegistry,
+    pub bus: EventBus,
+}
+
+impl State {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            catalog: CatalogStore::default(),
+            sources: SourceRegistry::default(),
+            bus: EventBus::new(4096),
+        })
+    }
+}

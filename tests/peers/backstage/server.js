@@ -1,0 +1,17 @@
+'use strict';
+// A real Backstage backend for idp-graph's integration tests (tests/backstage_real.rs).
+// Config: backstage.yaml beside this file; env PEER_PORT, PEER_TOKEN, PEER_CATALOG.
+// PEER_PLUGINS=catalog (default) or catalog,scaffolder.
+const { createBackend } = require('@backstage/backend-defaults');
+
+const wanted = (process.env.PEER_PLUGINS || 'catalog').split(',').map((p) => p.trim());
+const backend = createBackend();
+backend.add(require('@backstage/plugin-catalog-backend'));
+backend.add(require('@backstage/plugin-catalog-backend-module-scaffolder-entity-model'));
+if (wanted.includes('scaffolder')) {
+  backend.add(require('@backstage/plugin-scaffolder-backend'));
+}
+backend.start().catch((err) => {
+  console.error('peer backend failed to start', err);
+  process.exit(1);
+});
