@@ -45,12 +45,13 @@ pub struct App {
 
 impl App {
     pub async fn build(settings: Settings, secrets: ResolvedSecrets) -> Result<Self, AppError> {
-        let listener = TcpListener::bind(settings.listen)
-            .await
-            .map_err(|source| AppError::Bind {
-                addr: settings.listen,
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(settings.listen)
+                .await
+                .map_err(|source| AppError::Bind {
+                    addr: settings.listen,
+                    source,
+                })?;
         let local_addr = listener.local_addr().map_err(|source| AppError::Bind {
             addr: settings.listen,
             source,
@@ -73,9 +74,10 @@ impl App {
                 name: "backstage".into(),
                 message: e.to_string(),
             })?;
-            let health = state
-                .sources
-                .register("backstage", SourceKind::Backstage, client.base_url());
+            let health =
+                state
+                    .sources
+                    .register("backstage", SourceKind::Backstage, client.base_url());
             let wake = Arc::new(Notify::new());
             let poller = BackstagePoller {
                 client: client.clone(),

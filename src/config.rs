@@ -290,7 +290,11 @@ impl Settings {
         apply_env(&mut doc, env)?;
         let settings: Settings = serde_path_to_error::deserialize(doc).map_err(|e| {
             let key = e.path().to_string();
-            let key = if key == "." { "(root)".to_string() } else { key };
+            let key = if key == "." {
+                "(root)".to_string()
+            } else {
+                key
+            };
             invalid(key, e.into_inner().to_string())
         })?;
         settings.validate()?;
@@ -400,9 +404,13 @@ fn positive(key: &str, v: f64) -> Result<(), ConfigError> {
 }
 
 fn check_url(key: &str, raw: &str) -> Result<(), ConfigError> {
-    let url = url::Url::parse(raw).map_err(|e| invalid(key, format!("`{raw}` is not a URL: {e}")))?;
+    let url =
+        url::Url::parse(raw).map_err(|e| invalid(key, format!("`{raw}` is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(invalid(key, format!("`{raw}` must be an http or https URL")));
+        return Err(invalid(
+            key,
+            format!("`{raw}` must be an http or https URL"),
+        ));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(invalid(
@@ -447,8 +455,8 @@ fn apply_env(
         if path.iter().any(String::is_empty) {
             return Err(invalid(var, "malformed override name"));
         }
-        let value: serde_yaml::Value = serde_yaml::from_str(&raw)
-            .unwrap_or_else(|_| serde_yaml::Value::String(raw.clone()));
+        let value: serde_yaml::Value =
+            serde_yaml::from_str(&raw).unwrap_or_else(|_| serde_yaml::Value::String(raw.clone()));
         let mut node = &mut *doc;
         for (i, seg) in path.iter().enumerate() {
             let map = match node {
@@ -501,15 +509,20 @@ mod tests {
 
     #[test]
     fn wrong_types_name_the_nested_key() {
-        let e = parse("argocd:\n  - { name: main, url: 5 }\n  - { name: b, url: [] }").unwrap_err();
+        let e = parse("argocd:\n  - { name: main, url: 'http://a' }\n  - { name: b, url: [] }")
+            .unwrap_err();
         assert!(e.to_string().contains("argocd[1].url"), "{e}");
     }
 
     #[test]
     fn bad_urls_and_duplicates_are_precise() {
         let e = parse("backstage: { url: 'not a url' }").unwrap_err();
-        assert!(e.to_string().starts_with("config key `backstage.url`"), "{e}");
-        let e = parse("argocd: [{name: a, url: 'http://x'}, {name: a, url: 'http://y'}]").unwrap_err();
+        assert!(
+            e.to_string().starts_with("config key `backstage.url`"),
+            "{e}"
+        );
+        let e =
+            parse("argocd: [{name: a, url: 'http://x'}, {name: a, url: 'http://y'}]").unwrap_err();
         assert!(e.to_string().contains("argocd[1].name"), "{e}");
         let e = parse("backstage: { url: 'http://u:p@x' }").unwrap_err();
         assert!(e.to_string().contains("inline"), "{e}");
@@ -534,8 +547,13 @@ mod tests {
 
     #[test]
     fn missing_token_variable_is_reported_without_a_value() {
-        let s = parse("backstage: { url: http://a, token_env: IDP_GRAPH_TEST_SURELY_UNSET }").unwrap();
+        let s =
+            parse("backstage: { url: http://a, token_env: IDP_GRAPH_TEST_SURELY_UNSET }").unwrap();
         let e = s.resolve_secrets().unwrap_err();
-        assert!(e.to_string().contains("IDP_GRAPH_TEST_SURELY_UNSET is not set"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("IDP_GRAPH_TEST_SURELY_UNSET is not set"),
+            "{e}"
+        );
     }
 }

@@ -13,7 +13,11 @@ use idp_graph::telemetry::{self, LogFormat};
 const EX_USAGE: u8 = 64;
 
 #[derive(Parser)]
-#[command(name = "idp-graph", version, about = "One GraphQL endpoint over Backstage, ArgoCD, Kubernetes and GitHub")]
+#[command(
+    name = "idp-graph",
+    version,
+    about = "One GraphQL endpoint over Backstage, ArgoCD, Kubernetes and GitHub"
+)]
 struct Cli {
     /// Log format.
     #[arg(long, global = true, value_enum, default_value = "text")]
@@ -100,7 +104,10 @@ fn main() -> ExitCode {
                 println!("  GraphiQL:          http://{addr}/");
                 println!("  GraphQL:           http://{addr}/graphql");
                 println!("  subscriptions:     ws://{addr}/graphql/ws");
-                println!("  simulated upstreams (bearer token `{}`):", idp_graph::demo::DEMO_TOKEN);
+                println!(
+                    "  simulated upstreams (bearer token `{}`):",
+                    idp_graph::demo::DEMO_TOKEN
+                );
                 println!("    backstage        {}", world.backstage.url());
                 serve(app).await?;
                 world.stop();
@@ -110,7 +117,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn load(path: &std::path::Path) -> Result<(Settings, idp_graph::config::ResolvedSecrets), ExitCode> {
+fn load(
+    path: &std::path::Path,
+) -> Result<(Settings, idp_graph::config::ResolvedSecrets), ExitCode> {
     let settings = Settings::load(path).map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(EX_USAGE)

@@ -265,7 +265,11 @@ fn spec_relations(kind: &str, namespace: &str, spec: &Value) -> Vec<(&'static st
 fn stitch(data: &mut CatalogData, location: &str) {
     let mut relations: HashMap<String, BTreeSet<(String, String)>> = HashMap::new();
     for (r, s) in &data.by_ref {
-        let kind = s.definition.get("kind").and_then(Value::as_str).unwrap_or("");
+        let kind = s
+            .definition
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         let ns = s
             .definition
             .pointer("/metadata/namespace")
@@ -346,9 +350,18 @@ fn flatten(entity: &Value) -> HashMap<String, Vec<String>> {
                 }
             }
             Value::Array(a) => a.iter().for_each(|v| walk(prefix, v, out)),
-            Value::String(s) => out.entry(prefix.to_ascii_lowercase()).or_default().push(s.clone()),
-            Value::Number(n) => out.entry(prefix.to_ascii_lowercase()).or_default().push(n.to_string()),
-            Value::Bool(b) => out.entry(prefix.to_ascii_lowercase()).or_default().push(b.to_string()),
+            Value::String(s) => out
+                .entry(prefix.to_ascii_lowercase())
+                .or_default()
+                .push(s.clone()),
+            Value::Number(n) => out
+                .entry(prefix.to_ascii_lowercase())
+                .or_default()
+                .push(n.to_string()),
+            Value::Bool(b) => out
+                .entry(prefix.to_ascii_lowercase())
+                .or_default()
+                .push(b.to_string()),
             Value::Null => {}
         }
     }
@@ -391,25 +404,30 @@ fn plugin_url(path: &str, query: Option<&str>) -> String {
     }
 }
 
-fn check_token(inner: &Inner, headers: &HeaderMap, method: &Method, url: &str) -> Result<(), Response> {
+fn check_token(
+    inner: &Inner,
+    headers: &HeaderMap,
+    method: &Method,
+    url: &str,
+) -> Result<(), Box<Response>> {
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     match auth.and_then(|a| a.strip_prefix("Bearer ")) {
-        None => Err(error(
+        None => Err(Box::new(error(
             StatusCode::UNAUTHORIZED,
             "AuthenticationError",
             "Missing credentials",
             method,
             url,
-        )),
-        Some(t) if t != inner.token => Err(error(
+        ))),
+        Some(t) if t != inner.token => Err(Box::new(error(
             StatusCode::UNAUTHORIZED,
             "AuthenticationError",
             "Illegal token",
             method,
             url,
-        )),
+        ))),
         Some(_) => Ok(()),
     }
 }
@@ -501,6 +519,8 @@ struct Cursor {
     order_fields: Vec<OrderField>,
     is_previous: bool,
     full_text_filter: FullText,
+    /// The filter the first page was asked with (the real catalog calls it `query`).
+    #[serde(rename = "query")]
     filter: Vec<String>,
     /// Sort value and uid of the item the page starts after (or before, if previous).
     order_field_values: Vec<Option<String>>,
@@ -565,7 +585,7 @@ async fn by_query(
 ) -> Response {
     let url = plugin_url("/api/catalog/entities/by-query", raw.as_deref());
     if let Err(r) = check_token(&inner, &headers, &method, &url) {
-        return r;
+        return *r;
     }
     let mut filters_raw = Vec::new();
     let mut fields = Vec::new();
@@ -577,23 +597,38 @@ async fn by_query(
     for (k, v) in url::form_urlencoded::parse(raw.as_deref().unwrap_or("").as_bytes()) {
         match k.as_ref() {
             "filter" => filters_raw.push(v.into_owned()),
-            "fields" => fields.extend(v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty())),
+            "fields" => fields.extend(
+                v.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty()),
+            ),
             "limit" => limit = Some(v.into_owned()),
             "cursor" => cursor_raw = Some(v.into_owned()),
             "orderField" => order_raw.push(v.into_owned()),
             "fullTextFilterTerm" => term = v.into_owned(),
-            "fullTextFilterFields" => term_fields.extend(v.split(',').map(|s| s.trim().to_string())),
+            "fullTextFilterFields" => {
+                term_fields.extend(v.split(',').map(|s| s.trim().to_string()))
+            }
             _ => {}
         }
     }
     let limit = match limit.as_deref().map(str::parse::<i64>) {
         None => 20usize,
         Some(Ok(n)) if n >= 0 => n as usize,
-        _ => {
+        Some(Ok(_)) => {
             return error(
                 StatusCode::BAD_REQUEST,
                 "InputError",
-                "Invalid limit, must be a non-negative integer",
+                "request/query/limit must be >= 0",
+                &method,
+                &url,
+            )
+        }
+        Some(Err(_)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "InputError",
+                "request/query/limit must be integer",
                 &method,
                 &url,
             )
@@ -606,7 +641,7 @@ async fn by_query(
             return error(
                 StatusCode::BAD_REQUEST,
                 "InputError",
-                "Malformed cursor, could not be parsed",
+                "Malformed cursor: could not be parsed as JSON",
                 &method,
                 &url,
             )
@@ -614,7 +649,11 @@ async fn by_query(
     };
     // With a cursor, the cursor's filter, order and full-text term win over the request's.
     let (filters_src, order, full_text) = match &cursor {
-        Some(c) => (c.filter.clone(), c.order_fields.clone(), c.full_text_filter.clone()),
+        Some(c) => (
+            c.filter.clone(),
+            c.order_fields.clone(),
+            c.full_text_filter.clone(),
+        ),
         None => {
             let mut order = Vec::new();
             for o in &order_raw {
@@ -633,16 +672,31 @@ async fn by_query(
                     order: dir.to_string(),
                 });
             }
-            (filters_raw.clone(), order, FullText { term: term.trim().to_string(), fields: term_fields })
+            (
+                filters_raw.clone(),
+                order,
+                FullText {
+                    term: term.trim().to_string(),
+                    fields: term_fields,
+                },
+            )
         }
     };
     let filters = parse_filters(&filters_src);
     let desc = order.first().is_some_and(|o| o.order == "desc");
     let term_lower = full_text.term.to_lowercase();
     let term_fields: Vec<String> = if full_text.fields.is_empty() {
-        vec!["metadata.name".into(), "metadata.title".into(), "metadata.description".into()]
+        vec![
+            "metadata.name".into(),
+            "metadata.title".into(),
+            "metadata.description".into(),
+        ]
     } else {
-        full_text.fields.iter().map(|f| f.to_ascii_lowercase()).collect()
+        full_text
+            .fields
+            .iter()
+            .map(|f| f.to_ascii_lowercase())
+            .collect()
     };
 
     let data = inner.data.read();
@@ -669,7 +723,11 @@ async fn by_query(
         Some(c) => {
             let key = (
                 c.order_field_values.first().cloned().flatten(),
-                c.order_field_values.get(1).cloned().flatten().unwrap_or_default(),
+                c.order_field_values
+                    .get(1)
+                    .cloned()
+                    .flatten()
+                    .unwrap_or_default(),
             );
             if c.is_previous {
                 let end = matched
@@ -713,7 +771,10 @@ async fn by_query(
             page_info.insert("prevCursor".into(), json!(make(true, k)));
         }
     }
-    let items: Vec<Value> = page.iter().map(|(s, _)| project(&s.stitched, &fields)).collect();
+    let items: Vec<Value> = page
+        .iter()
+        .map(|(s, _)| project(&s.stitched, &fields))
+        .collect();
     Json(json!({"items": items, "totalItems": total, "pageInfo": page_info})).into_response()
 }
 
@@ -734,26 +795,32 @@ async fn by_refs(
 ) -> Response {
     let url = plugin_url("/api/catalog/entities/by-refs", raw.as_deref());
     if let Err(r) = check_token(&inner, &headers, &method, &url) {
-        return r;
+        return *r;
+    }
+    if let Some((k, _)) =
+        url::form_urlencoded::parse(raw.as_deref().unwrap_or("").as_bytes()).next()
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "InputError",
+            &format!("Unknown query parameter '{k}'"),
+            &method,
+            &url,
+        );
     }
     let req: RefsBody = match serde_json::from_slice(&body) {
         Ok(r) => r,
-        Err(e) => {
+        Err(_) => {
             return error(
                 StatusCode::BAD_REQUEST,
                 "InputError",
-                &format!("Malformed request body: {e}"),
+                "request/body must have required property 'entityRefs'",
                 &method,
                 &url,
             )
         }
     };
-    let mut fields = req.fields;
-    for (k, v) in url::form_urlencoded::parse(raw.as_deref().unwrap_or("").as_bytes()) {
-        if k == "fields" {
-            fields.extend(v.split(',').map(|s| s.trim().to_string()));
-        }
-    }
+    let fields = req.fields;
     let data = inner.data.read();
     let items: Vec<Value> = req
         .entity_refs
@@ -777,7 +844,7 @@ async fn by_name(
 ) -> Response {
     let url = format!("/entities/by-name/{kind}/{namespace}/{name}");
     if let Err(r) = check_token(&inner, &headers, &method, &url) {
-        return r;
+        return *r;
     }
     let key = EntityRef::new(&kind, &namespace, &name).to_string();
     match inner.data.read().by_ref.get(&key) {
@@ -785,7 +852,9 @@ async fn by_name(
         None => error(
             StatusCode::NOT_FOUND,
             "NotFoundError",
-            &format!("No entity named '{name}' found, with kind '{kind}' in namespace '{namespace}'"),
+            &format!(
+                "No entity named '{name}' found, with kind '{kind}' in namespace '{namespace}'"
+            ),
             &method,
             &url,
         ),
@@ -800,7 +869,7 @@ async fn facets(
 ) -> Response {
     let url = plugin_url("/api/catalog/entity-facets", raw.as_deref());
     if let Err(r) = check_token(&inner, &headers, &method, &url) {
-        return r;
+        return *r;
     }
     let mut facet_names = Vec::new();
     let mut filters_raw = Vec::new();
@@ -825,7 +894,11 @@ async fn facets(
     let mut out = serde_json::Map::new();
     for facet in facet_names {
         let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-        for s in data.by_ref.values().filter(|s| matches_filters(&s.flat, &filters)) {
+        for s in data
+            .by_ref
+            .values()
+            .filter(|s| matches_filters(&s.flat, &filters))
+        {
             if let Some(vs) = s.flat.get(&facet.to_ascii_lowercase()) {
                 let unique: BTreeSet<&String> = vs.iter().collect();
                 for v in unique {

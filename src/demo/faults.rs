@@ -25,7 +25,8 @@ pub struct Faults {
 
 impl Faults {
     pub fn set_latency(&self, d: Duration) {
-        self.latency_ms.store(d.as_millis() as u64, Ordering::SeqCst);
+        self.latency_ms
+            .store(d.as_millis() as u64, Ordering::SeqCst);
     }
     /// `rate` in 0.0..=1.0.
     pub fn set_error_rate(&self, rate: f64) {

@@ -8,7 +8,14 @@ pub const PLATFORM_APPS: [&str; 4] = ["argocd", "ingress-nginx", "namespaces", "
 pub const APPLICATION_APPS: [&str; 4] = ["sample-app", "my-app", "app-2", "app-3"];
 pub const GITOPS_REPO: &str = "yourcompany/idp";
 
-fn component(name: &str, owner: &str, ty: &str, description: &str, slug: &str, extra: Value) -> Value {
+fn component(
+    name: &str,
+    owner: &str,
+    ty: &str,
+    description: &str,
+    slug: &str,
+    extra: Value,
+) -> Value {
     let mut spec = json!({
         "type": ty, "lifecycle": "production", "owner": owner, "system": "idp",
     });
@@ -46,7 +53,13 @@ fn user(name: &str, display: &str, group: &str) -> Value {
     })
 }
 
-fn group(name: &str, display: &str, parent: Option<&str>, children: &[&str], members: &[&str]) -> Value {
+fn group(
+    name: &str,
+    display: &str,
+    parent: Option<&str>,
+    children: &[&str],
+    members: &[&str],
+) -> Value {
     let mut spec = json!({
         "type": "team",
         "profile": {"displayName": display, "email": format!("{name}@yourcompany.example")},
@@ -68,9 +81,27 @@ pub fn catalog(scale: usize) -> Vec<Value> {
         json!({"apiVersion": "backstage.io/v1alpha1", "kind": "System",
                "metadata": {"name": "idp", "title": "Internal Developer Platform", "description": "Portal, GitOps engine and the apps it runs"},
                "spec": {"owner": "platform-team", "domain": "platform"}}),
-        group("engineering", "Engineering", None, &["platform-team", "app-team"], &[]),
-        group("platform-team", "Platform Team", Some("engineering"), &[], &["alice", "bob"]),
-        group("app-team", "Application Team", Some("engineering"), &[], &["carol", "dave"]),
+        group(
+            "engineering",
+            "Engineering",
+            None,
+            &["platform-team", "app-team"],
+            &[],
+        ),
+        group(
+            "platform-team",
+            "Platform Team",
+            Some("engineering"),
+            &[],
+            &["alice", "bob"],
+        ),
+        group(
+            "app-team",
+            "Application Team",
+            Some("engineering"),
+            &[],
+            &["carol", "dave"],
+        ),
         user("alice", "Alice Adams", "platform-team"),
         user("bob", "Bob Brown", "platform-team"),
         user("carol", "Carol Chen", "app-team"),
@@ -78,29 +109,57 @@ pub fn catalog(scale: usize) -> Vec<Value> {
     ];
     let platform_desc = [
         ("argocd", "GitOps engine: syncs the cluster to git"),
-        ("ingress-nginx", "NGINX ingress controller in front of everything"),
-        ("namespaces", "Namespaces and quotas for the platform and the apps"),
+        (
+            "ingress-nginx",
+            "NGINX ingress controller in front of everything",
+        ),
+        (
+            "namespaces",
+            "Namespaces and quotas for the platform and the apps",
+        ),
         ("backstage", "The developer portal"),
     ];
     for (name, desc) in platform_desc {
-        out.push(component(name, "platform-team", "service", desc, GITOPS_REPO, json!({})));
+        out.push(component(
+            name,
+            "platform-team",
+            "service",
+            desc,
+            GITOPS_REPO,
+            json!({}),
+        ));
     }
     out.push(component(
-        "sample-app", "app-team", "service", "Sample application: the seed's hello world",
-        "yourcompany/sample-app", json!({"providesApis": ["sample-api"]}),
+        "sample-app",
+        "app-team",
+        "service",
+        "Sample application: the seed's hello world",
+        "yourcompany/sample-app",
+        json!({"providesApis": ["sample-api"]}),
     ));
     out.push(component(
-        "my-app", "app-team", "website", "Customer-facing web app",
+        "my-app",
+        "app-team",
+        "website",
+        "Customer-facing web app",
         "yourcompany/my-app",
         json!({"consumesApis": ["sample-api"], "dependsOn": ["resource:default/app-db"]}),
     ));
     out.push(component(
-        "app-2", "app-team", "service", "Second application, calls sample-app",
-        "yourcompany/app-2", json!({"dependsOn": ["component:default/sample-app"]}),
+        "app-2",
+        "app-team",
+        "service",
+        "Second application, calls sample-app",
+        "yourcompany/app-2",
+        json!({"dependsOn": ["component:default/sample-app"]}),
     ));
     out.push(component(
-        "app-3", "app-team", "service", "Third application, batch jobs",
-        "yourcompany/app-3", json!({}),
+        "app-3",
+        "app-team",
+        "service",
+        "Third application, batch jobs",
+        "yourcompany/app-3",
+        json!({}),
     ));
     out.push(json!({
         "apiVersion": "backstage.io/v1alpha1", "kind": "API",
@@ -136,7 +195,14 @@ pub fn catalog(scale: usize) -> Vec<Value> {
     for i in 1..=scale {
         let name = format!("svc-{i:05}");
         let slug = format!("yourcompany/{name}");
-        out.push(component(&name, "app-team", "service", "Generated service", &slug, json!({})));
+        out.push(component(
+            &name,
+            "app-team",
+            "service",
+            "Generated service",
+            &slug,
+            json!({}),
+        ));
     }
     out
 }

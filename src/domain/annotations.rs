@@ -45,8 +45,7 @@ pub fn is_github_slug(slug: &str) -> bool {
         p.is_some_and(|p| {
             !p.is_empty()
                 && p.len() <= 100
-                && p
-                    .chars()
+                && p.chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         })
     };

@@ -17,7 +17,9 @@ pub struct EntityRef {
 /// Why a string is not an entity ref. Shown to users, so it says what form is expected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RefError {
-    #[error("entity ref is empty; expected `kind:namespace/name`, e.g. `component:default/sample-app`")]
+    #[error(
+        "entity ref is empty; expected `kind:namespace/name`, e.g. `component:default/sample-app`"
+    )]
     Empty,
     #[error("entity ref `{0}` has no kind; expected `kind:namespace/name`")]
     MissingKind(String),

@@ -97,7 +97,12 @@ impl EntityNode {
     }
 
     /// Visible targets of one relation type, optionally only of one kind, sorted by ref.
-    fn related(&self, ctx: &Context<'_>, rel: RelationType, kind: Option<&str>) -> Vec<Arc<Entity>> {
+    fn related(
+        &self,
+        ctx: &Context<'_>,
+        rel: RelationType,
+        kind: Option<&str>,
+    ) -> Vec<Arc<Entity>> {
         let viewer = Viewer::of(ctx);
         let mut out: Vec<Arc<Entity>> = self
             .edges()
@@ -110,7 +115,12 @@ impl EntityNode {
         out
     }
 
-    fn related_one(&self, ctx: &Context<'_>, rel: RelationType, kind: Option<&str>) -> Option<EntityItem> {
+    fn related_one(
+        &self,
+        ctx: &Context<'_>,
+        rel: RelationType,
+        kind: Option<&str>,
+    ) -> Option<EntityItem> {
         self.related(ctx, rel, kind)
             .into_iter()
             .next()
@@ -241,137 +251,298 @@ macro_rules! entity_kind {
     };
 }
 
-entity_kind!(Component, "Component", "A piece of software: a service, website, library.", {
-    #[graphql(name = "type")]
-    async fn spec_type(&self) -> Option<&str> { self.0.entity.spec_type() }
-    async fn lifecycle(&self) -> Option<&str> { self.0.entity.lifecycle() }
-    async fn system(&self, ctx: &Context<'_>) -> Option<EntityItem> {
-        self.0.related_one(ctx, RelationType::PartOf, Some("system"))
+entity_kind!(
+    Component,
+    "Component",
+    "A piece of software: a service, website, library.",
+    {
+        #[graphql(name = "type")]
+        async fn spec_type(&self) -> Option<&str> {
+            self.0.entity.spec_type()
+        }
+        async fn lifecycle(&self) -> Option<&str> {
+            self.0.entity.lifecycle()
+        }
+        async fn system(&self, ctx: &Context<'_>) -> Option<EntityItem> {
+            self.0
+                .related_one(ctx, RelationType::PartOf, Some("system"))
+        }
+        async fn subcomponent_of(&self, ctx: &Context<'_>) -> Option<EntityItem> {
+            self.0
+                .related_one(ctx, RelationType::PartOf, Some("component"))
+        }
+        async fn subcomponents(&self, ctx: &Context<'_>) -> Vec<EntityItem> {
+            self.0
+                .related(ctx, RelationType::HasPart, Some("component"))
+                .into_iter()
+                .map(|e| self.0.with(e))
+                .collect()
+        }
+        async fn provides_apis(&self, ctx: &Context<'_>) -> Vec<EntityItem> {
+            self.0
+                .related(ctx, RelationType::ProvidesApi, None)
+                .into_iter()
+                .map(|e| self.0.with(e))
+                .collect()
+        }
+        async fn consumes_apis(&self, ctx: &Context<'_>) -> Vec<EntityItem> {
+            self.0
+                .related(ctx, RelationType::ConsumesApi, None)
+                .into_iter()
+                .map(|e| self.0.with(e))
+                .collect()
+        }
     }
-    async fn subcomponent_of(&self, ctx: &Context<'_>) -> Option<EntityItem> {
-        self.0.related_one(ctx, RelationType::PartOf, Some("component"))
-    }
-    async fn subcomponents(&self, ctx: &Context<'_>) -> Vec<EntityItem> {
-        self.0.related(ctx, RelationType::HasPart, Some("component")).into_iter().map(|e| self.0.with(e)).collect()
-    }
-    async fn provides_apis(&self, ctx: &Context<'_>) -> Vec<EntityItem> {
-        self.0.related(ctx, RelationType::ProvidesApi, None).into_iter().map(|e| self.0.with(e)).collect()
-    }
-    async fn consumes_apis(&self, ctx: &Context<'_>) -> Vec<EntityItem> {
-        self.0.related(ctx, RelationType::ConsumesApi, None).into_iter().map(|e| self.0.with(e)).collect()
-    }
-});
+);
 
-entity_kind!(ApiEntity, "API", "An interface a component provides and others consume.", {
-    #[graphql(name = "type")]
-    async fn spec_type(&self) -> Option<&str> { self.0.entity.spec_type() }
-    async fn lifecycle(&self) -> Option<&str> { self.0.entity.lifecycle() }
-    /// The API definition text (OpenAPI, AsyncAPI, GraphQL SDL...).
-    async fn definition(&self) -> Option<&str> { self.0.entity.spec_str("definition") }
-    async fn system(&self, ctx: &Context<'_>) -> Option<EntityItem> {
-        self.0.related_one(ctx, RelationType::PartOf, Some("system"))
+entity_kind!(
+    ApiEntity,
+    "API",
+    "An interface a component provides and others consume.",
+    {
+        #[graphql(name = "type")]
+        async fn spec_type(&self) -> Option<&str> {
+            self.0.entity.spec_type()
+        }
+        async fn lifecycle(&self) -> Option<&str> {
+            self.0.entity.lifecycle()
+        }
+        /// The API definition text (OpenAPI, AsyncAPI, GraphQL SDL...).
+        async fn definition(&self) -> Option<&str> {
+            self.0.entity.spec_str("definition")
+        }
+        async fn system(&self, ctx: &Context<'_>) -> Option<EntityItem> {
+            self.0
+                .related_one(ctx, RelationType::PartOf, Some("system"))
+        }
+        async fn api_provided_by(&self, ctx: &Context<'_>) -> Vec<EntityItem> {
+            self.0
+                .related(ctx, RelationType::ApiProvidedBy, None)
+                .into_iter()
+                .map(|e| self.0.with(e))
+                .collect()
+        }
+        async fn api_consumed_by(&self, ctx: &Context<'_>) -> Vec<EntityItem> {
+            self.0
+                .related(ctx, RelationType::ApiConsumedBy, None)
+                .into_iter()
+                .map(|e| self.0.with(e))
+                .collect()
+        }
     }
-    async fn api_provided_by(&self, ctx: &Context<'_>) -> Vec<EntityItem> {
-        self.0.related(ctx, RelationType::ApiProvidedBy, None).into_iter().map(|e| self.0.with(e)).collect()
-    }
-    async fn api_consumed_by(&self, ctx: &Context<'_>) -> Vec<EntityItem> {
-        self.0.related(ctx, RelationType::ApiConsumedBy, None).into_iter().map(|e| self.0.with(e)).collect()
-    }
-});
+);
 
-entity_kind!(System, "System", "A collection of components, APIs and resources.", {
-    async fn domain(&self, ctx: &Context<'_>) -> Option<EntityItem> {
-        self.0.related_one(ctx, RelationType::PartOf, Some("domain"))
+entity_kind!(
+    System,
+    "System",
+    "A collection of components, APIs and resources.",
+    {
+        async fn domain(&self, ctx: &Context<'_>) -> Option<EntityItem> {
+            self.0
+                .related_one(ctx, RelationType::PartOf, Some("domain"))
+        }
+        async fn components(
+            &self,
+            ctx: &Context<'_>,
+            first: Option<i32>,
+            after: Option<String>,
+        ) -> Result<EntityConnection> {
+            self.0
+                .related_page(ctx, RelationType::HasPart, Some("component"), first, after)
+        }
+        async fn apis(
+            &self,
+            ctx: &Context<'_>,
+            first: Option<i32>,
+            after: Option<String>,
+        ) -> Result<EntityConnection> {
+            self.0
+                .related_page(ctx, RelationType::HasPart, Some("api"), first, after)
+        }
+        async fn resources(
+            &self,
+            ctx: &Context<'_>,
+            first: Option<i32>,
+            after: Option<String>,
+        ) -> Result<EntityConnection> {
+            self.0
+                .related_page(ctx, RelationType::HasPart, Some("resource"), first, after)
+        }
     }
-    async fn components(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<EntityConnection> {
-        self.0.related_page(ctx, RelationType::HasPart, Some("component"), first, after)
-    }
-    async fn apis(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<EntityConnection> {
-        self.0.related_page(ctx, RelationType::HasPart, Some("api"), first, after)
-    }
-    async fn resources(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<EntityConnection> {
-        self.0.related_page(ctx, RelationType::HasPart, Some("resource"), first, after)
-    }
-});
+);
 
 entity_kind!(Domain, "Domain", "A business area grouping systems.", {
-    async fn systems(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<EntityConnection> {
-        self.0.related_page(ctx, RelationType::HasPart, Some("system"), first, after)
+    async fn systems(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<EntityConnection> {
+        self.0
+            .related_page(ctx, RelationType::HasPart, Some("system"), first, after)
     }
 });
 
 entity_kind!(Group, "Group", "A team or organisational unit.", {
     #[graphql(name = "type")]
-    async fn spec_type(&self) -> Option<&str> { self.0.entity.spec_type() }
+    async fn spec_type(&self) -> Option<&str> {
+        self.0.entity.spec_type()
+    }
     async fn display_name(&self) -> Option<&str> {
-        self.0.entity.spec.pointer("/profile/displayName").and_then(|v| v.as_str())
+        self.0
+            .entity
+            .spec
+            .pointer("/profile/displayName")
+            .and_then(|v| v.as_str())
     }
     async fn email(&self) -> Option<&str> {
-        self.0.entity.spec.pointer("/profile/email").and_then(|v| v.as_str())
+        self.0
+            .entity
+            .spec
+            .pointer("/profile/email")
+            .and_then(|v| v.as_str())
     }
     async fn parent(&self, ctx: &Context<'_>) -> Option<EntityItem> {
         self.0.related_one(ctx, RelationType::ChildOf, None)
     }
     async fn children(&self, ctx: &Context<'_>) -> Vec<EntityItem> {
-        self.0.related(ctx, RelationType::ParentOf, None).into_iter().map(|e| self.0.with(e)).collect()
+        self.0
+            .related(ctx, RelationType::ParentOf, None)
+            .into_iter()
+            .map(|e| self.0.with(e))
+            .collect()
     }
-    async fn members(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<EntityConnection> {
-        self.0.related_page(ctx, RelationType::HasMember, None, first, after)
+    async fn members(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<EntityConnection> {
+        self.0
+            .related_page(ctx, RelationType::HasMember, None, first, after)
     }
 });
 
 entity_kind!(User, "User", "A person.", {
     async fn display_name(&self) -> Option<&str> {
-        self.0.entity.spec.pointer("/profile/displayName").and_then(|v| v.as_str())
+        self.0
+            .entity
+            .spec
+            .pointer("/profile/displayName")
+            .and_then(|v| v.as_str())
     }
     async fn email(&self) -> Option<&str> {
-        self.0.entity.spec.pointer("/profile/email").and_then(|v| v.as_str())
+        self.0
+            .entity
+            .spec
+            .pointer("/profile/email")
+            .and_then(|v| v.as_str())
     }
     async fn member_of(&self, ctx: &Context<'_>) -> Vec<EntityItem> {
-        self.0.related(ctx, RelationType::MemberOf, None).into_iter().map(|e| self.0.with(e)).collect()
+        self.0
+            .related(ctx, RelationType::MemberOf, None)
+            .into_iter()
+            .map(|e| self.0.with(e))
+            .collect()
     }
 });
 
-entity_kind!(Resource, "Resource", "Infrastructure a component needs: a database, a bucket.", {
-    #[graphql(name = "type")]
-    async fn spec_type(&self) -> Option<&str> { self.0.entity.spec_type() }
-    async fn system(&self, ctx: &Context<'_>) -> Option<EntityItem> {
-        self.0.related_one(ctx, RelationType::PartOf, Some("system"))
+entity_kind!(
+    Resource,
+    "Resource",
+    "Infrastructure a component needs: a database, a bucket.",
+    {
+        #[graphql(name = "type")]
+        async fn spec_type(&self) -> Option<&str> {
+            self.0.entity.spec_type()
+        }
+        async fn system(&self, ctx: &Context<'_>) -> Option<EntityItem> {
+            self.0
+                .related_one(ctx, RelationType::PartOf, Some("system"))
+        }
     }
-});
+);
 
-entity_kind!(Template, "Template", "A scaffolder template that creates new software.", {
-    #[graphql(name = "type")]
-    async fn spec_type(&self) -> Option<&str> { self.0.entity.spec_type() }
-    /// The template's parameter schema(s), as JSON.
-    async fn parameters(&self) -> Option<async_graphql::Json<&serde_json::Value>> {
-        self.0.entity.spec.get("parameters").map(async_graphql::Json)
+entity_kind!(
+    Template,
+    "Template",
+    "A scaffolder template that creates new software.",
+    {
+        #[graphql(name = "type")]
+        async fn spec_type(&self) -> Option<&str> {
+            self.0.entity.spec_type()
+        }
+        /// The template's parameter schema(s), as JSON.
+        async fn parameters(&self) -> Option<async_graphql::Json<&serde_json::Value>> {
+            self.0
+                .entity
+                .spec
+                .get("parameters")
+                .map(async_graphql::Json)
+        }
+        /// Step ids and actions, in order.
+        async fn step_actions(&self) -> Vec<String> {
+            self.0
+                .entity
+                .spec
+                .get("steps")
+                .and_then(|s| s.as_array())
+                .map(|steps| {
+                    steps
+                        .iter()
+                        .filter_map(|s| {
+                            s.get("action").and_then(|a| a.as_str()).map(str::to_string)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        }
     }
-    /// Step ids and actions, in order.
-    async fn step_actions(&self) -> Vec<String> {
-        self.0.entity.spec.get("steps").and_then(|s| s.as_array()).map(|steps| {
-            steps.iter().filter_map(|s| s.get("action").and_then(|a| a.as_str()).map(str::to_string)).collect()
-        }).unwrap_or_default()
-    }
-});
+);
 
-entity_kind!(Location, "Location", "Where the catalog reads entity definitions from.", {
-    #[graphql(name = "type")]
-    async fn spec_type(&self) -> Option<&str> { self.0.entity.spec_type() }
-    async fn target(&self) -> Option<&str> { self.0.entity.spec_str("target") }
-    async fn targets(&self) -> Vec<&str> {
-        self.0.entity.spec.get("targets").and_then(|t| t.as_array())
-            .map(|a| a.iter().filter_map(|v| v.as_str()).collect()).unwrap_or_default()
+entity_kind!(
+    Location,
+    "Location",
+    "Where the catalog reads entity definitions from.",
+    {
+        #[graphql(name = "type")]
+        async fn spec_type(&self) -> Option<&str> {
+            self.0.entity.spec_type()
+        }
+        async fn target(&self) -> Option<&str> {
+            self.0.entity.spec_str("target")
+        }
+        async fn targets(&self) -> Vec<&str> {
+            self.0
+                .entity
+                .spec
+                .get("targets")
+                .and_then(|t| t.as_array())
+                .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+                .unwrap_or_default()
+        }
     }
-});
+);
 
-entity_kind!(GenericEntity, "GenericEntity", "An entity of a kind the graph does not type (custom kinds).", {});
+entity_kind!(
+    GenericEntity,
+    "GenericEntity",
+    "An entity of a kind the graph does not type (custom kinds).",
+    {}
+);
 
 /// Any catalog entity.
+// clippy reads the derive's repeated `field(ty = ...)` arguments as duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(Interface, Clone)]
 #[graphql(
     name = "Entity",
-    field(name = "ref", method = "entity_ref", ty = "&str", desc = "`kind:namespace/name`, lower-case"),
+    field(
+        name = "ref",
+        method = "entity_ref",
+        ty = "&str",
+        desc = "`kind:namespace/name`, lower-case"
+    ),
     field(name = "kind", ty = "&str"),
     field(name = "api_version", ty = "&str"),
     field(name = "namespace", ty = "&str"),
@@ -383,16 +554,44 @@ entity_kind!(GenericEntity, "GenericEntity", "An entity of a kind the graph does
     field(name = "tags", ty = "&[String]"),
     field(name = "labels", ty = "Vec<KeyValue>"),
     field(name = "annotations", ty = "Vec<KeyValue>"),
-    field(name = "annotation", ty = "Option<&str>", arg(name = "key", ty = "String")),
+    field(
+        name = "annotation",
+        ty = "Option<&str>",
+        arg(name = "key", ty = "String")
+    ),
     field(name = "links", ty = "Vec<EntityLink>"),
     field(name = "spec", ty = "async_graphql::Json<&serde_json::Value>"),
-    field(name = "relations", ty = "Vec<EntityRelation>", arg(name = "relation_type", ty = "Option<String>")),
+    field(
+        name = "relations",
+        ty = "Vec<EntityRelation>",
+        arg(name = "relation_type", ty = "Option<String>")
+    ),
     field(name = "owner", ty = "Option<EntityItem>"),
-    field(name = "owns", ty = "Result<EntityConnection>", arg(name = "first", ty = "Option<i32>"), arg(name = "after", ty = "Option<String>")),
+    field(
+        name = "owns",
+        ty = "Result<EntityConnection>",
+        arg(name = "first", ty = "Option<i32>"),
+        arg(name = "after", ty = "Option<String>")
+    ),
     field(name = "part_of", ty = "Vec<EntityItem>"),
-    field(name = "has_part", ty = "Result<EntityConnection>", arg(name = "first", ty = "Option<i32>"), arg(name = "after", ty = "Option<String>")),
-    field(name = "depends_on", ty = "Result<EntityConnection>", arg(name = "first", ty = "Option<i32>"), arg(name = "after", ty = "Option<String>")),
-    field(name = "dependency_of", ty = "Result<EntityConnection>", arg(name = "first", ty = "Option<i32>"), arg(name = "after", ty = "Option<String>")),
+    field(
+        name = "has_part",
+        ty = "Result<EntityConnection>",
+        arg(name = "first", ty = "Option<i32>"),
+        arg(name = "after", ty = "Option<String>")
+    ),
+    field(
+        name = "depends_on",
+        ty = "Result<EntityConnection>",
+        arg(name = "first", ty = "Option<i32>"),
+        arg(name = "after", ty = "Option<String>")
+    ),
+    field(
+        name = "dependency_of",
+        ty = "Result<EntityConnection>",
+        arg(name = "first", ty = "Option<i32>"),
+        arg(name = "after", ty = "Option<String>")
+    ),
     field(name = "argocd_app_names", ty = "&[String]"),
     field(name = "argocd_app_selector", ty = "Option<&str>"),
     field(name = "argocd_project_name", ty = "Option<&str>"),
@@ -402,7 +601,7 @@ entity_kind!(GenericEntity, "GenericEntity", "An entity of a kind the graph does
     field(name = "kubernetes_label_selector", ty = "Option<&str>"),
     field(name = "kubernetes_namespace", ty = "Option<&str>"),
     field(name = "github_slug", ty = "Option<&str>"),
-    field(name = "freshness", ty = "Freshness"),
+    field(name = "freshness", ty = "Freshness")
 )]
 pub enum EntityItem {
     Component(Component),

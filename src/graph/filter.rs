@@ -109,7 +109,11 @@ impl EntityMatcher {
         }
         let has_edge = |rel: RelationType, target: &str| {
             let edges = snapshot.edges(&e.ref_string);
-            let edges = if edges.is_empty() { &e.relations[..] } else { edges };
+            let edges = if edges.is_empty() {
+                &e.relations[..]
+            } else {
+                edges
+            };
             edges
                 .iter()
                 .any(|r| r.kind == rel && r.target.to_string() == target)

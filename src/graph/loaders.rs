@@ -56,9 +56,7 @@ impl Loader<String> for CatalogLookup {
         if !missing.is_empty() {
             let answers = self.client.by_refs(&missing).await?;
             for (k, e) in missing.into_iter().zip(answers) {
-                let v = e
-                    .filter(|e| e.ref_string == k)
-                    .map(Arc::new);
+                let v = e.filter(|e| e.ref_string == k).map(Arc::new);
                 self.cache.insert(k.clone(), v.clone()).await;
                 found.insert(k, v);
             }

@@ -76,15 +76,11 @@ impl<'a> Viewer<'a> {
 /// and the benchmarks, so what is measured is what runs.
 pub fn build_schema(context: GraphContext) -> AppSchema {
     let limits = context.limits.clone();
-    let mut builder = Schema::build(
-        query::Query,
-        EmptyMutation,
-        subscription::Subscription,
-    )
-    .limit_depth(limits.max_depth)
-    .limit_complexity(limits.max_complexity)
-    .limit_recursive_depth(64)
-    .limit_directives(16);
+    let mut builder = Schema::build(query::Query, EmptyMutation, subscription::Subscription)
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity)
+        .limit_recursive_depth(64)
+        .limit_directives(16);
     if let Some(lookup) = &context.catalog_lookup {
         builder = builder.data(lookup.data_loader());
     }

@@ -20,8 +20,8 @@ pub fn decode_cursor(cursor: &str) -> Result<String, Error> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(cursor.trim_end_matches('='))
         .map_err(|_| bad_input("`after` is not a cursor this server issued"))?;
-    let text =
-        String::from_utf8(bytes).map_err(|_| bad_input("`after` is not a cursor this server issued"))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| bad_input("`after` is not a cursor this server issued"))?;
     text.strip_prefix(CURSOR_PREFIX)
         .map(str::to_string)
         .ok_or_else(|| bad_input("`after` is not a cursor this server issued"))

@@ -53,12 +53,18 @@ impl EntityEvent {
     /// The entity after the change (null when removed).
     async fn entity(&self) -> Option<EntityItem> {
         let e = self.current.clone()?;
-        Some(EntityItem::from(EntityNode::new(e, self.state.catalog.snapshot())))
+        Some(EntityItem::from(EntityNode::new(
+            e,
+            self.state.catalog.snapshot(),
+        )))
     }
     /// The entity before the change (null when added).
     async fn previous(&self) -> Option<EntityItem> {
         let e = self.previous.clone()?;
-        Some(EntityItem::from(EntityNode::new(e, self.state.catalog.snapshot())))
+        Some(EntityItem::from(EntityNode::new(
+            e,
+            self.state.catalog.snapshot(),
+        )))
     }
 }
 
@@ -104,9 +110,10 @@ impl Subscription {
                             policy: &policy,
                             principal: &principal,
                         };
-                        let relevant = [&c.current, &c.previous].into_iter().flatten().any(|e| {
-                            matcher.matches(e, &snap) && viewer.sees_entity(e)
-                        });
+                        let relevant = [&c.current, &c.previous]
+                            .into_iter()
+                            .flatten()
+                            .any(|e| matcher.matches(e, &snap) && viewer.sees_entity(e));
                         relevant.then(|| EntityEvent {
                             seq: event.seq,
                             at: event.at,

@@ -468,7 +468,12 @@ fn ensure_code(err: &mut ServerError, request_failed: bool) {
 fn finish(http: &HttpState, op: &'static str, started: Instant, response: Response) -> Response {
     let secs = started.elapsed().as_secs_f64();
     http.metrics.observe(op, response.status().as_u16(), secs);
-    tracing::debug!(operation = op, status = response.status().as_u16(), ms = secs * 1e3, "graphql request");
+    tracing::debug!(
+        operation = op,
+        status = response.status().as_u16(),
+        ms = secs * 1e3,
+        "graphql request"
+    );
     response
 }
 
@@ -496,11 +501,15 @@ mod tests {
     fn accept_negotiation_follows_the_spec() {
         assert_eq!(negotiate(&HeaderMap::new()), Some(Media::Json));
         assert_eq!(
-            negotiate(&accept("application/graphql-response+json, application/json;q=0.9")),
+            negotiate(&accept(
+                "application/graphql-response+json, application/json;q=0.9"
+            )),
             Some(Media::GraphqlResponse)
         );
         assert_eq!(
-            negotiate(&accept("application/graphql-response+json;q=0.5, application/json")),
+            negotiate(&accept(
+                "application/graphql-response+json;q=0.5, application/json"
+            )),
             Some(Media::Json)
         );
         assert_eq!(negotiate(&accept("*/*")), Some(Media::Json));

@@ -58,7 +58,9 @@ impl Metrics {
 }
 
 fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 pub async fn render(State(http): State<HttpState>) -> impl IntoResponse {
@@ -87,15 +89,39 @@ pub async fn render(State(http): State<HttpState>) -> impl IntoResponse {
     );
     out.push_str("# HELP idp_graphql_errors_total GraphQL errors by extensions.code.\n# TYPE idp_graphql_errors_total counter\n");
     for (code, n) in m.errors.lock().iter() {
-        let _ = writeln!(out, "idp_graphql_errors_total{{code=\"{}\"}} {n}", escape(code));
+        let _ = writeln!(
+            out,
+            "idp_graphql_errors_total{{code=\"{}\"}} {n}",
+            escape(code)
+        );
     }
     let sources = http.state.sources.all();
     for (name, help, kind) in [
-        ("idp_source_syncs_total", "Successful syncs per source.", "counter"),
-        ("idp_source_errors_total", "Failed sync attempts per source.", "counter"),
-        ("idp_source_connected", "1 when the last attempt succeeded.", "gauge"),
-        ("idp_source_objects", "Objects held from the source.", "gauge"),
-        ("idp_source_last_sync_timestamp_seconds", "Unix time of the last successful sync.", "gauge"),
+        (
+            "idp_source_syncs_total",
+            "Successful syncs per source.",
+            "counter",
+        ),
+        (
+            "idp_source_errors_total",
+            "Failed sync attempts per source.",
+            "counter",
+        ),
+        (
+            "idp_source_connected",
+            "1 when the last attempt succeeded.",
+            "gauge",
+        ),
+        (
+            "idp_source_objects",
+            "Objects held from the source.",
+            "gauge",
+        ),
+        (
+            "idp_source_last_sync_timestamp_seconds",
+            "Unix time of the last successful sync.",
+            "gauge",
+        ),
     ] {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         for s in &sources {
@@ -119,7 +145,10 @@ pub async fn render(State(http): State<HttpState>) -> impl IntoResponse {
         }
     }
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         out,
     )
 }

@@ -84,8 +84,7 @@ impl BackstageClient {
             .bytes()
             .await
             .map_err(|e| SourceError::from_reqwest(&url, self.timeout_secs, &e))?;
-        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN
-        {
+        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
             return Err(SourceError::Unauthorized {
                 url,
                 status: status.as_u16(),
@@ -118,10 +117,7 @@ impl BackstageClient {
                 query.push(("cursor", c));
             }
             let page: QueryPage = self
-                .send_json(
-                    self.request(reqwest::Method::GET, path).query(&query),
-                    path,
-                )
+                .send_json(self.request(reqwest::Method::GET, path).query(&query), path)
                 .await?;
             if entities.is_empty() {
                 if let Some(total) = page.total_items {

@@ -46,7 +46,9 @@ impl BackstagePoller {
                 let count = new.len() as u64;
                 self.state.catalog.replace(new);
                 let n_changes = changes.len();
-                self.state.bus.publish(changes.into_iter().map(Change::Entity));
+                self.state
+                    .bus
+                    .publish(changes.into_iter().map(Change::Entity));
                 self.health
                     .record_success(count, started.elapsed().as_secs_f64() * 1e3);
                 tracing::debug!(

@@ -1,0 +1,237 @@
+//! `idp-graph serve` against a real Backstage catalog backend (npm packages, started by
+//! `tests/peers/backstage/start.sh`): the graph must hold the same entities and relations the
+//! real catalog holds.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::helpers::wait_for;
+
+const TOKEN: &str = "idp-graph-peer-token-7c1e";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Stops a process when dropped, even if the test fails.
+struct Reaper(Vec<u32>, Vec<Child>);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        for pid in &self.0 {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+        }
+        for c in &mut self.1 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn start_peer(port: u16) -> u32 {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/peers/backstage/start.sh"
+    );
+    let out = Command::new("bash")
+        .arg(script)
+        .arg(port.to_string())
+        .arg(TOKEN)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("bash runs");
+    assert!(
+        out.status.success(),
+        "the real Backstage peer did not start"
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("start.sh prints the PID")
+}
+
+type Relations = BTreeSet<(String, String)>;
+
+/// Everything the real catalog holds: ref → relations, via its own API.
+async fn real_catalog(base: &str) -> BTreeMap<String, Relations> {
+    let http = reqwest::Client::new();
+    let mut out = BTreeMap::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut req = http
+            .get(format!("{base}/api/catalog/entities/by-query"))
+            .bearer_auth(TOKEN)
+            .query(&[("limit", "5")]);
+        if let Some(c) = &cursor {
+            req = req.query(&[("cursor", c)]);
+        }
+        let page: Value = req.send().await.unwrap().json().await.unwrap();
+        for e in page["items"].as_array().unwrap() {
+            let r = format!(
+                "{}:{}/{}",
+                e["kind"].as_str().unwrap(),
+                e["metadata"]["namespace"].as_str().unwrap_or("default"),
+                e["metadata"]["name"].as_str().unwrap()
+            )
+            .to_lowercase();
+            let rels = e["relations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    (
+                        r["type"].as_str().unwrap().to_string(),
+                        r["targetRef"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect();
+            out.insert(r, rels);
+        }
+        match page["pageInfo"]["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => return out,
+        }
+    }
+}
+
+#[tokio::test]
+async fn serve_against_real_backstage_holds_the_same_entities_and_relations() {
+    let peer_port = free_port();
+    let pid = start_peer(peer_port);
+    let mut reaper = Reaper(vec![pid], vec![]);
+    let peer = format!("http://127.0.0.1:{peer_port}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    let port = free_port();
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:{port}\nbackstage:\n  url: {peer}\n  token_env: IDP_TEST_REAL_BACKSTAGE_TOKEN\n  poll_interval_secs: 1\n  page_size: 4\nauth: {{ mode: none }}\n"
+        ),
+    )
+    .unwrap();
+    let server = Command::new(env!("CARGO_BIN_EXE_idp-graph"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("IDP_TEST_REAL_BACKSTAGE_TOKEN", TOKEN)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    reaper.1.push(server);
+    let url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    wait_for(
+        "idp-graph ready against real Backstage",
+        Duration::from_secs(30),
+        || {
+            let (http, url) = (http.clone(), url.clone());
+            async move {
+                http.get(format!("{url}/readyz"))
+                    .send()
+                    .await
+                    .ok()?
+                    .status()
+                    .is_success()
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+
+    let real = real_catalog(&peer).await;
+    assert!(real.len() >= 13, "the peer loaded catalog.yaml: {real:?}");
+
+    let body: Value = http
+        .post(format!("{url}/graphql"))
+        .json(&serde_json::json!({"query": "{ sources { kind connected objectCount } entities(first: 1000) { totalCount nodes { ref relations { type targetRef } } } }"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(body.get("errors").is_none(), "{body}");
+    let d = &body["data"];
+    assert_eq!(d["sources"][0]["connected"], true);
+    assert_eq!(
+        d["sources"][0]["objectCount"].as_u64().unwrap() as usize,
+        real.len()
+    );
+    assert_eq!(
+        d["entities"]["totalCount"].as_u64().unwrap() as usize,
+        real.len()
+    );
+    let ours: BTreeMap<String, Relations> = d["entities"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            let rels = n["relations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    (
+                        r["type"].as_str().unwrap().to_string(),
+                        r["targetRef"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect();
+            (n["ref"].as_str().unwrap().to_string(), rels)
+        })
+        .collect();
+    assert_eq!(
+        ours, real,
+        "the graph holds exactly what the real catalog holds"
+    );
+
+    // Typed traversal agrees with the real relations.
+    let body: Value = http
+        .post(format!("{url}/graphql"))
+        .json(&serde_json::json!({"query": r#"{
+            c: entity(ref: "component:default/my-app") { ... on Component { owner { ref } system { ref } consumesApis { ref } dependsOn { nodes { ref } } argocdAppNames githubSlug } }
+            g: entity(ref: "group:app-team") { ... on Group { parent { ref } members { nodes { ref } } owns { totalCount } } }
+            a: entity(ref: "api:sample-api") { ... on API { apiProvidedBy { ref } apiConsumedBy { ref } definition } }
+            x: entity(ref: "component:default/not-there") { ref }
+        }"#}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(body.get("errors").is_none(), "{body}");
+    let d = &body["data"];
+    assert_eq!(d["c"]["owner"]["ref"], "group:default/app-team");
+    assert_eq!(d["c"]["system"]["ref"], "system:default/idp");
+    assert_eq!(d["c"]["consumesApis"][0]["ref"], "api:default/sample-api");
+    assert_eq!(d["c"]["dependsOn"]["nodes"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        d["c"]["argocdAppNames"],
+        serde_json::json!(["my-app", "my-app-canary"])
+    );
+    assert_eq!(d["c"]["githubSlug"], "yourcompany/my-app");
+    assert_eq!(d["g"]["parent"]["ref"], "group:default/engineering");
+    assert_eq!(d["g"]["members"]["nodes"][0]["ref"], "user:default/carol");
+    assert_eq!(d["g"]["owns"]["totalCount"], 4);
+    assert_eq!(
+        d["a"]["apiProvidedBy"][0]["ref"],
+        "component:default/sample-app"
+    );
+    assert_eq!(
+        d["a"]["apiConsumedBy"][0]["ref"],
+        "component:default/my-app"
+    );
+    assert!(d["a"]["definition"].as_str().unwrap().contains("openapi"));
+    assert_eq!(d["x"], Value::Null);
+}

@@ -1,0 +1,139 @@
+//! Spawning the app against a demo world, and waiting for conditions instead of sleeping.
+
+use std::future::Future;
+use std::time::Duration;
+
+use idp_graph::app::App;
+use idp_graph::config::{ResolvedSecrets, Settings};
+use idp_graph::demo::{DemoOptions, DemoWorld};
+use serde_json::{json, Value};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub struct TestApp {
+    pub url: String,
+    pub addr: std::net::SocketAddr,
+    pub http: reqwest::Client,
+    pub world: DemoWorld,
+    pub shutdown: CancellationToken,
+    pub server: Option<JoinHandle<Result<(), idp_graph::app::AppError>>>,
+}
+
+/// A demo world polled every 100 ms, and the server on 127.0.0.1:0, ready.
+pub async fn spawn_demo() -> TestApp {
+    spawn_with(
+        DemoOptions {
+            scale: 0,
+            catalog_poll_secs: 0.1,
+        },
+        |_| {},
+    )
+    .await
+}
+
+pub async fn spawn_with(opts: DemoOptions, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let world = DemoWorld::start(&opts).await.expect("demo world starts");
+    let (mut settings, secrets) = world.settings(&opts);
+    settings.listen = "127.0.0.1:0".parse().unwrap();
+    settings.shutdown_grace_secs = 3;
+    tweak(&mut settings);
+    let app = spawn_app(settings, secrets, world).await;
+    app.wait_ready().await;
+    app
+}
+
+pub async fn spawn_app(settings: Settings, secrets: ResolvedSecrets, world: DemoWorld) -> TestApp {
+    let app = App::build(settings, secrets).await.expect("app builds");
+    let addr = app.local_addr();
+    let shutdown = app.shutdown_token();
+    let server = tokio::spawn(app.run_until_stopped());
+    TestApp {
+        url: format!("http://{addr}"),
+        addr,
+        http: reqwest::Client::new(),
+        world,
+        shutdown,
+        server: Some(server),
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Polls `check` every 20 ms until it returns `Some`, or panics with `what` after `timeout`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+impl TestApp {
+    pub async fn wait_ready(&self) {
+        let http = self.http.clone();
+        let url = format!("{}/readyz", self.url);
+        wait_for("readiness", Duration::from_secs(20), || {
+            let (http, url) = (http.clone(), url.clone());
+            async move {
+                let r = http.get(&url).send().await.ok()?;
+                r.status().is_success().then_some(())
+            }
+        })
+        .await;
+    }
+
+    /// POSTs a query; asserts HTTP 200 and a JSON body; returns the body.
+    pub async fn gql(&self, query: &str) -> Value {
+        self.gql_vars(query, json!({})).await
+    }
+
+    pub async fn gql_vars(&self, query: &str, variables: Value) -> Value {
+        let r = self
+            .http
+            .post(format!("{}/graphql", self.url))
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("request sent");
+        assert_eq!(r.status(), 200, "status of {query}");
+        r.json().await.expect("JSON body")
+    }
+
+    /// POSTs a query that must succeed without errors; returns `data`.
+    pub async fn data(&self, query: &str) -> Value {
+        let body = self.gql(query).await;
+        assert!(body.get("errors").is_none(), "errors for {query}: {body}");
+        body["data"].clone()
+    }
+}
+
+/// `extensions.code` of the first error.
+pub fn first_code(body: &Value) -> String {
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error code in {body}"))
+        .to_string()
+}
+
+/// The `ref` strings of a list of nodes.
+pub fn refs(nodes: &Value) -> Vec<String> {
+    nodes
+        .as_array()
+        .unwrap_or_else(|| panic!("not a list: {nodes}"))
+        .iter()
+        .map(|n| n["ref"].as_str().expect("ref").to_string())
+        .collect()
+}

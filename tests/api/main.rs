@@ -1,0 +1,10 @@
+//! Black-box tests: the real server on port 0 against the simulated upstreams (and the real
+//! Backstage backend where available), spoken to over HTTP and websockets.
+
+mod backstage_real;
+mod backstage_sim;
+mod catalog;
+mod cli;
+mod helpers;
+mod http;
+mod subscriptions;

@@ -1,0 +1,68 @@
+//! `entityEvents` over the graphql-transport-ws protocol: catalog changes arrive live.
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::helpers::spawn_demo;
+
+#[tokio::test]
+async fn catalog_changes_arrive_as_entity_events() {
+    let app = spawn_demo().await;
+    let mut req = format!("ws://{}/graphql/ws", app.addr)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    ws.send(Message::text(
+        json!({"type": "connection_init"}).to_string(),
+    ))
+    .await
+    .unwrap();
+    let ack = ws.next().await.unwrap().unwrap();
+    assert!(ack.to_text().unwrap().contains("connection_ack"));
+    ws.send(Message::text(json!({"id": "1", "type": "subscribe", "payload": {"query":
+        r#"subscription { entityEvents(filter: {kind: "Component"}) { type ref cursor entity { name description } } }"#}}).to_string()))
+        .await
+        .unwrap();
+    // The subscription is registered once the server answers a ping after it.
+    ws.send(Message::text(json!({"type": "ping"}).to_string()))
+        .await
+        .unwrap();
+    loop {
+        let m = ws.next().await.unwrap().unwrap();
+        if m.to_text().unwrap_or("").contains("pong") {
+            break;
+        }
+    }
+    let sim = &app.world.backstage;
+    // A change to a group is filtered out; a change to a component comes through.
+    let mut g = sim.definition("group:default/app-team").unwrap();
+    g["metadata"]["description"] = json!("group change");
+    sim.upsert(g);
+    let mut c = sim.definition("component:default/sample-app").unwrap();
+    c["metadata"]["description"] = json!("live edit");
+    sim.upsert(c);
+    let event: Value = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let m = ws.next().await.unwrap().unwrap();
+            let v: Value = serde_json::from_str(m.to_text().unwrap()).unwrap();
+            if v["type"] == "next" {
+                return v;
+            }
+        }
+    })
+    .await
+    .expect("an event within 10 s");
+    let e = &event["payload"]["data"]["entityEvents"];
+    assert_eq!(e["type"], "MODIFIED");
+    assert_eq!(e["ref"], "component:default/sample-app");
+    assert_eq!(e["entity"]["description"], "live edit");
+    assert!(e["cursor"].as_str().unwrap().parse::<u64>().unwrap() >= 1);
+}
