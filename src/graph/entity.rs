@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use super::paging::{encode_cursor, paginate, PageInfo, PageRequest};
 use super::{gctx, Viewer};
 use crate::domain::{Entity, EntityKind, RelationType};
-use crate::state::CatalogSnapshot;
+use crate::state::{CatalogSnapshot, Edge};
 
 /// An entity together with the snapshot it was read from, so every relation walked from it
 /// stays inside one consistent poll.
@@ -85,18 +85,29 @@ impl EntityNode {
     }
 
     /// Edges of this entity: from the index when the entity is in the snapshot, else (entity
-    /// fetched on demand) the relations it carries.
-    fn edges(&self) -> impl Iterator<Item = (&RelationType, &crate::domain::EntityRef)> {
-        let indexed = self.snapshot.edges(&self.entity.ref_string);
-        let own: &[crate::domain::Relation] = if indexed.is_empty() {
-            &self.entity.relations
-        } else {
-            indexed
-        };
-        own.iter().map(|r| (&r.kind, &r.target))
+    /// fetched on demand) built from the relations it carries.
+    fn edges(&self) -> std::borrow::Cow<'_, [Edge]> {
+        if self.snapshot.get(&self.entity.ref_string).is_some() {
+            return std::borrow::Cow::Borrowed(self.snapshot.edges(&self.entity.ref_string));
+        }
+        std::borrow::Cow::Owned(
+            self.entity
+                .relations
+                .iter()
+                .map(|r| {
+                    let target_ref = r.target.to_string();
+                    Edge {
+                        kind: r.kind.clone(),
+                        target: self.snapshot.position(&target_ref),
+                        target_ref,
+                    }
+                })
+                .collect(),
+        )
     }
 
-    /// Visible targets of one relation type, optionally only of one kind, sorted by ref.
+    /// Visible targets of one relation type, optionally only of one kind, sorted by ref (the
+    /// index keeps edges sorted by type then target, so no sort is needed here).
     fn related(
         &self,
         ctx: &Context<'_>,
@@ -106,11 +117,13 @@ impl EntityNode {
         let viewer = Viewer::of(ctx);
         let mut out: Vec<Arc<Entity>> = self
             .edges()
-            .filter(|(k, t)| **k == rel && kind.is_none_or(|kind| t.kind() == kind))
-            .filter_map(|(_, t)| self.snapshot.get(&t.to_string()).cloned())
+            .iter()
+            .filter(|e| e.kind == rel)
+            .filter_map(|e| self.snapshot.at(e.target?))
+            .filter(|e| kind.is_none_or(|k| e.entity_ref.kind() == k))
             .filter(|e| viewer.sees_entity(e))
+            .cloned()
             .collect();
-        out.sort_by(|a, b| a.ref_string.cmp(&b.ref_string));
         out.dedup_by(|a, b| a.ref_string == b.ref_string);
         out
     }
@@ -158,10 +171,15 @@ impl EntityNode {
 
     fn relations(&self, relation_type: Option<String>) -> Vec<EntityRelation> {
         self.edges()
-            .filter(|(k, _)| relation_type.as_deref().is_none_or(|t| k.as_str() == t))
-            .map(|(k, t)| EntityRelation {
-                kind: k.clone(),
-                target_ref: t.to_string(),
+            .iter()
+            .filter(|e| {
+                relation_type
+                    .as_deref()
+                    .is_none_or(|t| e.kind.as_str() == t)
+            })
+            .map(|e| EntityRelation {
+                kind: e.kind.clone(),
+                target_ref: e.target_ref.clone(),
                 node: self.clone(),
             })
             .collect()

@@ -108,15 +108,16 @@ impl EntityMatcher {
             }
         }
         let has_edge = |rel: RelationType, target: &str| {
-            let edges = snapshot.edges(&e.ref_string);
-            let edges = if edges.is_empty() {
-                &e.relations[..]
+            let indexed = snapshot.edges(&e.ref_string);
+            if indexed.is_empty() {
+                e.relations
+                    .iter()
+                    .any(|r| r.kind == rel && r.target.to_string() == target)
             } else {
-                edges
-            };
-            edges
-                .iter()
-                .any(|r| r.kind == rel && r.target.to_string() == target)
+                indexed
+                    .iter()
+                    .any(|r| r.kind == rel && r.target_ref == target)
+            }
         };
         if let Some(owner) = &self.owner {
             if !has_edge(RelationType::OwnedBy, owner) {

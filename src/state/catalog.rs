@@ -12,7 +12,17 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 
-use crate::domain::{Entity, Relation};
+use crate::domain::{Entity, Relation, RelationType};
+
+/// One edge of the relation index, its target resolved once when the snapshot is built.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Edge {
+    pub kind: RelationType,
+    /// Canonical ref of the target, rendered once.
+    pub target_ref: String,
+    /// Position of the target in `entities`, when the catalog has it.
+    pub target: Option<usize>,
+}
 
 #[derive(Debug, Default)]
 pub struct CatalogSnapshot {
@@ -20,8 +30,8 @@ pub struct CatalogSnapshot {
     pub entities: Vec<Arc<Entity>>,
     by_ref: HashMap<String, usize>,
     by_uid: HashMap<String, usize>,
-    /// Every edge touching an entity, both directions, deduplicated and sorted.
-    edges: HashMap<String, Vec<Relation>>,
+    /// Every edge touching an entity, both directions, deduplicated, sorted by type then target.
+    edges: HashMap<String, Vec<Edge>>,
     /// When the poll that produced this snapshot finished.
     pub observed_at: Option<DateTime<Utc>>,
 }
@@ -55,14 +65,28 @@ impl CatalogSnapshot {
                 }
             }
         }
+        let edges = edges
+            .into_iter()
+            .map(|(k, rels)| {
+                let resolved = rels
+                    .into_iter()
+                    .map(|r| {
+                        let target_ref = r.target.to_string();
+                        Edge {
+                            target: by_ref.get(&target_ref).copied(),
+                            kind: r.kind,
+                            target_ref,
+                        }
+                    })
+                    .collect();
+                (k, resolved)
+            })
+            .collect();
         Self {
             entities,
             by_ref,
             by_uid,
-            edges: edges
-                .into_iter()
-                .map(|(k, v)| (k, v.into_iter().collect()))
-                .collect(),
+            edges,
             observed_at: Some(observed_at),
         }
     }
@@ -71,13 +95,22 @@ impl CatalogSnapshot {
         self.by_ref.get(entity_ref).map(|&i| &self.entities[i])
     }
 
+    pub fn position(&self, entity_ref: &str) -> Option<usize> {
+        self.by_ref.get(entity_ref).copied()
+    }
+
     pub fn get_by_uid(&self, uid: &str) -> Option<&Arc<Entity>> {
         self.by_uid.get(uid).map(|&i| &self.entities[i])
     }
 
     /// All edges of an entity, both directions.
-    pub fn edges(&self, entity_ref: &str) -> &[Relation] {
+    pub fn edges(&self, entity_ref: &str) -> &[Edge] {
         self.edges.get(entity_ref).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// The entity at a position an `Edge` points to.
+    pub fn at(&self, index: usize) -> Option<&Arc<Entity>> {
+        self.entities.get(index)
     }
 
     /// Position of the first entity whose ref sorts after `entity_ref` (keyset paging).

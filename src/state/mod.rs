@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::events::EventBus;
 
-pub use catalog::{CatalogSnapshot, CatalogStore};
+pub use catalog::{CatalogSnapshot, CatalogStore, Edge};
 pub use sources::{SourceHealth, SourceKind, SourceRegistry, SourceSnapshot};
 
 /// Shared by every request and every source task; clone the `Arc`.

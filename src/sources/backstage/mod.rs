@@ -10,3 +10,9 @@ mod wire;
 
 pub use client::BackstageClient;
 pub use poller::{diff, BackstagePoller};
+
+/// Converts one catalog entity from Backstage's JSON (used by the benchmarks and tools that
+/// read catalog dumps); `Err` says why it cannot be read.
+pub fn parse_entity(value: serde_json::Value) -> Result<crate::domain::Entity, String> {
+    wire::to_entity(value)
+}
