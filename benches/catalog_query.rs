@@ -80,6 +80,8 @@ fn schema_over(entities: Vec<Entity>) -> (AppSchema, Arc<State>) {
         limits,
         catalog_health: None,
         catalog_lookup: None,
+        argocd: Default::default(),
+        audit: Default::default(),
     });
     (schema, state)
 }

@@ -11,10 +11,13 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::audit::AuditLog;
 use crate::auth::Policy;
 use crate::config::{ResolvedSecrets, Settings};
+use crate::graph::argocd_tree::ArgoCdActions;
 use crate::graph::{build_schema, loaders::CatalogLookup, GraphContext};
 use crate::http::{self, HttpState, Metrics};
+use crate::sources::argocd::{ArgoCdClient, ArgoCdWatcher};
 use crate::sources::backstage::{BackstageClient, BackstagePoller};
 use crate::state::{SourceKind, State};
 
@@ -95,13 +98,34 @@ impl App {
             catalog_lookup = Some(CatalogLookup::new(client, Duration::from_secs(5)));
             catalog_wake = Some(wake);
         }
-        // Kinds this build cannot read yet are listed, honestly, and never block readiness.
+        let mut argocd_clients = std::collections::HashMap::new();
         for a in &settings.argocd {
-            state
+            let client = ArgoCdClient::new(
+                &a.name,
+                &a.url,
+                secrets.argocd.get(&a.name).cloned(),
+                a.timeout_secs,
+            )
+            .map_err(|e| AppError::Source {
+                name: a.name.clone(),
+                message: e.to_string(),
+            })?;
+            let health = state
                 .sources
-                .register(&a.name, SourceKind::ArgoCd, &a.url)
-                .mark_unsupported("the ArgoCD source is not implemented in this build");
+                .register(&a.name, SourceKind::ArgoCd, client.base_url());
+            let watcher = ArgoCdWatcher {
+                client: client.clone(),
+                state: state.clone(),
+                health,
+                relist_every: Duration::from_secs_f64(a.relist_interval_secs),
+            };
+            tasks.spawn(tracing::Instrument::instrument(
+                watcher.run(shutdown.clone()),
+                tracing::info_span!("source", kind = "argocd", name = %a.name),
+            ));
+            argocd_clients.insert(a.name.clone(), client);
         }
+        // Kinds this build cannot read yet are listed, honestly, and never block readiness.
         for k in &settings.kubernetes {
             let url = k
                 .kubeconfig
@@ -143,6 +167,8 @@ impl App {
             limits: settings.limits.clone(),
             catalog_health,
             catalog_lookup,
+            argocd: Arc::new(ArgoCdActions::new(argocd_clients)),
+            audit: Arc::new(AuditLog::default()),
         });
         let router = http::router(HttpState {
             schema,

@@ -162,6 +162,16 @@ pub struct ArgoCdSettings {
     pub url: String,
     #[serde(flatten)]
     pub token: TokenSource,
+    /// Full re-list this often even while the stream is up (it can lose events silently).
+    #[serde(default = "default_relist")]
+    pub relist_interval_secs: f64,
+    /// Per-request timeout (not the stream), seconds.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: f64,
+}
+
+fn default_relist() -> f64 {
+    300.0
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -329,6 +339,11 @@ impl Settings {
             }
             check_url(&format!("{key}.url"), &a.url)?;
             a.token.validate(&key)?;
+            positive(
+                &format!("{key}.relist_interval_secs"),
+                a.relist_interval_secs,
+            )?;
+            positive(&format!("{key}.timeout_secs"), a.timeout_secs)?;
         }
         let mut names = HashSet::new();
         for (i, k) in self.kubernetes.iter().enumerate() {
@@ -376,11 +391,18 @@ impl Settings {
     /// Resolves every configured credential, so a missing variable fails at start, not at the
     /// first upstream call.
     pub fn resolve_secrets(&self) -> Result<ResolvedSecrets, ConfigError> {
+        let mut argocd = std::collections::HashMap::new();
+        for (i, a) in self.argocd.iter().enumerate() {
+            if let Some(t) = a.token.resolve(&format!("argocd[{i}]"))? {
+                argocd.insert(a.name.clone(), t);
+            }
+        }
         Ok(ResolvedSecrets {
             backstage: match &self.backstage {
                 Some(b) => b.token.resolve("backstage")?,
                 None => None,
             },
+            argocd,
         })
     }
 
@@ -393,6 +415,8 @@ impl Settings {
 #[derive(Debug, Default, Clone)]
 pub struct ResolvedSecrets {
     pub backstage: Option<SecretString>,
+    /// By ArgoCD instance name.
+    pub argocd: std::collections::HashMap<String, SecretString>,
 }
 
 fn positive(key: &str, v: f64) -> Result<(), ConfigError> {

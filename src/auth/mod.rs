@@ -4,6 +4,8 @@
 //! comes from an upstream passes `Policy::can_view` on its way out, and every mutation passes
 //! `Policy::can_act`: these two methods are the only places the security issue has to fill.
 
+pub mod audit;
+
 use std::sync::Arc;
 
 /// The caller of one request or subscription.
@@ -31,7 +33,20 @@ impl Principal {
 /// What an object is, as far as the policy needs to know to decide visibility.
 #[derive(Debug, Clone, Copy)]
 pub enum Scope<'a> {
-    CatalogEntity { namespace: &'a str, kind: &'a str },
+    CatalogEntity {
+        namespace: &'a str,
+        kind: &'a str,
+    },
+    Application {
+        instance: &'a str,
+        project: &'a str,
+        /// Destination namespace of the app.
+        namespace: &'a str,
+    },
+    Project {
+        instance: &'a str,
+        project: &'a str,
+    },
 }
 
 /// An action on an upstream object.

@@ -64,6 +64,7 @@ impl DemoWorld {
         s.readiness.initial_sync_timeout_secs = 20.0;
         let secrets = ResolvedSecrets {
             backstage: Some(SecretString::from(DEMO_TOKEN)),
+            argocd: Default::default(),
         };
         (s, secrets)
     }

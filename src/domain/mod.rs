@@ -3,8 +3,11 @@
 //! so every other layer can depend on it and it can be tested on its own.
 
 pub mod annotations;
+pub mod argocd;
 pub mod entity;
 pub mod entity_ref;
+pub mod joins;
+pub mod selector;
 
 pub use entity::{Entity, EntityKind, Relation, RelationType};
 pub use entity_ref::{EntityRef, RefError};

@@ -34,6 +34,7 @@ pub struct EntityChange {
 #[derive(Debug, Clone)]
 pub enum Change {
     Entity(EntityChange),
+    Application(crate::state::AppChange),
 }
 
 #[derive(Debug, Clone)]

@@ -2,10 +2,13 @@
 //! `state/` through the `GraphContext` and never call an upstream directly; the only upstream
 //! traffic from here goes through loaders (`loaders.rs`), which batch and cache.
 
+pub mod application;
+pub mod argocd_tree;
 pub mod entity;
 pub mod error;
 pub mod filter;
 pub mod loaders;
+pub mod mutation;
 pub mod paging;
 pub mod query;
 pub mod sources;
@@ -13,14 +16,14 @@ pub mod subscription;
 
 use std::sync::Arc;
 
-use async_graphql::{Context, EmptyMutation, Schema};
+use async_graphql::{Context, Schema};
 
 use crate::auth::{Policy, Principal, Scope};
 use crate::config::Limits;
 use crate::domain::Entity;
 use crate::state::{SourceHealth, State};
 
-pub type AppSchema = Schema<query::Query, EmptyMutation, subscription::Subscription>;
+pub type AppSchema = Schema<query::Query, mutation::Mutation, subscription::Subscription>;
 
 /// Everything resolvers need, shared by all requests (schema data).
 pub struct GraphContext {
@@ -31,6 +34,9 @@ pub struct GraphContext {
     pub catalog_health: Option<Arc<SourceHealth>>,
     /// On-demand catalog lookups (entities registered since the last poll).
     pub catalog_lookup: Option<loaders::CatalogLookup>,
+    /// ArgoCD clients by instance, for actions and on-demand resource trees.
+    pub argocd: Arc<argocd_tree::ArgoCdActions>,
+    pub audit: Arc<crate::auth::audit::AuditLog>,
 }
 
 /// The schema data; inserted by `build_schema`, so its absence is a bug.
@@ -61,6 +67,22 @@ impl<'a> Viewer<'a> {
         }
     }
 
+    pub fn sees_app(&self, a: &crate::domain::argocd::Application) -> bool {
+        self.policy.can_view(
+            self.principal,
+            Scope::Application {
+                instance: &a.key.instance,
+                project: &a.project,
+                namespace: a.destination.namespace.as_deref().unwrap_or(""),
+            },
+        )
+    }
+
+    pub fn sees_project(&self, instance: &str, project: &str) -> bool {
+        self.policy
+            .can_view(self.principal, Scope::Project { instance, project })
+    }
+
     pub fn sees_entity(&self, e: &Entity) -> bool {
         self.policy.can_view(
             self.principal,
@@ -76,7 +98,7 @@ impl<'a> Viewer<'a> {
 /// and the benchmarks, so what is measured is what runs.
 pub fn build_schema(context: GraphContext) -> AppSchema {
     let limits = context.limits.clone();
-    let mut builder = Schema::build(query::Query, EmptyMutation, subscription::Subscription)
+    let mut builder = Schema::build(query::Query, mutation::Mutation, subscription::Subscription)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(64)
@@ -96,6 +118,8 @@ pub fn sdl() -> String {
         limits: Limits::default(),
         catalog_health: None,
         catalog_lookup: None,
+        argocd: Default::default(),
+        audit: Default::default(),
     })
     .sdl()
 }

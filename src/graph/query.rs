@@ -3,6 +3,10 @@
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, Object, Result};
 
+use super::application::{
+    platform_summary, ApplicationConnection, ApplicationFilter, ApplicationMatcher,
+    ApplicationNode, PlatformSummary,
+};
 use super::entity::{EntityConnection, EntityItem, EntityNode};
 use super::error::bad_input;
 use super::filter::{EntityFilter, EntityMatcher};
@@ -13,6 +17,19 @@ use super::{gctx, Viewer};
 use crate::domain::EntityRef;
 
 pub struct Query;
+
+#[derive(async_graphql::SimpleObject)]
+pub struct AuditRecord {
+    pub id: u64,
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub principal: String,
+    pub action: String,
+    /// The object acted on, e.g. `main/argocd/sample-app`.
+    pub target: String,
+    /// `ok` or the error code.
+    pub result: String,
+    pub message: Option<String>,
+}
 
 #[Object]
 impl Query {
@@ -69,6 +86,101 @@ impl Query {
                 Ok(None)
             }
         }
+    }
+
+    /// ArgoCD applications of every instance, sorted by `instance/namespace/name`.
+    async fn applications(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<ApplicationFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<ApplicationConnection> {
+        let g = gctx(ctx);
+        let req = PageRequest::new(first, after, g.limits.max_page_size)?;
+        let matcher = ApplicationMatcher::new(filter)?;
+        let viewer = Viewer::of(ctx);
+        let apps = match matcher.only_names() {
+            // Names given: the by-name index answers without a scan.
+            Some(names) => {
+                let mut v: Vec<_> = names
+                    .iter()
+                    .flat_map(|n| g.state.apps.by_name(n))
+                    .filter(|a| matcher.matches(a) && viewer.sees_app(a))
+                    .collect();
+                v.sort_by(|a, b| a.key_string.cmp(&b.key_string));
+                v.dedup_by(|a, b| a.key_string == b.key_string);
+                v
+            }
+            None => g
+                .state
+                .apps
+                .select(|a| matcher.matches(a) && viewer.sees_app(a)),
+        };
+        Ok(ApplicationConnection::from_sorted(apps, &req))
+    }
+
+    /// One application. `instance` and `namespace` narrow the lookup; without them a name that
+    /// exists in several instances is a `BAD_USER_INPUT` error naming them. Null when unknown.
+    async fn application(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        instance: Option<String>,
+        namespace: Option<String>,
+    ) -> Result<Option<ApplicationNode>> {
+        let viewer = Viewer::of(ctx);
+        let found: Vec<_> = gctx(ctx)
+            .state
+            .apps
+            .by_name(&name)
+            .into_iter()
+            .filter(|a| instance.as_deref().is_none_or(|i| i == a.key.instance))
+            .filter(|a| namespace.as_deref().is_none_or(|n| n == a.key.namespace))
+            .filter(|a| viewer.sees_app(a))
+            .collect();
+        match found.len() {
+            0 => Ok(None),
+            1 => Ok(found.into_iter().next().map(ApplicationNode)),
+            n => Err(bad_input(format!(
+                "`{name}` names {n} applications ({}); give `instance` and/or `namespace`",
+                found
+                    .iter()
+                    .map(|a| a.key_string.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+
+    /// Counts by sync and health status, overall and per ArgoCD project.
+    async fn platform(&self, ctx: &Context<'_>) -> PlatformSummary {
+        platform_summary(ctx)
+    }
+
+    /// Recent mutations (newest first): who did what, when, with what result.
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 50)] first: i32,
+    ) -> Result<Vec<AuditRecord>> {
+        if !(0..=1000).contains(&first) {
+            return Err(bad_input("`first` must be between 0 and 1000"));
+        }
+        Ok(gctx(ctx)
+            .audit
+            .recent(first as usize)
+            .into_iter()
+            .map(|e| AuditRecord {
+                id: e.id,
+                at: e.at,
+                principal: e.principal,
+                action: e.action,
+                target: e.target,
+                result: e.result,
+                message: e.message,
+            })
+            .collect())
     }
 
     /// Every configured upstream instance and its health.

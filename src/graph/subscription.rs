@@ -128,6 +128,7 @@ impl Subscription {
                             state,
                         })
                     }
+                    _ => None,
                 },
             };
             futures::future::ready(out)

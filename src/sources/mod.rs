@@ -1,6 +1,7 @@
 //! One module per upstream. Each owns its wire protocol (private wire types, auth, retries,
 //! paging) and hands typed domain values and change events to `state/` and `events/`.
 
+pub mod argocd;
 pub mod backstage;
 
 /// Why a call to an upstream failed. The text is shown to users in `sources.lastError` and in
@@ -21,6 +22,14 @@ pub enum SourceError {
     },
     #[error("{url} sent a body we cannot read: {reason}")]
     Malformed { url: String, reason: String },
+    /// The upstream understood the request and said no (a business refusal, not an outage).
+    #[error("{message}")]
+    Refused {
+        status: u16,
+        /// Our `extensions.code` for it: FORBIDDEN, NOT_FOUND, CONFLICT, BAD_USER_INPUT...
+        code: &'static str,
+        message: String,
+    },
 }
 
 impl SourceError {
@@ -32,6 +41,7 @@ impl SourceError {
             }
             Self::Timeout { .. } => "UPSTREAM_TIMEOUT",
             Self::Unauthorized { .. } => "UPSTREAM_UNAUTHORIZED",
+            Self::Refused { code, .. } => code,
         }
     }
 

@@ -32,6 +32,10 @@ pub struct CatalogSnapshot {
     by_uid: HashMap<String, usize>,
     /// Every edge touching an entity, both directions, deduplicated, sorted by type then target.
     edges: HashMap<String, Vec<Edge>>,
+    /// `argocd/app-name` value → entities naming it (the join index for applications).
+    by_argocd_app: HashMap<String, Vec<usize>>,
+    /// Entities that select applications by label (`argocd/app-selector`).
+    argocd_selectors: Vec<usize>,
     /// When the poll that produced this snapshot finished.
     pub observed_at: Option<DateTime<Utc>>,
 }
@@ -44,7 +48,15 @@ impl CatalogSnapshot {
         let mut by_ref = HashMap::with_capacity(entities.len());
         let mut by_uid = HashMap::with_capacity(entities.len());
         let mut edges: HashMap<String, BTreeSet<Relation>> = HashMap::new();
+        let mut by_argocd_app: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut argocd_selectors = Vec::new();
         for (i, e) in entities.iter().enumerate() {
+            for name in &e.join.argocd_app_names {
+                by_argocd_app.entry(name.clone()).or_default().push(i);
+            }
+            if e.join.argocd_app_selector.is_some() {
+                argocd_selectors.push(i);
+            }
             by_ref.insert(e.ref_string.clone(), i);
             if let Some(uid) = &e.uid {
                 by_uid.insert(uid.clone(), i);
@@ -87,6 +99,8 @@ impl CatalogSnapshot {
             by_ref,
             by_uid,
             edges,
+            by_argocd_app,
+            argocd_selectors,
             observed_at: Some(observed_at),
         }
     }
@@ -106,6 +120,17 @@ impl CatalogSnapshot {
     /// All edges of an entity, both directions.
     pub fn edges(&self, entity_ref: &str) -> &[Edge] {
         self.edges.get(entity_ref).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Entities that may own an application of this name: those naming it, and those that
+    /// select applications by label (the caller applies `domain::joins::entity_has_app`).
+    pub fn argocd_candidates(&self, app_name: &str) -> impl Iterator<Item = &Arc<Entity>> {
+        self.by_argocd_app
+            .get(app_name)
+            .into_iter()
+            .flatten()
+            .chain(self.argocd_selectors.iter())
+            .map(|&i| &self.entities[i])
     }
 
     /// The entity at a position an `Edge` points to.

@@ -1,6 +1,7 @@
 //! Live in-memory state: what every source last observed, indexed for the joins the graph
 //! walks, plus each source's health. Resolvers read from here and never wait on an upstream.
 
+pub mod apps;
 pub mod catalog;
 pub mod sources;
 
@@ -8,12 +9,14 @@ use std::sync::Arc;
 
 use crate::events::EventBus;
 
+pub use apps::{AppChange, AppStore};
 pub use catalog::{CatalogSnapshot, CatalogStore, Edge};
 pub use sources::{SourceHealth, SourceKind, SourceRegistry, SourceSnapshot};
 
 /// Shared by every request and every source task; clone the `Arc`.
 pub struct State {
     pub catalog: CatalogStore,
+    pub apps: AppStore,
     pub sources: SourceRegistry,
     pub bus: EventBus,
 }
@@ -22,6 +25,7 @@ impl State {
     pub fn new() -> Arc<Self> {
         Arc::new(Self {
             catalog: CatalogStore::default(),
+            apps: AppStore::default(),
             sources: SourceRegistry::default(),
             bus: EventBus::new(4096),
         })

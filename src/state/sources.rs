@@ -81,6 +81,10 @@ impl SourceHealth {
         s.error_count += 1;
     }
 
+    pub fn set_object_count(&self, n: u64) {
+        self.state.lock().object_count = n;
+    }
+
     pub fn give_up_waiting(&self) {
         let mut s = self.state.lock();
         if !s.first_sync_done {
@@ -120,6 +124,14 @@ impl SourceRegistry {
 
     pub fn all(&self) -> Vec<Arc<SourceHealth>> {
         self.entries.read().clone()
+    }
+
+    pub fn find(&self, kind: SourceKind, name: &str) -> Option<Arc<SourceHealth>> {
+        self.entries
+            .read()
+            .iter()
+            .find(|h| h.kind == kind && h.name == name)
+            .cloned()
     }
 
     /// Names of sources that still hold readiness back.

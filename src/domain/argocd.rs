@@ -1,0 +1,220 @@
+//! ArgoCD applications and projects as the graph sees them: the status fields people read
+//! (sync, health, operation, history), parsed once from the CRD JSON.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SyncStatus {
+    Synced,
+    OutOfSync,
+    Unknown,
+}
+
+impl SyncStatus {
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "Synced" => Self::Synced,
+            "OutOfSync" => Self::OutOfSync,
+            _ => Self::Unknown,
+        }
+    }
+}
+
+/// Ordered from best to worst, so the worst of several is their maximum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HealthStatus {
+    Healthy,
+    Suspended,
+    Progressing,
+    Unknown,
+    Missing,
+    Degraded,
+}
+
+impl HealthStatus {
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "Healthy" => Self::Healthy,
+            "Progressing" => Self::Progressing,
+            "Degraded" => Self::Degraded,
+            "Suspended" => Self::Suspended,
+            "Missing" => Self::Missing,
+            _ => Self::Unknown,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OperationPhase {
+    Running,
+    Terminating,
+    Failed,
+    Error,
+    Succeeded,
+}
+
+impl OperationPhase {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "Running" => Self::Running,
+            "Terminating" => Self::Terminating,
+            "Failed" => Self::Failed,
+            "Error" => Self::Error,
+            "Succeeded" => Self::Succeeded,
+            _ => return None,
+        })
+    }
+
+    pub fn is_finished(self) -> bool {
+        matches!(self, Self::Failed | Self::Error | Self::Succeeded)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AppSource {
+    pub repo_url: String,
+    pub path: Option<String>,
+    pub chart: Option<String>,
+    pub target_revision: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Destination {
+    pub server: Option<String>,
+    pub name: Option<String>,
+    pub namespace: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub id: i64,
+    pub revision: Option<String>,
+    pub revisions: Vec<String>,
+    pub deployed_at: Option<DateTime<Utc>>,
+    pub deploy_started_at: Option<DateTime<Utc>>,
+    pub source: Option<AppSource>,
+    pub initiated_by: Option<String>,
+    pub automated: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperationState {
+    pub phase: OperationPhase,
+    pub message: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub sync_result_revision: Option<String>,
+    pub initiated_by: Option<String>,
+    pub automated: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceStatus {
+    pub group: String,
+    pub version: String,
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+    pub status: Option<String>,
+    pub health: Option<HealthStatus>,
+    pub health_message: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Condition {
+    pub kind: String,
+    pub message: String,
+    pub last_transition_time: Option<DateTime<Utc>>,
+}
+
+/// Identity of an application across instances: instance, app namespace, name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AppKey {
+    pub instance: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl AppKey {
+    /// `instance/namespace/name`: the sort and cursor key.
+    pub fn render(&self) -> String {
+        format!("{}/{}/{}", self.instance, self.namespace, self.name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Application {
+    pub key: AppKey,
+    /// `key.render()`, kept for sorting and cursors.
+    pub key_string: String,
+    pub project: String,
+    pub uid: Option<String>,
+    pub resource_version: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub sources: Vec<AppSource>,
+    pub destination: Destination,
+    pub auto_sync: bool,
+    pub sync_status: SyncStatus,
+    pub sync_revision: Option<String>,
+    pub sync_revisions: Vec<String>,
+    pub health: HealthStatus,
+    pub health_message: Option<String>,
+    pub operation_state: Option<OperationState>,
+    /// An operation requested and not yet picked up or finished (`Application.operation`).
+    pub operation_pending: bool,
+    pub reconciled_at: Option<DateTime<Utc>>,
+    pub history: Vec<HistoryEntry>,
+    pub resources: Vec<ResourceStatus>,
+    pub conditions: Vec<Condition>,
+    pub images: Vec<String>,
+    pub created_at: Option<DateTime<Utc>>,
+    /// When this server last saw the application change or confirmed by a list.
+    pub observed_at: DateTime<Utc>,
+}
+
+impl Application {
+    /// When the last sync finished: the sync operation's `finishedAt`, else the newest
+    /// history entry's `deployedAt`.
+    pub fn last_synced_at(&self) -> Option<DateTime<Utc>> {
+        let op = self
+            .operation_state
+            .as_ref()
+            .filter(|o| o.phase == OperationPhase::Succeeded)
+            .and_then(|o| o.finished_at);
+        let hist = self.history.iter().filter_map(|h| h.deployed_at).max();
+        op.max(hist)
+    }
+
+    /// Repo URLs of every source (multi-source apps have several).
+    pub fn repo_urls(&self) -> impl Iterator<Item = &str> {
+        self.sources.iter().map(|s| s.repo_url.as_str())
+    }
+
+    /// Equality for change detection: ignores when we observed it.
+    pub fn same_state(&self, other: &Self) -> bool {
+        let mut a = self.clone();
+        a.observed_at = other.observed_at;
+        &a == other
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectDestination {
+    pub server: Option<String>,
+    pub name: Option<String>,
+    pub namespace: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Project {
+    pub instance: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub source_repos: Vec<String>,
+    pub destinations: Vec<ProjectDestination>,
+    /// `group/kind` entries of `clusterResourceWhitelist`; empty means none allowed.
+    pub cluster_resource_whitelist: Vec<String>,
+}

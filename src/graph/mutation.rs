@@ -1,0 +1,319 @@
+//! `Mutation`: the actions people take. Every mutation resolves its target from live state,
+//! passes the one authorization seam (`Policy::can_act`), calls the upstream, applies the
+//! upstream's answer to state at once (so the caller reads its own write), and is audited
+//! whatever the outcome.
+
+use std::sync::Arc;
+
+use async_graphql::{Context, InputObject, Json, Object, Result, SimpleObject};
+use serde_json::Value;
+
+use super::application::ApplicationNode;
+use super::error::{bad_input, coded, upstream, FORBIDDEN, NOT_FOUND};
+use super::{gctx, Viewer};
+use crate::auth::{Action, Scope};
+use crate::domain::argocd::Application;
+use crate::events::Change;
+use crate::sources::argocd::{ArgoCdClient, ResourceRef, SyncRequest};
+use crate::sources::SourceError;
+
+/// Names one application. `instance` and `namespace` may be omitted while the name is unique.
+#[derive(InputObject, Clone)]
+pub struct ApplicationRefInput {
+    pub name: String,
+    pub instance: Option<String>,
+    /// Namespace of the Application object.
+    pub namespace: Option<String>,
+}
+
+#[derive(InputObject, Clone)]
+pub struct SyncResourceInput {
+    #[graphql(default)]
+    pub group: String,
+    pub kind: String,
+    pub name: String,
+    pub namespace: Option<String>,
+}
+
+#[derive(InputObject, Clone)]
+pub struct SyncApplicationInput {
+    pub name: String,
+    pub instance: Option<String>,
+    pub namespace: Option<String>,
+    /// Revision to sync to; default: the app's target revision.
+    pub revision: Option<String>,
+    #[graphql(default)]
+    pub prune: bool,
+    #[graphql(default)]
+    pub dry_run: bool,
+    /// Sync only these resources.
+    pub resources: Option<Vec<SyncResourceInput>>,
+}
+
+#[derive(InputObject, Clone)]
+pub struct RollbackApplicationInput {
+    pub name: String,
+    pub instance: Option<String>,
+    pub namespace: Option<String>,
+    /// `history[].id` to roll back to.
+    pub id: i64,
+    #[graphql(default)]
+    pub prune: bool,
+    #[graphql(default)]
+    pub dry_run: bool,
+}
+
+#[derive(InputObject, Clone)]
+pub struct RefreshApplicationInput {
+    pub name: String,
+    pub instance: Option<String>,
+    pub namespace: Option<String>,
+    /// Hard refresh also invalidates ArgoCD's manifest cache.
+    #[graphql(default)]
+    pub hard: bool,
+}
+
+#[derive(SimpleObject)]
+pub struct ApplicationActionResult {
+    /// The application as it stands after the call.
+    pub application: ApplicationNode,
+    /// ArgoCD's answer, as JSON.
+    pub upstream_response: Json<Value>,
+    /// Id of the audit entry written for this call.
+    pub audit_id: u64,
+}
+
+pub struct Mutation;
+
+/// Finds the one application a reference names, as the caller may see it.
+fn resolve_app(
+    ctx: &Context<'_>,
+    name: &str,
+    instance: Option<&str>,
+    namespace: Option<&str>,
+) -> Result<Arc<Application>> {
+    if name.trim().is_empty() {
+        return Err(bad_input("`name` must not be empty"));
+    }
+    let viewer = Viewer::of(ctx);
+    let candidates: Vec<Arc<Application>> = gctx(ctx)
+        .state
+        .apps
+        .by_name(name)
+        .into_iter()
+        .filter(|a| instance.is_none_or(|i| i == a.key.instance))
+        .filter(|a| namespace.is_none_or(|n| n == a.key.namespace))
+        .filter(|a| viewer.sees_app(a))
+        .collect();
+    match candidates.len() {
+        0 => Err(coded(NOT_FOUND, format!("no application `{name}`"))),
+        1 => Ok(candidates.into_iter().next().expect("BUG: one candidate")),
+        _ => Err(bad_input(format!(
+            "`{name}` names {} applications ({}); give `instance` and/or `namespace`",
+            candidates.len(),
+            candidates
+                .iter()
+                .map(|a| a.key_string.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+struct Target {
+    app: Arc<Application>,
+    client: ArgoCdClient,
+}
+
+fn authorize(ctx: &Context<'_>, app: Arc<Application>, action: Action) -> Result<Target> {
+    let viewer = Viewer::of(ctx);
+    let scope = Scope::Application {
+        instance: &app.key.instance,
+        project: &app.project,
+        namespace: app.destination.namespace.as_deref().unwrap_or(""),
+    };
+    if !viewer.policy.can_act(viewer.principal, action, scope) {
+        return Err(coded(
+            FORBIDDEN,
+            format!("not allowed to {action:?} `{}`", app.key.name).to_lowercase(),
+        ));
+    }
+    let client = gctx(ctx)
+        .argocd
+        .clients
+        .get(&app.key.instance)
+        .cloned()
+        .ok_or_else(|| {
+            coded(
+                NOT_FOUND,
+                format!("ArgoCD instance `{}` is not configured", app.key.instance),
+            )
+        })?;
+    Ok(Target { app, client })
+}
+
+/// Applies the upstream's view of the app to state and publishes the change.
+fn apply(ctx: &Context<'_>, app: Application) -> Arc<Application> {
+    let state = &gctx(ctx).state;
+    let key = app.key.clone();
+    if let Some(change) = state.apps.upsert(app) {
+        state.bus.publish([Change::Application(change)]);
+    }
+    state.apps.get(&key).expect("BUG: just upserted")
+}
+
+fn audit(
+    ctx: &Context<'_>,
+    action: &str,
+    app: &Application,
+    result: &Result<(), SourceError>,
+) -> u64 {
+    let viewer = Viewer::of(ctx);
+    let (outcome, message) = match result {
+        Ok(()) => ("ok".to_string(), None),
+        Err(e) => (e.code().to_string(), Some(e.to_string())),
+    };
+    gctx(ctx).audit.record(
+        viewer.principal.display_name(),
+        action,
+        &app.key_string,
+        &outcome,
+        message,
+    )
+}
+
+fn finish(
+    ctx: &Context<'_>,
+    action: &str,
+    target: &Target,
+    outcome: std::result::Result<(Application, Value), SourceError>,
+) -> Result<ApplicationActionResult> {
+    match outcome {
+        Ok((app, raw)) => {
+            let audit_id = audit(ctx, action, &target.app, &Ok(()));
+            Ok(ApplicationActionResult {
+                application: ApplicationNode(apply(ctx, app)),
+                upstream_response: Json(raw),
+                audit_id,
+            })
+        }
+        Err(e) => {
+            audit(ctx, action, &target.app, &Err(e.clone()));
+            Err(upstream(&target.app.key.instance, &e))
+        }
+    }
+}
+
+#[Object]
+impl Mutation {
+    /// Syncs an application (ArgoCD `POST /api/v1/applications/{name}/sync`).
+    async fn sync_application(
+        &self,
+        ctx: &Context<'_>,
+        input: SyncApplicationInput,
+    ) -> Result<ApplicationActionResult> {
+        let app = resolve_app(
+            ctx,
+            &input.name,
+            input.instance.as_deref(),
+            input.namespace.as_deref(),
+        )?;
+        let t = authorize(ctx, app, Action::Sync)?;
+        let req = SyncRequest {
+            name: t.app.key.name.clone(),
+            revision: input.revision.filter(|r| !r.trim().is_empty()),
+            prune: input.prune,
+            dry_run: input.dry_run,
+            resources: input
+                .resources
+                .unwrap_or_default()
+                .into_iter()
+                .map(|r| ResourceRef {
+                    group: r.group,
+                    kind: r.kind,
+                    name: r.name,
+                    namespace: r.namespace,
+                })
+                .collect(),
+            app_namespace: t.app.key.namespace.clone(),
+        };
+        let outcome = t.client.sync(&req).await;
+        finish(ctx, "syncApplication", &t, outcome)
+    }
+
+    /// Rolls back to a history entry. ArgoCD refuses while auto-sync is on (`CONFLICT`).
+    async fn rollback_application(
+        &self,
+        ctx: &Context<'_>,
+        input: RollbackApplicationInput,
+    ) -> Result<ApplicationActionResult> {
+        let app = resolve_app(
+            ctx,
+            &input.name,
+            input.instance.as_deref(),
+            input.namespace.as_deref(),
+        )?;
+        let t = authorize(ctx, app, Action::Rollback)?;
+        let outcome = t
+            .client
+            .rollback(
+                &t.app.key.name,
+                &t.app.key.namespace,
+                input.id,
+                input.prune,
+                input.dry_run,
+            )
+            .await;
+        finish(ctx, "rollbackApplication", &t, outcome)
+    }
+
+    /// Asks ArgoCD to re-compare with git now (`?refresh=normal|hard`).
+    async fn refresh_application(
+        &self,
+        ctx: &Context<'_>,
+        input: RefreshApplicationInput,
+    ) -> Result<ApplicationActionResult> {
+        let app = resolve_app(
+            ctx,
+            &input.name,
+            input.instance.as_deref(),
+            input.namespace.as_deref(),
+        )?;
+        let t = authorize(ctx, app, Action::Refresh)?;
+        let mode = if input.hard { "hard" } else { "normal" };
+        let outcome = t
+            .client
+            .get_application(&t.app.key.name, &t.app.key.namespace, Some(mode))
+            .await
+            .map(|a| (a, serde_json::json!({ "refresh": mode })));
+        finish(ctx, "refreshApplication", &t, outcome)
+    }
+
+    /// Terminates the running operation (`DELETE .../operation`).
+    async fn terminate_application_operation(
+        &self,
+        ctx: &Context<'_>,
+        input: ApplicationRefInput,
+    ) -> Result<ApplicationActionResult> {
+        let app = resolve_app(
+            ctx,
+            &input.name,
+            input.instance.as_deref(),
+            input.namespace.as_deref(),
+        )?;
+        let t = authorize(ctx, app, Action::Terminate)?;
+        let outcome = async {
+            let raw = t
+                .client
+                .terminate(&t.app.key.name, &t.app.key.namespace)
+                .await?;
+            let app = t
+                .client
+                .get_application(&t.app.key.name, &t.app.key.namespace, None)
+                .await?;
+            Ok((app, raw))
+        }
+        .await;
+        finish(ctx, "terminateApplicationOperation", &t, outcome)
+    }
+}

@@ -1,0 +1,170 @@
+//! ArgoCD applications of every instance, live: replaced per instance by each list, patched by
+//! each stream event. Kept in a `BTreeMap` under a `parking_lot::RwLock` (writes are single
+//! events, reads copy out the `Arc`s they need and release the lock before any await), with a
+//! by-name index so a lookup never scans or fans out.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use crate::domain::argocd::{AppKey, Application, Project};
+use crate::events::ChangeKind;
+
+/// An application appeared, changed or disappeared.
+#[derive(Debug, Clone)]
+pub struct AppChange {
+    pub kind: ChangeKind,
+    pub key: AppKey,
+    pub previous: Option<Arc<Application>>,
+    pub current: Option<Arc<Application>>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// By `AppKey::render()`: sorted by instance, namespace, name.
+    apps: BTreeMap<String, Arc<Application>>,
+    /// App name → keys (the same name can live in several instances and namespaces).
+    by_name: HashMap<String, BTreeSet<String>>,
+    projects: BTreeMap<(String, String), Arc<Project>>,
+}
+
+#[derive(Default)]
+pub struct AppStore {
+    inner: RwLock<Inner>,
+}
+
+impl Inner {
+    fn insert(&mut self, app: Arc<Application>) -> Option<Arc<Application>> {
+        self.by_name
+            .entry(app.key.name.clone())
+            .or_default()
+            .insert(app.key_string.clone());
+        self.apps.insert(app.key_string.clone(), app)
+    }
+
+    fn remove(&mut self, key_string: &str) -> Option<Arc<Application>> {
+        let old = self.apps.remove(key_string)?;
+        if let Some(keys) = self.by_name.get_mut(&old.key.name) {
+            keys.remove(key_string);
+            if keys.is_empty() {
+                self.by_name.remove(&old.key.name);
+            }
+        }
+        Some(old)
+    }
+}
+
+impl AppStore {
+    /// Applies one observed state of an application; a change only when it differs.
+    pub fn upsert(&self, app: Application) -> Option<AppChange> {
+        let app = Arc::new(app);
+        let mut inner = self.inner.write();
+        let previous = inner.insert(app.clone());
+        match previous {
+            Some(prev) if prev.same_state(&app) => None,
+            prev => Some(AppChange {
+                kind: if prev.is_some() {
+                    ChangeKind::Modified
+                } else {
+                    ChangeKind::Added
+                },
+                key: app.key.clone(),
+                previous: prev,
+                current: Some(app),
+            }),
+        }
+    }
+
+    pub fn remove(&self, key: &AppKey) -> Option<AppChange> {
+        let previous = self.inner.write().remove(&key.render())?;
+        Some(AppChange {
+            kind: ChangeKind::Deleted,
+            key: key.clone(),
+            previous: Some(previous),
+            current: None,
+        })
+    }
+
+    /// Makes an instance's apps exactly `apps` (a full list), returning what changed.
+    pub fn replace_instance(&self, instance: &str, apps: Vec<Application>) -> Vec<AppChange> {
+        let mut changes = Vec::new();
+        let mut fresh = BTreeSet::new();
+        for app in apps {
+            fresh.insert(app.key_string.clone());
+            changes.extend(self.upsert(app));
+        }
+        let stale: Vec<AppKey> = self
+            .inner
+            .read()
+            .apps
+            .values()
+            .filter(|a| a.key.instance == instance && !fresh.contains(&a.key_string))
+            .map(|a| a.key.clone())
+            .collect();
+        for key in stale {
+            changes.extend(self.remove(&key));
+        }
+        changes
+    }
+
+    pub fn set_projects(&self, instance: &str, projects: Vec<Project>) {
+        let mut inner = self.inner.write();
+        inner.projects.retain(|(i, _), _| i != instance);
+        for p in projects {
+            inner
+                .projects
+                .insert((p.instance.clone(), p.name.clone()), Arc::new(p));
+        }
+    }
+
+    pub fn projects(&self) -> Vec<Arc<Project>> {
+        self.inner.read().projects.values().cloned().collect()
+    }
+
+    /// Apps passing `keep`, sorted by key.
+    pub fn select(&self, keep: impl Fn(&Application) -> bool) -> Vec<Arc<Application>> {
+        self.inner
+            .read()
+            .apps
+            .values()
+            .filter(|a| keep(a))
+            .cloned()
+            .collect()
+    }
+
+    /// Apps with this name in any instance and namespace, sorted by key.
+    pub fn by_name(&self, name: &str) -> Vec<Arc<Application>> {
+        let inner = self.inner.read();
+        inner
+            .by_name
+            .get(name)
+            .map(|keys| {
+                keys.iter()
+                    .filter_map(|k| inner.apps.get(k).cloned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn get(&self, key: &AppKey) -> Option<Arc<Application>> {
+        self.inner.read().apps.get(&key.render()).cloned()
+    }
+
+    pub fn count(&self, instance: &str) -> usize {
+        self.inner
+            .read()
+            .apps
+            .values()
+            .filter(|a| a.key.instance == instance)
+            .count()
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.read().apps.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
