@@ -93,6 +93,7 @@ fn main() -> ExitCode {
             run(async move {
                 let opts = DemoOptions {
                     scale,
+                    weather: true,
                     ..DemoOptions::default()
                 };
                 let world = DemoWorld::start(&opts).await?;
@@ -109,6 +110,7 @@ fn main() -> ExitCode {
                     idp_graph::demo::DEMO_TOKEN
                 );
                 println!("    backstage        {}", world.backstage.url());
+                println!("    argocd (main)    {}", world.argocd.url());
                 serve(app).await?;
                 world.stop();
                 Ok(())

@@ -27,7 +27,7 @@ use parking_lot::RwLock;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use super::faults::{self, Faults, FaultyListener};
+use super::faults::{self, Faults};
 use crate::domain::EntityRef;
 
 /// One stored entity: its definition as registered plus what the stitcher computed.
@@ -80,19 +80,12 @@ impl BackstageSim {
         token: &str,
         shutdown: CancellationToken,
     ) -> std::io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-        let addr = listener.local_addr()?;
         let faults = Arc::new(Faults::default());
         let inner = Arc::new(Inner {
             token: token.to_string(),
             data: RwLock::new(CatalogData::default()),
             location: "url:https://github.com/yourcompany/idp/blob/main/catalog/all.yaml".into(),
         });
-        let sim = Self {
-            addr,
-            faults: faults.clone(),
-            inner: inner.clone(),
-        };
         {
             let mut data = inner.data.write();
             for def in definitions {
@@ -119,21 +112,13 @@ impl BackstageSim {
             )
             .route("/api/catalog/entity-facets", get(facets))
             .fallback(not_found)
-            .with_state(inner)
-            .layer(axum::middleware::from_fn_with_state(
-                faults.clone(),
-                faults::apply,
-            ));
-        let listener = FaultyListener {
-            inner: listener,
+            .with_state(inner.clone());
+        let addr = faults::serve(app, faults.clone(), shutdown).await?;
+        Ok(Self {
+            addr,
             faults,
-        };
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown.cancelled_owned())
-                .await;
-        });
-        Ok(sim)
+            inner,
+        })
     }
 
     pub fn url(&self) -> String {

@@ -111,3 +111,24 @@ impl axum::serve::Listener for FaultyListener {
         self.inner.local_addr()
     }
 }
+
+/// Serves a simulation's router on 127.0.0.1:0 behind the fault knobs until `shutdown`.
+pub async fn serve(
+    app: axum::Router,
+    faults: Arc<Faults>,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> std::io::Result<std::net::SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let addr = listener.local_addr()?;
+    let app = app.layer(axum::middleware::from_fn_with_state(faults.clone(), apply));
+    let listener = FaultyListener {
+        inner: listener,
+        faults,
+    };
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await;
+    });
+    Ok(addr)
+}

@@ -2,15 +2,18 @@
 //! ports, seeded with the seed platform's content. `idp-graph demo`, the tests and the
 //! benchmarks all run the product's real source code against them.
 
+pub mod argocd;
 pub mod backstage;
 pub mod faults;
+pub mod git;
 pub mod seed;
 
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{BackstageSettings, ResolvedSecrets, Settings, TokenSource};
+use crate::config::{ArgoCdSettings, BackstageSettings, ResolvedSecrets, Settings, TokenSource};
 
+pub use argocd::{ArgoCdSim, ArgoTiming};
 pub use backstage::BackstageSim;
 pub use faults::Faults;
 
@@ -19,7 +22,9 @@ pub const DEMO_TOKEN: &str = "idp-demo-token";
 
 /// All simulated upstreams of one demo world.
 pub struct DemoWorld {
+    pub git: std::sync::Arc<git::GitWorld>,
     pub backstage: BackstageSim,
+    pub argocd: ArgoCdSim,
     shutdown: CancellationToken,
 }
 
@@ -29,6 +34,9 @@ pub struct DemoOptions {
     pub scale: usize,
     /// Seconds between catalog polls by the server.
     pub catalog_poll_secs: f64,
+    pub argo_timing: ArgoTiming,
+    /// Scripted changes: pushes, syncs, an app that degrades and recovers.
+    pub weather: bool,
 }
 
 impl Default for DemoOptions {
@@ -36,6 +44,25 @@ impl Default for DemoOptions {
         Self {
             scale: 0,
             catalog_poll_secs: 2.0,
+            argo_timing: ArgoTiming::default(),
+            weather: false,
+        }
+    }
+}
+
+impl DemoOptions {
+    /// Fast and quiet: what the tests use.
+    pub fn for_tests() -> Self {
+        Self {
+            scale: 0,
+            catalog_poll_secs: 0.1,
+            argo_timing: ArgoTiming {
+                sync: std::time::Duration::from_millis(300),
+                rollout: std::time::Duration::from_millis(300),
+                auto_sync_delay: std::time::Duration::from_millis(300),
+                keepalive: std::time::Duration::from_millis(500),
+            },
+            weather: false,
         }
     }
 }
@@ -43,10 +70,24 @@ impl Default for DemoOptions {
 impl DemoWorld {
     pub async fn start(opts: &DemoOptions) -> std::io::Result<Self> {
         let shutdown = CancellationToken::new();
+        let git = std::sync::Arc::new(git::GitWorld::default());
         let backstage =
             BackstageSim::start(seed::catalog(opts.scale), DEMO_TOKEN, shutdown.clone()).await?;
+        let argocd = ArgoCdSim::start(
+            argocd::seed_apps(opts.scale),
+            git.clone(),
+            DEMO_TOKEN,
+            opts.argo_timing.clone(),
+            shutdown.clone(),
+        )
+        .await?;
+        if opts.weather {
+            tokio::spawn(weather(argocd.clone(), shutdown.clone()));
+        }
         Ok(Self {
+            git,
             backstage,
+            argocd,
             shutdown,
         })
     }
@@ -61,10 +102,17 @@ impl DemoWorld {
             page_size: 500,
             timeout_secs: 5.0,
         });
+        s.argocd = vec![ArgoCdSettings {
+            name: "main".into(),
+            url: self.argocd.url(),
+            token: TokenSource::default(),
+            relist_interval_secs: 300.0,
+            timeout_secs: 5.0,
+        }];
         s.readiness.initial_sync_timeout_secs = 20.0;
         let secrets = ResolvedSecrets {
             backstage: Some(SecretString::from(DEMO_TOKEN)),
-            argocd: Default::default(),
+            argocd: [("main".to_string(), SecretString::from(DEMO_TOKEN))].into(),
         };
         (s, secrets)
     }
@@ -77,5 +125,39 @@ impl DemoWorld {
 impl Drop for DemoWorld {
     fn drop(&mut self) {
         self.shutdown.cancel();
+    }
+}
+
+/// The demo's weather: every 20 s a commit lands in some app's repo (auto-sync apps follow by
+/// themselves; others wait for someone to press sync), and app-3 degrades for 15 s each minute.
+async fn weather(argocd: ArgoCdSim, shutdown: CancellationToken) {
+    let apps = [
+        seed::APPLICATION_APPS.as_slice(),
+        seed::PLATFORM_APPS.as_slice(),
+    ]
+    .concat();
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(20));
+    tick.tick().await;
+    let mut n = 0usize;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        n += 1;
+        let app = apps[rand::random_range(0..apps.len())];
+        argocd.push_commit(app, &format!("Release {n} of {app}"));
+        if n % 3 == 0 {
+            argocd.set_health(
+                "app-3",
+                "Degraded",
+                Some("Deployment \"app-3\" exceeded its progress deadline"),
+            );
+            let a = argocd.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_secs(15)).await;
+                a.set_health("app-3", "Healthy", None);
+            });
+        }
     }
 }

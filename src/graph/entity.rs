@@ -310,6 +310,23 @@ entity_kind!(
                 .map(|e| self.0.with(e))
                 .collect()
         }
+        /// ArgoCD applications of this component (by its `argocd/*` annotations).
+        async fn applications(
+            &self,
+            ctx: &Context<'_>,
+        ) -> Vec<super::application::ApplicationNode> {
+            super::application::apps_of_entity(ctx, &self.0.entity)
+                .into_iter()
+                .map(super::application::ApplicationNode)
+                .collect()
+        }
+        /// Rollup of its applications: worst health, anything out of sync, latest revision.
+        async fn deployment_status(
+            &self,
+            ctx: &Context<'_>,
+        ) -> super::application::DeploymentStatus {
+            super::application::rollup(&super::application::apps_of_entity(ctx, &self.0.entity))
+        }
     }
 );
 

@@ -87,6 +87,7 @@ async fn paging_through_all_entities_yields_each_exactly_once() {
         DemoOptions {
             scale: 40,
             catalog_poll_secs: 0.1,
+            ..DemoOptions::for_tests()
         },
         |_| {},
     )
@@ -456,6 +457,7 @@ async fn an_entity_registered_since_the_last_poll_is_found_through_by_refs() {
         DemoOptions {
             scale: 0,
             catalog_poll_secs: 3600.0,
+            ..DemoOptions::for_tests()
         },
         |_| {},
     )
@@ -479,7 +481,7 @@ async fn an_entity_registered_since_the_last_poll_is_found_through_by_refs() {
 
 #[tokio::test]
 async fn a_wrong_backstage_token_is_reported_in_sources_without_the_token() {
-    let opts = DemoOptions::default();
+    let opts = DemoOptions::for_tests();
     let world = idp_graph::demo::DemoWorld::start(&opts).await.unwrap();
     let (mut settings, _) = world.settings(&opts);
     settings.listen = "127.0.0.1:0".parse().unwrap();

@@ -25,6 +25,7 @@ pub async fn spawn_demo() -> TestApp {
         DemoOptions {
             scale: 0,
             catalog_poll_secs: 0.1,
+            ..DemoOptions::for_tests()
         },
         |_| {},
     )

@@ -1,6 +1,7 @@
 //! Black-box tests: the real server on port 0 against the simulated upstreams (and the real
 //! Backstage backend where available), spoken to over HTTP and websockets.
 
+mod argocd;
 mod backstage_real;
 mod backstage_sim;
 mod catalog;
