@@ -36,6 +36,15 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         scale: usize,
     },
+    /// Start only the simulated upstreams (no server); prints one JSON line with their URLs.
+    /// For pointing `serve`, kubectl or curl at the demo world, and for benchmarks.
+    Simulate {
+        #[arg(long, default_value_t = 0)]
+        scale: usize,
+        /// Run the scripted weather (pushes, syncs, an app that degrades).
+        #[arg(long)]
+        weather: bool,
+    },
     /// Serve against real upstreams.
     Serve {
         #[arg(long)]
@@ -86,6 +95,28 @@ fn main() -> ExitCode {
                 let app = App::build(settings, secrets).await?;
                 tracing::info!(url = %format!("http://{}/graphql", app.local_addr()), "serving");
                 serve(app).await
+            })
+        }
+        Command::Simulate { scale, weather } => {
+            telemetry::init(cli.log_format);
+            run(async move {
+                let opts = DemoOptions {
+                    scale,
+                    weather,
+                    ..DemoOptions::default()
+                };
+                let world = DemoWorld::start(&opts).await?;
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "token": idp_graph::demo::DEMO_TOKEN,
+                        "backstage": world.backstage.url(),
+                        "argocd": world.argocd.url(),
+                    })
+                );
+                wait_for_signal().await;
+                world.stop();
+                Ok(())
             })
         }
         Command::Demo { listen, scale } => {

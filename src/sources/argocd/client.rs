@@ -109,6 +109,14 @@ impl ArgoCdClient {
     }
 
     async fn send(&self, req: reqwest::RequestBuilder, path: &str) -> Result<Value, SourceError> {
+        self.send_typed(req, path).await
+    }
+
+    async fn send_typed<T: serde::de::DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+        path: &str,
+    ) -> Result<T, SourceError> {
         let url = format!("{}{}", self.base, path);
         let resp = req
             .send()
@@ -130,17 +138,13 @@ impl ArgoCdClient {
 
     pub async fn list_applications(&self) -> Result<(Vec<Application>, usize), SourceError> {
         let path = "/api/v1/applications";
-        let v = self
-            .send(self.request(&self.http, reqwest::Method::GET, path), path)
+        let list: AppList = self
+            .send_typed(self.request(&self.http, reqwest::Method::GET, path), path)
             .await?;
-        let list: AppList = serde_json::from_value(v).map_err(|e| SourceError::Malformed {
-            url: format!("{}{}", self.base, path),
-            reason: e.to_string(),
-        })?;
         let mut apps = Vec::new();
         let mut skipped = 0;
         for item in list.items.unwrap_or_default() {
-            match wire::to_application(&self.instance, item) {
+            match wire::to_application(&self.instance, item.get()) {
                 Ok(a) => apps.push(a),
                 Err(reason) => {
                     skipped += 1;
@@ -251,9 +255,11 @@ impl ArgoCdClient {
     }
 
     fn app_from(&self, v: Value, path: &str) -> Result<Application, SourceError> {
-        wire::to_application(&self.instance, v).map_err(|reason| SourceError::Malformed {
-            url: format!("{}{}", self.base, path),
-            reason,
+        wire::to_application(&self.instance, &v.to_string()).map_err(|reason| {
+            SourceError::Malformed {
+                url: format!("{}{}", self.base, path),
+                reason,
+            }
         })
     }
 
@@ -343,7 +349,7 @@ fn parse_line(instance: &str, base: &str, line: &[u8]) -> Option<Result<StreamIt
         }));
     }
     let event = parsed.result?;
-    match wire::to_application(instance, event.application) {
+    match wire::to_application(instance, event.application.get()) {
         Ok(app) => Some(Ok(match event.kind.as_str() {
             "DELETED" => StreamItem::Delete(app),
             _ => StreamItem::Upsert(app),
