@@ -82,6 +82,7 @@ fn schema_over(entities: Vec<Entity>) -> (AppSchema, Arc<State>) {
         catalog_lookup: None,
         argocd: Default::default(),
         audit: Default::default(),
+        github: None,
     });
     (schema, state)
 }

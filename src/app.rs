@@ -19,6 +19,7 @@ use crate::graph::{build_schema, loaders::CatalogLookup, GraphContext};
 use crate::http::{self, HttpState, Metrics};
 use crate::sources::argocd::{ArgoCdClient, ArgoCdWatcher};
 use crate::sources::backstage::{BackstageClient, BackstagePoller};
+use crate::sources::github::{GitHubClient, GitHubSource, GitHubTtls};
 use crate::state::{SourceKind, State};
 
 #[derive(Debug, thiserror::Error)]
@@ -137,13 +138,29 @@ impl App {
                 .register(&k.name, SourceKind::Kubernetes, &url)
                 .mark_unsupported("the Kubernetes source is not implemented in this build");
         }
+        let mut github = None;
         if let Some(g) = &settings.github {
-            state
+            let client = GitHubClient::new(&g.url, secrets.github.clone(), g.timeout_secs)
+                .map_err(|e| AppError::Source {
+                    name: "github".into(),
+                    message: e.to_string(),
+                })?;
+            let health = state
                 .sources
-                .register("github", SourceKind::GitHub, &g.url)
-                .mark_unsupported("the GitHub source is not implemented in this build");
+                .register("github", SourceKind::GitHub, client.base_url());
+            // GitHub is read on demand: nothing to wait for before serving.
+            health.record_success(0, 0.0);
+            let secs = Duration::from_secs_f64;
+            let ttls = GitHubTtls {
+                repository: secs(g.ttl.repository_secs),
+                latest_commit: secs(g.ttl.latest_commit_secs),
+                pull_requests: secs(g.ttl.pull_requests_secs),
+                workflow_runs: secs(g.ttl.workflow_runs_secs),
+            };
+            github = Some(Arc::new(
+                GitHubSource::new(client, ttls, health).with_page_size(g.page_size),
+            ));
         }
-
         // Readiness waits for first syncs, but not forever.
         let wait = Duration::from_secs_f64(settings.readiness.initial_sync_timeout_secs);
         let (st, token) = (state.clone(), shutdown.clone());
@@ -161,6 +178,7 @@ impl App {
             }
         });
 
+        let github_for_metrics = github.clone();
         let schema = build_schema(GraphContext {
             state: state.clone(),
             policy: Policy::default(),
@@ -169,8 +187,10 @@ impl App {
             catalog_lookup,
             argocd: Arc::new(ArgoCdActions::new(argocd_clients)),
             audit: Arc::new(AuditLog::default()),
+            github,
         });
         let router = http::router(HttpState {
+            github: github_for_metrics,
             schema,
             state: state.clone(),
             metrics: Arc::new(Metrics::default()),

@@ -191,6 +191,38 @@ pub struct GitHubSettings {
     pub url: String,
     #[serde(flatten)]
     pub token: TokenSource,
+    /// Seconds each kind is served before a conditional refresh.
+    #[serde(default)]
+    pub ttl: GitHubTtlSettings,
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: f64,
+    /// `per_page` for lists (1-100); longer lists follow `Link` headers.
+    #[serde(default = "default_gh_page")]
+    pub page_size: usize,
+}
+
+fn default_gh_page() -> usize {
+    100
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GitHubTtlSettings {
+    pub repository_secs: f64,
+    pub latest_commit_secs: f64,
+    pub pull_requests_secs: f64,
+    pub workflow_runs_secs: f64,
+}
+
+impl Default for GitHubTtlSettings {
+    fn default() -> Self {
+        Self {
+            repository_secs: 300.0,
+            latest_commit_secs: 60.0,
+            pull_requests_secs: 60.0,
+            workflow_runs_secs: 30.0,
+        }
+    }
 }
 
 fn default_github_url() -> String {
@@ -359,6 +391,18 @@ impl Settings {
         if let Some(g) = &self.github {
             check_url("github.url", &g.url)?;
             g.token.validate("github")?;
+            positive("github.timeout_secs", g.timeout_secs)?;
+            if !(1..=100).contains(&g.page_size) {
+                return Err(invalid("github.page_size", "must be between 1 and 100"));
+            }
+            for (k, v) in [
+                ("github.ttl.repository_secs", g.ttl.repository_secs),
+                ("github.ttl.latest_commit_secs", g.ttl.latest_commit_secs),
+                ("github.ttl.pull_requests_secs", g.ttl.pull_requests_secs),
+                ("github.ttl.workflow_runs_secs", g.ttl.workflow_runs_secs),
+            ] {
+                positive(k, v)?;
+            }
         }
         if self.auth.mode == AuthMode::Jwt {
             return Err(invalid(
@@ -403,6 +447,10 @@ impl Settings {
                 None => None,
             },
             argocd,
+            github: match &self.github {
+                Some(g) => g.token.resolve("github")?,
+                None => None,
+            },
         })
     }
 
@@ -417,6 +465,7 @@ pub struct ResolvedSecrets {
     pub backstage: Option<SecretString>,
     /// By ArgoCD instance name.
     pub argocd: std::collections::HashMap<String, SecretString>,
+    pub github: Option<SecretString>,
 }
 
 fn positive(key: &str, v: f64) -> Result<(), ConfigError> {

@@ -112,6 +112,7 @@ fn main() -> ExitCode {
                         "token": idp_graph::demo::DEMO_TOKEN,
                         "backstage": world.backstage.url(),
                         "argocd": world.argocd.url(),
+                        "github": world.github.url(),
                     })
                 );
                 wait_for_signal().await;
@@ -142,6 +143,7 @@ fn main() -> ExitCode {
                 );
                 println!("    backstage        {}", world.backstage.url());
                 println!("    argocd (main)    {}", world.argocd.url());
+                println!("    github           {}", world.github.url());
                 serve(app).await?;
                 world.stop();
                 Ok(())

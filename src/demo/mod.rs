@@ -6,12 +6,15 @@ pub mod argocd;
 pub mod backstage;
 pub mod faults;
 pub mod git;
+pub mod github;
 pub mod seed;
 
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ArgoCdSettings, BackstageSettings, ResolvedSecrets, Settings, TokenSource};
+use crate::config::{
+    ArgoCdSettings, BackstageSettings, GitHubSettings, ResolvedSecrets, Settings, TokenSource,
+};
 
 pub use argocd::{ArgoCdSim, ArgoTiming};
 pub use backstage::BackstageSim;
@@ -25,6 +28,7 @@ pub struct DemoWorld {
     pub git: std::sync::Arc<git::GitWorld>,
     pub backstage: BackstageSim,
     pub argocd: ArgoCdSim,
+    pub github: github::GitHubSim,
     shutdown: CancellationToken,
 }
 
@@ -37,6 +41,8 @@ pub struct DemoOptions {
     pub argo_timing: ArgoTiming,
     /// Scripted changes: pushes, syncs, an app that degrades and recovers.
     pub weather: bool,
+    /// The simulated GitHub's hourly request budget.
+    pub github_rate_limit: u64,
 }
 
 impl Default for DemoOptions {
@@ -46,6 +52,7 @@ impl Default for DemoOptions {
             catalog_poll_secs: 2.0,
             argo_timing: ArgoTiming::default(),
             weather: false,
+            github_rate_limit: 5000,
         }
     }
 }
@@ -63,6 +70,7 @@ impl DemoOptions {
                 keepalive: std::time::Duration::from_millis(500),
             },
             weather: false,
+            github_rate_limit: 5000,
         }
     }
 }
@@ -81,6 +89,13 @@ impl DemoWorld {
             shutdown.clone(),
         )
         .await?;
+        let github = github::GitHubSim::start(
+            git.clone(),
+            DEMO_TOKEN,
+            opts.github_rate_limit,
+            shutdown.clone(),
+        )
+        .await?;
         if opts.weather {
             tokio::spawn(weather(argocd.clone(), shutdown.clone()));
         }
@@ -88,6 +103,7 @@ impl DemoWorld {
             git,
             backstage,
             argocd,
+            github,
             shutdown,
         })
     }
@@ -109,10 +125,18 @@ impl DemoWorld {
             relist_interval_secs: 300.0,
             timeout_secs: 5.0,
         }];
+        s.github = Some(GitHubSettings {
+            url: self.github.url(),
+            token: TokenSource::default(),
+            ttl: Default::default(),
+            timeout_secs: 5.0,
+            page_size: 100,
+        });
         s.readiness.initial_sync_timeout_secs = 20.0;
         let secrets = ResolvedSecrets {
             backstage: Some(SecretString::from(DEMO_TOKEN)),
             argocd: [("main".to_string(), SecretString::from(DEMO_TOKEN))].into(),
+            github: Some(SecretString::from(DEMO_TOKEN)),
         };
         (s, secrets)
     }

@@ -6,6 +6,7 @@ pub mod annotations;
 pub mod argocd;
 pub mod entity;
 pub mod entity_ref;
+pub mod github;
 pub mod joins;
 pub mod selector;
 

@@ -157,6 +157,32 @@ impl ApplicationSync {
     async fn revisions(&self) -> &[String] {
         &self.0.sync_revisions
     }
+    /// The commit behind `revision`, when the source repo is on GitHub.
+    async fn commit(&self, ctx: &Context<'_>) -> Result<Option<super::github::CommitNode>> {
+        let (Some(rev), Some(src)) = (&self.0.sync_revision, self.0.sources.first()) else {
+            return Ok(None);
+        };
+        commit_of(ctx, &src.repo_url, rev).await
+    }
+}
+
+/// The GitHub commit of a revision in a repo URL (None when the repo is not on GitHub or the
+/// revision is not a SHA).
+async fn commit_of(
+    ctx: &Context<'_>,
+    repo_url: &str,
+    revision: &str,
+) -> Result<Option<super::github::CommitNode>> {
+    let Some(slug) = super::github::slug_for_repo_url(ctx, repo_url) else {
+        return Ok(None);
+    };
+    if !(revision.len() >= 7
+        && revision.len() <= 40
+        && revision.chars().all(|c| c.is_ascii_hexdigit()))
+    {
+        return Ok(None);
+    }
+    super::github::load_commit(ctx, &slug, revision).await
 }
 
 /// One deployment in `status.history`.
@@ -190,6 +216,19 @@ impl HistoryEntry {
     }
     async fn automated(&self) -> bool {
         self.app.history[self.index].automated
+    }
+    /// The GitHub commit deployed by this entry.
+    async fn commit(&self, ctx: &Context<'_>) -> Result<Option<super::github::CommitNode>> {
+        let h = &self.app.history[self.index];
+        let repo = h
+            .source
+            .as_ref()
+            .map(|s| s.repo_url.clone())
+            .or_else(|| self.app.sources.first().map(|s| s.repo_url.clone()));
+        match (repo, &h.revision) {
+            (Some(repo), Some(rev)) => commit_of(ctx, &repo, rev).await,
+            _ => Ok(None),
+        }
     }
 }
 

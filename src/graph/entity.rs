@@ -320,6 +320,16 @@ entity_kind!(
                 .map(super::application::ApplicationNode)
                 .collect()
         }
+        /// Its GitHub repository (by `github.com/project-slug`).
+        async fn repository(
+            &self,
+            ctx: &Context<'_>,
+        ) -> Result<Option<super::github::RepositoryNode>> {
+            match &self.0.entity.join.github_slug {
+                Some(slug) => super::github::load_repository(ctx, slug).await,
+                None => Ok(None),
+            }
+        }
         /// Rollup of its applications: worst health, anything out of sync, latest revision.
         async fn deployment_status(
             &self,

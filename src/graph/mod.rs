@@ -7,6 +7,7 @@ pub mod argocd_tree;
 pub mod entity;
 pub mod error;
 pub mod filter;
+pub mod github;
 pub mod loaders;
 pub mod mutation;
 pub mod paging;
@@ -37,6 +38,7 @@ pub struct GraphContext {
     /// ArgoCD clients by instance, for actions and on-demand resource trees.
     pub argocd: Arc<argocd_tree::ArgoCdActions>,
     pub audit: Arc<crate::auth::audit::AuditLog>,
+    pub github: Option<Arc<crate::sources::github::GitHubSource>>,
 }
 
 /// The schema data; inserted by `build_schema`, so its absence is a bug.
@@ -106,6 +108,10 @@ pub fn build_schema(context: GraphContext) -> AppSchema {
     if let Some(lookup) = &context.catalog_lookup {
         builder = builder.data(lookup.data_loader());
     }
+    if let Some(gh) = &context.github {
+        let (repos, commits) = github::loaders(gh);
+        builder = builder.data(gh.clone()).data(repos).data(commits);
+    }
     builder.data(context).finish()
 }
 
@@ -120,6 +126,7 @@ pub fn sdl() -> String {
         catalog_lookup: None,
         argocd: Default::default(),
         audit: Default::default(),
+        github: None,
     })
     .sdl()
 }

@@ -183,6 +183,19 @@ impl Query {
             .collect())
     }
 
+    /// A GitHub repository by `owner/name`. Null when GitHub has no such repository;
+    /// `BAD_USER_INPUT` when the slug is not of that form.
+    async fn repository(
+        &self,
+        ctx: &Context<'_>,
+        slug: String,
+    ) -> Result<Option<super::github::RepositoryNode>> {
+        if !crate::domain::annotations::is_github_slug(&slug) {
+            return Err(bad_input("`slug` must be `owner/name`"));
+        }
+        super::github::load_repository(ctx, &slug).await
+    }
+
     /// Every configured upstream instance and its health.
     async fn sources(&self, ctx: &Context<'_>) -> Vec<SourceStatus> {
         gctx(ctx)

@@ -49,6 +49,15 @@ pub struct SourceStatus {
     pub last_sync_duration_ms: Option<f64>,
     /// Seconds since the last successful sync.
     pub lag_seconds: Option<f64>,
+    /// GitHub: the rate-limit budget as last reported.
+    pub rate_limit: Option<RateLimit>,
+}
+
+#[derive(SimpleObject)]
+pub struct RateLimit {
+    pub limit: Option<u64>,
+    pub remaining: Option<u64>,
+    pub resets_at: Option<DateTime<Utc>>,
 }
 
 impl From<Arc<SourceHealth>> for SourceStatus {
@@ -71,6 +80,11 @@ impl From<Arc<SourceHealth>> for SourceStatus {
             sync_count: s.sync_count,
             error_count: s.error_count,
             last_sync_duration_ms: s.last_sync_duration_ms,
+            rate_limit: (s.rate_limit.is_some() || s.rate_remaining.is_some()).then(|| RateLimit {
+                limit: s.rate_limit,
+                remaining: s.rate_remaining,
+                resets_at: s.rate_reset.and_then(|r| DateTime::from_timestamp(r, 0)),
+            }),
         }
     }
 }

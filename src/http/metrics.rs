@@ -144,6 +144,42 @@ pub async fn render(State(http): State<HttpState>) -> impl IntoResponse {
             );
         }
     }
+    if let Some(gh) = &http.github {
+        let b = gh.client().budget();
+        for (name, help, kind, v) in [
+            (
+                "idp_github_requests_total",
+                "Requests sent to GitHub.",
+                "counter",
+                Some(b.requests),
+            ),
+            (
+                "idp_github_not_modified_total",
+                "GitHub answers that were 304 (free).",
+                "counter",
+                Some(b.not_modified),
+            ),
+            (
+                "idp_github_batches_total",
+                "Batched lookup passes made by the graph's loaders.",
+                "counter",
+                Some(gh.batches()),
+            ),
+            (
+                "idp_github_rate_remaining",
+                "Rate-limit points left in the window.",
+                "gauge",
+                b.remaining,
+            ),
+        ] {
+            if let Some(v) = v {
+                let _ = writeln!(
+                    out,
+                    "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+                );
+            }
+        }
+    }
     (
         [(
             header::CONTENT_TYPE,

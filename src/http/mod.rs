@@ -23,6 +23,8 @@ pub struct HttpState {
     pub state: Arc<State>,
     pub metrics: Arc<Metrics>,
     pub limits: Arc<Limits>,
+    /// For its request economy in `/metrics`.
+    pub github: Option<Arc<crate::sources::github::GitHubSource>>,
 }
 
 pub fn router(http: HttpState) -> Router {

@@ -36,6 +36,8 @@ pub struct CatalogSnapshot {
     by_argocd_app: HashMap<String, Vec<usize>>,
     /// Entities that select applications by label (`argocd/app-selector`).
     argocd_selectors: Vec<usize>,
+    /// `github.com/project-slug` (lower-cased) → entities.
+    by_github_slug: HashMap<String, Vec<usize>>,
     /// When the poll that produced this snapshot finished.
     pub observed_at: Option<DateTime<Utc>>,
 }
@@ -50,7 +52,14 @@ impl CatalogSnapshot {
         let mut edges: HashMap<String, BTreeSet<Relation>> = HashMap::new();
         let mut by_argocd_app: HashMap<String, Vec<usize>> = HashMap::new();
         let mut argocd_selectors = Vec::new();
+        let mut by_github_slug: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, e) in entities.iter().enumerate() {
+            if let Some(slug) = &e.join.github_slug {
+                by_github_slug
+                    .entry(slug.to_lowercase())
+                    .or_default()
+                    .push(i);
+            }
             for name in &e.join.argocd_app_names {
                 by_argocd_app.entry(name.clone()).or_default().push(i);
             }
@@ -101,6 +110,7 @@ impl CatalogSnapshot {
             edges,
             by_argocd_app,
             argocd_selectors,
+            by_github_slug,
             observed_at: Some(observed_at),
         }
     }
@@ -130,6 +140,15 @@ impl CatalogSnapshot {
             .into_iter()
             .flatten()
             .chain(self.argocd_selectors.iter())
+            .map(|&i| &self.entities[i])
+    }
+
+    /// Entities whose `github.com/project-slug` is `slug` (case-insensitive).
+    pub fn by_github_slug(&self, slug: &str) -> impl Iterator<Item = &Arc<Entity>> {
+        self.by_github_slug
+            .get(&slug.to_lowercase())
+            .into_iter()
+            .flatten()
             .map(|&i| &self.entities[i])
     }
 

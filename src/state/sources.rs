@@ -41,6 +41,10 @@ pub struct SourceSnapshot {
     pub sync_count: u64,
     pub error_count: u64,
     pub last_sync_duration_ms: Option<f64>,
+    /// GitHub: the rate-limit window as last reported.
+    pub rate_limit: Option<u64>,
+    pub rate_remaining: Option<u64>,
+    pub rate_reset: Option<i64>,
 }
 
 /// One upstream instance. The `Mutex` guards a small struct copied out on read; it is never
@@ -79,6 +83,13 @@ impl SourceHealth {
         s.last_attempt_at = Some(Utc::now());
         s.last_error = Some(message);
         s.error_count += 1;
+    }
+
+    pub fn set_rate_limit(&self, limit: Option<u64>, remaining: Option<u64>, reset: Option<i64>) {
+        let mut s = self.state.lock();
+        s.rate_limit = limit;
+        s.rate_remaining = remaining;
+        s.rate_reset = reset;
     }
 
     pub fn set_object_count(&self, n: u64) {

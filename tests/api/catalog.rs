@@ -489,6 +489,7 @@ async fn a_wrong_backstage_token_is_reported_in_sources_without_the_token() {
     let secrets = idp_graph::config::ResolvedSecrets {
         backstage: Some("wrong-token-value-123".to_string().into()),
         argocd: Default::default(),
+        github: None,
     };
     let app = crate::helpers::spawn_app(settings, secrets, world).await;
     app.wait_ready().await;

@@ -6,6 +6,7 @@ mod backstage_real;
 mod backstage_sim;
 mod catalog;
 mod cli;
+mod github;
 mod helpers;
 mod http;
 mod subscriptions;

@@ -1,0 +1,485 @@
+//! A simulated GitHub REST API over the demo's git world, faithful where our client depends
+//! on it: `ETag` on every 200 and `304 Not Modified` for a matching `If-None-Match` (which does
+//! not count against the limit), `x-ratelimit-*` headers that count down and reset, a 403 with
+//! GitHub's rate-limit body when the window is spent, secondary-limit 403/429 with
+//! `Retry-After`, `Link` pagination, 401 "Bad credentials", and GitHub's 404 body.
+//! Counters let tests check the economy.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use chrono::{SecondsFormat, Utc};
+use parking_lot::Mutex;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+use super::faults::{self, Faults};
+use super::git::{Commit, GitWorld};
+
+struct Window {
+    limit: u64,
+    used: u64,
+    reset: i64,
+    window_secs: i64,
+}
+
+struct Inner {
+    token: String,
+    git: Arc<GitWorld>,
+    window: Mutex<Window>,
+    /// The next N requests hit a secondary limit: (count, retry-after seconds, status).
+    secondary: Mutex<(u32, u64, u16)>,
+    requests: AtomicU64,
+    not_modified: AtomicU64,
+    /// Requests by path (without query), for tests.
+    by_path: Mutex<std::collections::HashMap<String, u64>>,
+}
+
+#[derive(Clone)]
+pub struct GitHubSim {
+    addr: std::net::SocketAddr,
+    pub faults: Arc<Faults>,
+    inner: Arc<Inner>,
+}
+
+fn gh_error(status: StatusCode, message: &str, doc: &str) -> Response {
+    let mut body = json!({"message": message, "documentation_url": doc});
+    if status != StatusCode::FORBIDDEN && status != StatusCode::TOO_MANY_REQUESTS {
+        body["status"] = json!(status.as_u16().to_string());
+    }
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+impl GitHubSim {
+    pub async fn start(
+        git: Arc<GitWorld>,
+        token: &str,
+        limit: u64,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<Self> {
+        let faults = Arc::new(Faults::default());
+        let inner = Arc::new(Inner {
+            token: token.to_string(),
+            git,
+            window: Mutex::new(Window {
+                limit,
+                used: 0,
+                reset: Utc::now().timestamp() + 3600,
+                window_secs: 3600,
+            }),
+            secondary: Mutex::new((0, 0, 403)),
+            requests: AtomicU64::new(0),
+            not_modified: AtomicU64::new(0),
+            by_path: Default::default(),
+        });
+        let router = Router::new()
+            .route("/rate_limit", get(rate_limit))
+            .route("/repos/{owner}/{repo}", get(repo))
+            .route("/repos/{owner}/{repo}/commits", get(commits))
+            .route("/repos/{owner}/{repo}/commits/{reference}", get(commit))
+            .route("/repos/{owner}/{repo}/pulls", get(pulls))
+            .route("/repos/{owner}/{repo}/actions/runs", get(runs))
+            .fallback(|| async {
+                gh_error(
+                    StatusCode::NOT_FOUND,
+                    "Not Found",
+                    "https://docs.github.com/rest",
+                )
+            })
+            .with_state(inner.clone());
+        let addr = faults::serve(router, faults.clone(), shutdown).await?;
+        Ok(Self {
+            addr,
+            faults,
+            inner,
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Requests answered (any status) and of those 304s.
+    pub fn counters(&self) -> (u64, u64) {
+        (
+            self.inner.requests.load(Ordering::SeqCst),
+            self.inner.not_modified.load(Ordering::SeqCst),
+        )
+    }
+
+    /// Requests to one path (`/repos/o/r`), any query.
+    pub fn requests_to(&self, path: &str) -> u64 {
+        self.inner.by_path.lock().get(path).copied().unwrap_or(0)
+    }
+
+    /// Rate-limit points spent in this window.
+    pub fn used(&self) -> u64 {
+        self.inner.window.lock().used
+    }
+
+    /// Spends the rest of the window (the next counted request gets the rate-limit 403).
+    pub fn exhaust(&self) {
+        let mut w = self.inner.window.lock();
+        w.used = w.limit;
+    }
+
+    /// Starts a fresh window.
+    pub fn reset_window(&self) {
+        let mut w = self.inner.window.lock();
+        w.used = 0;
+        w.reset = Utc::now().timestamp() + w.window_secs;
+    }
+
+    /// The next `count` requests hit a secondary limit (`status` 403 or 429, `Retry-After`).
+    pub fn secondary_limit(&self, count: u32, retry_after_secs: u64, status: u16) {
+        *self.inner.secondary.lock() = (count, retry_after_secs, status);
+    }
+}
+
+/// Authentication, limits and conditional-request handling shared by every endpoint. `body`
+/// is computed only when the request is allowed through.
+fn respond(
+    inner: &Inner,
+    headers: &HeaderMap,
+    uri: &Uri,
+    body: impl FnOnce() -> Option<(Value, Option<String>)>,
+) -> Response {
+    inner.requests.fetch_add(1, Ordering::SeqCst);
+    *inner
+        .by_path
+        .lock()
+        .entry(uri.path().to_string())
+        .or_default() += 1;
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let token_ok = matches!(auth.and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("token "))), Some(t) if t == inner.token);
+    if !token_ok {
+        return gh_error(
+            StatusCode::UNAUTHORIZED,
+            "Bad credentials",
+            "https://docs.github.com/rest",
+        );
+    }
+    {
+        let mut s = inner.secondary.lock();
+        if s.0 > 0 {
+            s.0 -= 1;
+            let status = StatusCode::from_u16(s.2).unwrap_or(StatusCode::FORBIDDEN);
+            let mut r = gh_error(status, "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+                "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits");
+            r.headers_mut()
+                .insert("retry-after", HeaderValue::from(s.1));
+            return r;
+        }
+    }
+    let now = Utc::now().timestamp();
+    let (limit, used, reset) = {
+        let mut w = inner.window.lock();
+        if now >= w.reset {
+            w.used = 0;
+            w.reset = now + w.window_secs;
+        }
+        (w.limit, w.used, w.reset)
+    };
+    let rate_headers = |r: &mut Response, used: u64| {
+        let h = r.headers_mut();
+        h.insert("x-ratelimit-limit", HeaderValue::from(limit));
+        h.insert(
+            "x-ratelimit-remaining",
+            HeaderValue::from(limit.saturating_sub(used)),
+        );
+        h.insert("x-ratelimit-reset", HeaderValue::from(reset));
+        h.insert("x-ratelimit-used", HeaderValue::from(used));
+        h.insert("x-ratelimit-resource", HeaderValue::from_static("core"));
+        h.insert(
+            "x-github-api-version-selected",
+            HeaderValue::from_static("2022-11-28"),
+        );
+    };
+    let Some((value, link)) = body() else {
+        let mut r = gh_error(
+            StatusCode::NOT_FOUND,
+            "Not Found",
+            "https://docs.github.com/rest/repos/repos#get-a-repository",
+        );
+        let used = {
+            let mut w = inner.window.lock();
+            w.used += 1;
+            w.used
+        };
+        rate_headers(&mut r, used);
+        return r;
+    };
+    if used >= limit {
+        // With the window spent, GitHub refuses everything, conditional requests included.
+        let mut r = gh_error(StatusCode::FORBIDDEN, "API rate limit exceeded for user ID 1. If you reach out to GitHub Support for help, please include the request ID.",
+            "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api");
+        rate_headers(&mut r, used);
+        return r;
+    }
+    let text = value.to_string();
+    let etag = format!("W/\"{}\"", sha1_smol::Sha1::from(&text).digest());
+    let if_none = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok());
+    if if_none == Some(etag.as_str()) {
+        // A conditional hit costs no rate limit.
+        inner.not_modified.fetch_add(1, Ordering::SeqCst);
+        let mut r = StatusCode::NOT_MODIFIED.into_response();
+        r.headers_mut().insert(
+            header::ETAG,
+            HeaderValue::from_str(&etag).expect("BUG: etag is ASCII"),
+        );
+        rate_headers(&mut r, used);
+        return r;
+    }
+    let used = {
+        let mut w = inner.window.lock();
+        w.used += 1;
+        w.used
+    };
+    let mut r = (
+        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+        text,
+    )
+        .into_response();
+    r.headers_mut().insert(
+        header::ETAG,
+        HeaderValue::from_str(&etag).expect("BUG: etag is ASCII"),
+    );
+    if let Some(l) = link {
+        if let Ok(v) = HeaderValue::from_str(&l) {
+            r.headers_mut().insert(header::LINK, v);
+        }
+    }
+    rate_headers(&mut r, used);
+    r
+}
+
+fn ts(t: chrono::DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn commit_json(slug: &str, c: &Commit) -> Value {
+    json!({
+        "sha": c.sha, "node_id": format!("C_{}", &c.sha[..12]),
+        "commit": {"author": {"name": c.author_name, "email": c.author_email, "date": ts(c.date)},
+                   "committer": {"name": c.author_name, "email": c.author_email, "date": ts(c.date)},
+                   "message": c.message, "tree": {"sha": c.sha}},
+        "url": format!("https://api.github.com/repos/{slug}/commits/{}", c.sha),
+        "html_url": format!("https://github.com/{slug}/commit/{}", c.sha),
+        "author": {"login": c.author_login, "type": "User"},
+        "committer": {"login": c.author_login, "type": "User"},
+        "parents": [],
+    })
+}
+
+/// The host the client called, for absolute `Link` URLs.
+fn host(headers: &HeaderMap) -> String {
+    headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("api.github.com")
+        .to_string()
+}
+
+fn query(raw: &Option<String>) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(raw.as_deref().unwrap_or("").as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn q<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Cuts a page and builds the `Link` header, as GitHub does (`per_page` ≤ 100, `page` from 1).
+fn page<T: Clone>(
+    items: &[T],
+    pairs: &[(String, String)],
+    uri: &Uri,
+    host: &str,
+) -> (Vec<T>, Option<String>) {
+    let per_page = q(pairs, "per_page")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(30)
+        .clamp(1, 100);
+    let page = q(pairs, "page")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(1)
+        .max(1);
+    let start = (page - 1) * per_page;
+    let slice = items.iter().skip(start).take(per_page).cloned().collect();
+    let last = items.len().div_ceil(per_page).max(1);
+    let base: Vec<String> = pairs
+        .iter()
+        .filter(|(k, _)| k != "page")
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let url = |p: usize| {
+        let mut qs = base.clone();
+        qs.push(format!("page={p}"));
+        format!("<http://{host}{}?{}>", uri.path(), qs.join("&"))
+    };
+    let mut links = Vec::new();
+    if page < last {
+        links.push(format!("{}; rel=\"next\"", url(page + 1)));
+        links.push(format!("{}; rel=\"last\"", url(last)));
+    }
+    if page > 1 {
+        links.push(format!("{}; rel=\"prev\"", url(page - 1)));
+        links.push(format!("{}; rel=\"first\"", url(1)));
+    }
+    (slice, (!links.is_empty()).then(|| links.join(", ")))
+}
+
+async fn rate_limit(State(inner): State<Arc<Inner>>) -> Response {
+    let w = inner.window.lock();
+    let core = json!({"limit": w.limit, "remaining": w.limit.saturating_sub(w.used), "reset": w.reset, "used": w.used, "resource": "core"});
+    axum::Json(json!({"resources": {"core": core}, "rate": core})).into_response()
+}
+
+async fn repo(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path((owner, name)): Path<(String, String)>,
+) -> Response {
+    let slug = format!("{owner}/{name}");
+    respond(&inner, &headers, &uri, || {
+        let r = inner.git.repo(&slug)?;
+        let pushed = r.commits.last().map(|c| ts(c.date));
+        let id = u64::from_str_radix(&sha1_smol::Sha1::from(&slug).digest().to_string()[..8], 16)
+            .unwrap_or(1);
+        Some((
+            json!({
+                "id": id, "node_id": format!("R_{id}"), "name": name, "full_name": slug, "private": true,
+                "owner": {"login": owner, "type": "Organization"},
+                "html_url": format!("https://github.com/{slug}"), "description": r.description, "fork": false,
+                "url": format!("https://api.github.com/repos/{slug}"),
+                "created_at": ts(r.created_at), "updated_at": pushed, "pushed_at": pushed,
+                "language": r.language, "stargazers_count": 3 + id % 40, "watchers_count": 3 + id % 40, "forks_count": id % 5,
+                "open_issues_count": id % 7, "archived": false, "disabled": false, "visibility": "internal",
+                "topics": r.topics, "default_branch": r.default_branch,
+            }),
+            None,
+        ))
+    })
+}
+
+async fn commits(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path((owner, name)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let slug = format!("{owner}/{name}");
+    let pairs = query(&raw);
+    respond(&inner, &headers, &uri, || {
+        let r = inner.git.repo(&slug)?;
+        let all: Vec<Value> = r
+            .commits
+            .iter()
+            .rev()
+            .map(|c| commit_json(&slug, c))
+            .collect();
+        let (items, link) = page(&all, &pairs, &uri, &host(&headers));
+        Some((Value::Array(items), link))
+    })
+}
+
+async fn commit(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path((owner, name, reference)): Path<(String, String, String)>,
+) -> Response {
+    let slug = format!("{owner}/{name}");
+    respond(&inner, &headers, &uri, || {
+        let r = inner.git.repo(&slug)?;
+        let c = if reference == r.default_branch || reference == "HEAD" {
+            r.commits.last().cloned()
+        } else {
+            inner.git.commit(&slug, &reference)
+        }?;
+        Some((commit_json(&slug, &c), None))
+    })
+}
+
+async fn pulls(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path((owner, name)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let slug = format!("{owner}/{name}");
+    let pairs = query(&raw);
+    let state = q(&pairs, "state").unwrap_or("open").to_string();
+    respond(&inner, &headers, &uri, || {
+        let r = inner.git.repo(&slug)?;
+        let all: Vec<Value> = (1..=12u64)
+            .rev()
+            .map(|n| {
+                let open = n > 8;
+                let c = &r.commits[(n as usize) % r.commits.len()];
+                json!({"number": n, "state": if open { "open" } else { "closed" }, "title": format!("Change #{n} to {name}"),
+                       "draft": n == 12, "user": {"login": c.author_login},
+                       "html_url": format!("https://github.com/{slug}/pull/{n}"),
+                       "head": {"ref": format!("feature-{n}"), "sha": c.sha}, "base": {"ref": r.default_branch},
+                       "created_at": ts(c.date), "updated_at": ts(c.date),
+                       "merged_at": if open { Value::Null } else { json!(ts(c.date)) }})
+            })
+            .filter(|p| state == "all" || p["state"] == state)
+            .collect();
+        let (items, link) = page(&all, &pairs, &uri, &host(&headers));
+        Some((Value::Array(items), link))
+    })
+}
+
+async fn runs(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path((owner, name)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let slug = format!("{owner}/{name}");
+    let pairs = query(&raw);
+    let branch = q(&pairs, "branch").map(str::to_string);
+    respond(&inner, &headers, &uri, || {
+        let r = inner.git.repo(&slug)?;
+        let all: Vec<Value> = r
+            .commits
+            .iter()
+            .rev()
+            .enumerate()
+            .map(|(i, c)| {
+                let id = u64::from_str_radix(&c.sha[..8], 16).unwrap_or(i as u64);
+                let (status, conclusion) = if i == 0 { ("in_progress", Value::Null) } else if i == 2 { ("completed", json!("failure")) } else { ("completed", json!("success")) };
+                json!({"id": id, "name": "CI", "head_branch": r.default_branch, "head_sha": c.sha, "event": "push",
+                       "status": status, "conclusion": conclusion, "run_number": r.commits.len() - i,
+                       "html_url": format!("https://github.com/{slug}/actions/runs/{id}"), "created_at": ts(c.date)})
+            })
+            .filter(|run| branch.as_deref().is_none_or(|b| run["head_branch"] == b))
+            .collect();
+        let total = all.len();
+        let (items, link) = page(&all, &pairs, &uri, &host(&headers));
+        Some((json!({"total_count": total, "workflow_runs": items}), link))
+    })
+}

@@ -1,0 +1,389 @@
+//! GitHub in the graph: `Repository`, `Commit`, pull requests and workflow runs, the joins from
+//! components (`github.com/project-slug`) and from ArgoCD revisions, and the loaders that batch
+//! one request's lookups into one concurrent pass.
+//!
+//! Stale data is served with its freshness: when a refresh failed or the budget is spent, the
+//! field still answers with the last known value, and an error with `RATE_LIMITED` /
+//! `UPSTREAM_UNAVAILABLE` and the field's path is added beside it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::{Context, Enum, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+
+use super::entity::{EntityItem, EntityNode, Freshness};
+use super::error::{bad_input, upstream};
+use super::{gctx, Viewer};
+use crate::domain::github::{Commit, PullRequest, Repository, WorkflowRun};
+use crate::sources::github::{Fetched, GitHubSource};
+use crate::sources::SourceError;
+
+const SOURCE: &str = "github";
+
+/// Turns a fetch into a field value: an error when there is nothing to serve; the value plus a
+/// non-fatal error when it is stale.
+pub fn deliver<T>(
+    ctx: &Context<'_>,
+    fetched: Result<Fetched<T>, SourceError>,
+) -> Result<Option<(T, bool, DateTime<Utc>)>> {
+    match fetched {
+        Err(e) => Err(upstream(SOURCE, &e)),
+        Ok(f) => {
+            if f.stale {
+                if let Some(e) = &f.error {
+                    let err = upstream(SOURCE, e).into_server_error(ctx.item.pos);
+                    ctx.add_error(ctx.set_error_path(err));
+                }
+            }
+            Ok(f.value.map(|v| (v, f.stale, f.observed_at)))
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct RepoLoader(pub Arc<GitHubSource>);
+
+impl Loader<String> for RepoLoader {
+    type Value = Result<Fetched<Repository>, SourceError>;
+    type Error = std::convert::Infallible;
+
+    async fn load(&self, keys: &[String]) -> Result<HashMap<String, Self::Value>, Self::Error> {
+        self.0.note_batch();
+        let fetched =
+            futures::future::join_all(keys.iter().map(|k| self.0.repository(k, false))).await;
+        Ok(keys.iter().cloned().zip(fetched).collect())
+    }
+}
+
+#[derive(Clone)]
+pub struct CommitLoader(pub Arc<GitHubSource>);
+
+impl Loader<(String, String)> for CommitLoader {
+    type Value = Result<Fetched<Commit>, SourceError>;
+    type Error = std::convert::Infallible;
+
+    async fn load(
+        &self,
+        keys: &[(String, String)],
+    ) -> Result<HashMap<(String, String), Self::Value>, Self::Error> {
+        self.0.note_batch();
+        let fetched =
+            futures::future::join_all(keys.iter().map(|(slug, sha)| self.0.commit(slug, sha)))
+                .await;
+        Ok(keys.iter().cloned().zip(fetched).collect())
+    }
+}
+
+/// Cache hits never reach the loaders (see `load_repository`), so the loaders only see misses,
+/// each of which costs a network round trip: a 5 ms window to gather a whole list's misses
+/// into one concurrent pass is cheap next to that.
+pub fn loaders(source: &Arc<GitHubSource>) -> (DataLoader<RepoLoader>, DataLoader<CommitLoader>) {
+    let window = std::time::Duration::from_millis(5);
+    (
+        DataLoader::new(RepoLoader(source.clone()), tokio::spawn).delay(window),
+        DataLoader::new(CommitLoader(source.clone()), tokio::spawn).delay(window),
+    )
+}
+
+/// A repository via the loader; `None` when GitHub is not configured or the repo is unknown.
+pub async fn load_repository(ctx: &Context<'_>, slug: &str) -> Result<Option<RepositoryNode>> {
+    let Some(loader) = ctx.data_opt::<DataLoader<RepoLoader>>() else {
+        return Ok(None);
+    };
+    if let Some(f) = ctx
+        .data_opt::<Arc<GitHubSource>>()
+        .and_then(|s| s.repository_if_fresh(slug))
+    {
+        return Ok(f.value.map(|repo| RepositoryNode {
+            repo: Arc::new(repo),
+            stale: false,
+            observed_at: f.observed_at,
+        }));
+    }
+    let fetched = loader
+        .load_one(slug.to_string())
+        .await
+        .unwrap_or_else(|never| match never {})
+        .unwrap_or_else(|| {
+            Err(SourceError::Malformed {
+                url: slug.into(),
+                reason: "loader lost the key".into(),
+            })
+        });
+    Ok(
+        deliver(ctx, fetched)?.map(|(repo, stale, observed_at)| RepositoryNode {
+            repo: Arc::new(repo),
+            stale,
+            observed_at,
+        }),
+    )
+}
+
+/// A commit of a repository via the loader.
+pub async fn load_commit(ctx: &Context<'_>, slug: &str, sha: &str) -> Result<Option<CommitNode>> {
+    let Some(loader) = ctx.data_opt::<DataLoader<CommitLoader>>() else {
+        return Ok(None);
+    };
+    if let Some(c) = ctx
+        .data_opt::<Arc<GitHubSource>>()
+        .and_then(|s| s.commit_if_known(slug, sha))
+    {
+        return Ok(Some(CommitNode(c)));
+    }
+    let fetched = loader
+        .load_one((slug.to_string(), sha.to_string()))
+        .await
+        .unwrap_or_else(|never| match never {})
+        .unwrap_or_else(|| {
+            Err(SourceError::Malformed {
+                url: slug.into(),
+                reason: "loader lost the key".into(),
+            })
+        });
+    Ok(deliver(ctx, fetched)?.map(|(c, _, _)| CommitNode(c)))
+}
+
+/// The `owner/repo` of an ArgoCD source repo URL, when it is on the configured GitHub.
+pub fn slug_for_repo_url(ctx: &Context<'_>, repo_url: &str) -> Option<String> {
+    let source = ctx.data_opt::<Arc<GitHubSource>>()?;
+    let host = source.client().web_host();
+    crate::domain::joins::github_slug_of_repo_url(repo_url, &[host.as_str(), "github.com"])
+}
+
+fn valid_sha(s: &str) -> bool {
+    (7..=40).contains(&s.len()) && s.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+pub struct CommitNode(pub Commit);
+
+#[derive(SimpleObject)]
+pub struct CommitAuthor {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    /// GitHub login, when the author is a GitHub user.
+    pub login: Option<String>,
+}
+
+#[Object(name = "Commit")]
+impl CommitNode {
+    async fn sha(&self) -> &str {
+        &self.0.sha
+    }
+    async fn short_sha(&self) -> &str {
+        &self.0.sha[..self.0.sha.len().min(7)]
+    }
+    async fn message(&self) -> &str {
+        &self.0.message
+    }
+    /// The first line of the message.
+    async fn title(&self) -> &str {
+        self.0.message.lines().next().unwrap_or("")
+    }
+    async fn author(&self) -> CommitAuthor {
+        CommitAuthor {
+            name: self.0.author_name.clone(),
+            email: self.0.author_email.clone(),
+            login: self.0.author_login.clone(),
+        }
+    }
+    async fn date(&self) -> Option<DateTime<Utc>> {
+        self.0.date
+    }
+    async fn url(&self) -> &str {
+        &self.0.url
+    }
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum PullRequestState {
+    Open,
+    Closed,
+    All,
+}
+
+#[derive(SimpleObject)]
+pub struct PullRequestNode {
+    pub number: u64,
+    pub title: String,
+    pub state: String,
+    pub draft: bool,
+    pub author_login: Option<String>,
+    pub url: String,
+    pub head_ref: String,
+    pub base_ref: String,
+    pub created_at: Option<DateTime<Utc>>,
+    pub updated_at: Option<DateTime<Utc>>,
+    pub merged_at: Option<DateTime<Utc>>,
+}
+
+impl From<PullRequest> for PullRequestNode {
+    fn from(p: PullRequest) -> Self {
+        Self {
+            number: p.number,
+            title: p.title,
+            state: p.state,
+            draft: p.draft,
+            author_login: p.author_login,
+            url: p.url,
+            head_ref: p.head_ref,
+            base_ref: p.base_ref,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+            merged_at: p.merged_at,
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct WorkflowRunNode {
+    pub id: u64,
+    pub name: Option<String>,
+    /// `queued`, `in_progress`, `completed`...
+    pub status: Option<String>,
+    /// `success`, `failure`, `cancelled`... (null while running)
+    pub conclusion: Option<String>,
+    pub branch: Option<String>,
+    pub head_sha: String,
+    pub event: String,
+    pub url: String,
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+impl From<WorkflowRun> for WorkflowRunNode {
+    fn from(r: WorkflowRun) -> Self {
+        Self {
+            id: r.id,
+            name: r.name,
+            status: r.status,
+            conclusion: r.conclusion,
+            branch: r.branch,
+            head_sha: r.head_sha,
+            event: r.event,
+            url: r.url,
+            created_at: r.created_at,
+        }
+    }
+}
+
+pub struct RepositoryNode {
+    pub repo: Arc<Repository>,
+    pub stale: bool,
+    pub observed_at: DateTime<Utc>,
+}
+
+fn source<'a>(ctx: &Context<'a>) -> Result<&'a Arc<GitHubSource>> {
+    ctx.data_opt::<Arc<GitHubSource>>()
+        .ok_or_else(|| super::error::coded("NOT_CONFIGURED", "GitHub is not configured"))
+}
+
+fn bounded(first: i32) -> Result<usize> {
+    if !(1..=100).contains(&first) {
+        return Err(bad_input("`first` must be between 1 and 100"));
+    }
+    Ok(first as usize)
+}
+
+#[Object(name = "Repository")]
+impl RepositoryNode {
+    /// `owner/name`.
+    async fn slug(&self) -> &str {
+        &self.repo.slug
+    }
+    async fn url(&self) -> &str {
+        &self.repo.url
+    }
+    async fn description(&self) -> Option<&str> {
+        self.repo.description.as_deref()
+    }
+    async fn default_branch(&self) -> &str {
+        &self.repo.default_branch
+    }
+    async fn visibility(&self) -> &str {
+        &self.repo.visibility
+    }
+    async fn archived(&self) -> bool {
+        self.repo.archived
+    }
+    async fn stars(&self) -> u64 {
+        self.repo.stars
+    }
+    async fn forks(&self) -> u64 {
+        self.repo.forks
+    }
+    async fn open_issues(&self) -> u64 {
+        self.repo.open_issues
+    }
+    async fn topics(&self) -> &[String] {
+        &self.repo.topics
+    }
+    async fn primary_language(&self) -> Option<&str> {
+        self.repo.language.as_deref()
+    }
+    async fn pushed_at(&self) -> Option<DateTime<Utc>> {
+        self.repo.pushed_at
+    }
+    async fn freshness(&self) -> Freshness {
+        Freshness {
+            source: SOURCE.into(),
+            observed_at: Some(self.observed_at),
+            stale: self.stale,
+        }
+    }
+    /// The head of the default branch.
+    async fn latest_commit(&self, ctx: &Context<'_>) -> Result<Option<CommitNode>> {
+        let f = source(ctx)?
+            .latest_commit(&self.repo.slug, &self.repo.default_branch)
+            .await;
+        Ok(deliver(ctx, f)?.map(|(c, _, _)| CommitNode(c)))
+    }
+    /// A commit by SHA (7 to 40 hex digits).
+    async fn commit(&self, ctx: &Context<'_>, sha: String) -> Result<Option<CommitNode>> {
+        if !valid_sha(&sha) {
+            return Err(bad_input("`sha` must be 7 to 40 hexadecimal digits"));
+        }
+        load_commit(ctx, &self.repo.slug, &sha).await
+    }
+    async fn pull_requests(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default_with = "PullRequestState::Open")] state: PullRequestState,
+        #[graphql(default = 10)] first: i32,
+    ) -> Result<Vec<PullRequestNode>> {
+        let state = match state {
+            PullRequestState::Open => "open",
+            PullRequestState::Closed => "closed",
+            PullRequestState::All => "all",
+        };
+        let f = source(ctx)?
+            .pull_requests(&self.repo.slug, state, bounded(first)?)
+            .await;
+        Ok(deliver(ctx, f)?
+            .map(|(v, _, _)| v.into_iter().map(Into::into).collect())
+            .unwrap_or_default())
+    }
+    async fn workflow_runs(
+        &self,
+        ctx: &Context<'_>,
+        branch: Option<String>,
+        #[graphql(default = 10)] first: i32,
+    ) -> Result<Vec<WorkflowRunNode>> {
+        let f = source(ctx)?
+            .workflow_runs(&self.repo.slug, branch.as_deref(), bounded(first)?)
+            .await;
+        Ok(deliver(ctx, f)?
+            .map(|(v, _, _)| v.into_iter().map(Into::into).collect())
+            .unwrap_or_default())
+    }
+    /// Catalog entities whose `github.com/project-slug` names this repository.
+    async fn components(&self, ctx: &Context<'_>) -> Vec<EntityItem> {
+        let snapshot = gctx(ctx).state.catalog.snapshot();
+        let viewer = Viewer::of(ctx);
+        snapshot
+            .by_github_slug(&self.repo.slug)
+            .filter(|e| viewer.sees_entity(e))
+            .map(|e| EntityItem::from(EntityNode::new(e.clone(), snapshot.clone())))
+            .collect()
+    }
+}

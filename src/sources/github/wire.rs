@@ -1,0 +1,197 @@
+//! GitHub REST JSON, as sent. Private; converted here.
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use crate::domain::github::*;
+
+#[derive(Deserialize)]
+pub(super) struct WireRepo {
+    full_name: String,
+    html_url: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    default_branch: Option<String>,
+    #[serde(default)]
+    visibility: Option<String>,
+    #[serde(default)]
+    private: bool,
+    #[serde(default)]
+    archived: bool,
+    #[serde(default)]
+    stargazers_count: u64,
+    #[serde(default)]
+    forks_count: u64,
+    #[serde(default)]
+    open_issues_count: u64,
+    #[serde(default)]
+    topics: Vec<String>,
+    #[serde(default)]
+    language: Option<String>,
+    #[serde(default)]
+    pushed_at: Option<DateTime<Utc>>,
+}
+
+impl From<WireRepo> for Repository {
+    fn from(r: WireRepo) -> Self {
+        Self {
+            slug: r.full_name,
+            url: r.html_url,
+            description: r.description,
+            default_branch: r.default_branch.unwrap_or_else(|| "main".into()),
+            visibility: r.visibility.unwrap_or_else(|| {
+                if r.private {
+                    "private".into()
+                } else {
+                    "public".into()
+                }
+            }),
+            archived: r.archived,
+            stars: r.stargazers_count,
+            forks: r.forks_count,
+            open_issues: r.open_issues_count,
+            topics: r.topics,
+            language: r.language,
+            pushed_at: r.pushed_at,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct WireGitPerson {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    date: Option<DateTime<Utc>>,
+}
+
+#[derive(Deserialize)]
+struct WireGitCommit {
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    author: Option<WireGitPerson>,
+}
+
+#[derive(Deserialize)]
+struct WireUser {
+    login: String,
+}
+
+#[derive(Deserialize)]
+pub(super) struct WireCommit {
+    sha: String,
+    commit: WireGitCommit,
+    #[serde(default)]
+    author: Option<WireUser>,
+    #[serde(default)]
+    html_url: String,
+}
+
+impl From<WireCommit> for Commit {
+    fn from(c: WireCommit) -> Self {
+        let a = c.commit.author;
+        Self {
+            sha: c.sha,
+            message: c.commit.message,
+            author_name: a.as_ref().and_then(|a| a.name.clone()),
+            author_email: a.as_ref().and_then(|a| a.email.clone()),
+            date: a.and_then(|a| a.date),
+            author_login: c.author.map(|u| u.login),
+            url: c.html_url,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct WireRef {
+    #[serde(rename = "ref")]
+    name: String,
+}
+
+#[derive(Deserialize)]
+pub(super) struct WirePull {
+    number: u64,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    draft: bool,
+    #[serde(default)]
+    user: Option<WireUser>,
+    #[serde(default)]
+    html_url: String,
+    head: WireRef,
+    base: WireRef,
+    #[serde(default)]
+    created_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    updated_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    merged_at: Option<DateTime<Utc>>,
+}
+
+impl From<WirePull> for PullRequest {
+    fn from(p: WirePull) -> Self {
+        Self {
+            number: p.number,
+            title: p.title,
+            state: p.state,
+            draft: p.draft,
+            author_login: p.user.map(|u| u.login),
+            url: p.html_url,
+            head_ref: p.head.name,
+            base_ref: p.base.name,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+            merged_at: p.merged_at,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct WireRuns {
+    #[serde(default)]
+    pub workflow_runs: Vec<WireRun>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct WireRun {
+    id: u64,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    conclusion: Option<String>,
+    #[serde(default)]
+    head_branch: Option<String>,
+    #[serde(default)]
+    head_sha: String,
+    #[serde(default)]
+    event: String,
+    #[serde(default)]
+    html_url: String,
+    #[serde(default)]
+    created_at: Option<DateTime<Utc>>,
+}
+
+impl From<WireRun> for WorkflowRun {
+    fn from(r: WireRun) -> Self {
+        Self {
+            id: r.id,
+            name: r.name,
+            status: r.status,
+            conclusion: r.conclusion,
+            branch: r.head_branch,
+            head_sha: r.head_sha,
+            event: r.event,
+            url: r.html_url,
+            created_at: r.created_at,
+        }
+    }
+}
