@@ -8,6 +8,7 @@ pub mod entity;
 pub mod entity_ref;
 pub mod github;
 pub mod joins;
+pub mod kubernetes;
 pub mod selector;
 
 pub use entity::{Entity, EntityKind, Relation, RelationType};
