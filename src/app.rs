@@ -190,6 +190,7 @@ impl App {
             github,
         });
         let router = http::router(HttpState {
+            shutdown: shutdown.clone(),
             github: github_for_metrics,
             schema,
             state: state.clone(),

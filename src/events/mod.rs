@@ -47,31 +47,56 @@ pub struct Event {
 
 pub struct EventBus {
     tx: broadcast::Sender<Arc<Event>>,
-    /// Next sequence number. A `Mutex`, not an atomic, because the number and the send must
-    /// happen together or two publishers could deliver out of order; it is never held across
-    /// an await (send is synchronous).
-    next_seq: Mutex<u64>,
+    /// Next sequence number and the replay buffer (the newest `replay` events). One `Mutex`
+    /// for both, because numbering, buffering and sending must happen together or a publisher
+    /// could deliver out of order, and a subscriber joining with a cursor must see the buffer
+    /// and the live channel meet without a gap. Never held across an await.
+    inner: Mutex<(u64, std::collections::VecDeque<Arc<Event>>)>,
+    replay: usize,
+}
+
+/// Where a subscription starts.
+pub struct Subscription {
+    /// Events after the cursor that are still in the replay buffer, oldest first.
+    pub backlog: Vec<Arc<Event>>,
+    /// More was missed than the buffer holds: the client must re-read its state.
+    pub gap: bool,
+    pub live: broadcast::Receiver<Arc<Event>>,
 }
 
 impl EventBus {
+    /// `capacity`: how far one live subscriber may fall behind before it is told to resync.
+    /// `replay`: how many past events a reconnecting subscriber can ask for by cursor.
     pub fn new(capacity: usize) -> Self {
+        Self::with_replay(capacity, capacity)
+    }
+
+    pub fn with_replay(capacity: usize, replay: usize) -> Self {
         let (tx, _) = broadcast::channel(capacity.max(1));
         Self {
             tx,
-            next_seq: Mutex::new(1),
+            inner: Mutex::new((
+                1,
+                std::collections::VecDeque::with_capacity(replay.min(1 << 16)),
+            )),
+            replay: replay.max(1),
         }
     }
 
     /// Publishes changes in order. Having no subscriber is normal, not an error.
     pub fn publish(&self, changes: impl IntoIterator<Item = Change>) {
-        let mut seq = self.next_seq.lock();
+        let mut inner = self.inner.lock();
         for change in changes {
             let event = Arc::new(Event {
-                seq: *seq,
+                seq: inner.0,
                 at: Utc::now(),
                 change,
             });
-            *seq += 1;
+            inner.0 += 1;
+            if inner.1.len() == self.replay {
+                inner.1.pop_front();
+            }
+            inner.1.push_back(event.clone());
             let _ = self.tx.send(event);
         }
     }
@@ -80,9 +105,28 @@ impl EventBus {
         self.tx.subscribe()
     }
 
+    /// Subscribes from a cursor: the buffered events after `after`, then live ones, with no
+    /// gap and no duplicate between them. `after: None` starts live.
+    pub fn subscribe_after(&self, after: Option<u64>) -> Subscription {
+        let inner = self.inner.lock();
+        let live = self.tx.subscribe();
+        let Some(after) = after else {
+            return Subscription {
+                backlog: Vec::new(),
+                gap: false,
+                live,
+            };
+        };
+        let oldest = inner.1.front().map(|e| e.seq).unwrap_or(inner.0);
+        // Events after `after` start at after+1; if that is older than the buffer, some are gone.
+        let gap = after + 1 < oldest && after < inner.0 - 1;
+        let backlog = inner.1.iter().filter(|e| e.seq > after).cloned().collect();
+        Subscription { backlog, gap, live }
+    }
+
     /// The sequence number the next event will get.
     pub fn next_seq(&self) -> u64 {
-        *self.next_seq.lock()
+        self.inner.lock().0
     }
 }
 
@@ -107,6 +151,24 @@ mod tests {
         let a = rx.recv().await.unwrap();
         let b = rx.recv().await.unwrap();
         assert_eq!((a.seq, b.seq), (1, 2));
+    }
+
+    #[tokio::test]
+    async fn a_cursor_resumes_without_gap_or_duplicate() {
+        let bus = EventBus::with_replay(16, 4);
+        bus.publish((0..3).map(|i| change(&i.to_string())));
+        let mut sub = bus.subscribe_after(Some(1));
+        assert!(!sub.gap);
+        assert_eq!(
+            sub.backlog.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            [2, 3]
+        );
+        bus.publish([change("x")]);
+        assert_eq!(sub.live.recv().await.unwrap().seq, 4);
+        // Too far back: the buffer holds 4 events (2..=5 after one more), so cursor 0 has a gap.
+        bus.publish([change("y")]);
+        assert!(bus.subscribe_after(Some(0)).gap);
+        assert!(!bus.subscribe_after(Some(1)).gap);
     }
 
     #[tokio::test]

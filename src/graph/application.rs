@@ -392,6 +392,13 @@ impl ApplicationNode {
     }
 }
 
+impl ApplicationNode {
+    /// The first catalog entity that claims this application.
+    pub fn entity_of(&self, ctx: &Context<'_>) -> Option<EntityItem> {
+        entities_of_app(ctx, &self.0).into_iter().next()
+    }
+}
+
 fn entities_of_app(ctx: &Context<'_>, app: &Application) -> Vec<EntityItem> {
     let viewer = Viewer::of(ctx);
     let snapshot = gctx(ctx).state.catalog.snapshot();

@@ -1,32 +1,139 @@
 //! `Subscription`: live changes from the event bus, filtered on the server.
+//!
+//! Every subscription reads one feed: the replay buffer after the client's cursor (`after`),
+//! then live events. Missing events — a cursor older than the buffer, or a subscriber that fell
+//! behind the bounded channel — become one explicit `RESYNC_REQUIRED` event, never silent loss
+//! and never unbounded memory. Each event carries its `cursor` (the bus sequence number).
+//! `initial: true` first sends the current state, so a page renders and follows with one request.
 
 use std::sync::Arc;
 
-use async_graphql::{Context, Enum, Object, Result, Subscription as SubscriptionMacro};
+use async_graphql::{
+    Context, Enum, Object, Result, SimpleObject, Subscription as SubscriptionMacro,
+};
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 
+use super::application::{
+    ApplicationFilter, ApplicationMatcher, ApplicationNode, HealthStatusCode, OperationPhaseCode,
+    SyncStatusCode,
+};
 use super::entity::{EntityItem, EntityNode};
+use super::error::bad_input;
 use super::filter::{EntityFilter, EntityMatcher};
 use super::{gctx, Viewer};
+use crate::auth::{Policy, Principal};
+use crate::domain::argocd::Application;
 use crate::domain::Entity;
-use crate::events::{Change, ChangeKind};
+use crate::events::{Change, ChangeKind, Event};
 use crate::state::State;
 
+/// One item of the feed.
+enum Feed {
+    Event(Arc<Event>),
+    /// Events were lost before this point; `seq` is where the live stream resumes.
+    Resync(u64),
+}
+
+fn parse_cursor(after: Option<String>) -> Result<Option<u64>> {
+    after
+        .map(|a| {
+            a.trim()
+                .parse::<u64>()
+                .map_err(|_| bad_input("`after` must be a cursor from an earlier event"))
+        })
+        .transpose()
+}
+
+/// Backlog after the cursor, then live events; gaps and lag become `Resync`.
+fn feed(state: &Arc<State>, after: Option<u64>) -> impl Stream<Item = Feed> + Send + 'static {
+    let sub = state.bus.subscribe_after(after);
+    let next = state.bus.next_seq();
+    let head: Vec<Feed> = sub
+        .gap
+        .then(|| Feed::Resync(next.saturating_sub(1)))
+        .into_iter()
+        .chain(sub.backlog.into_iter().map(Feed::Event))
+        .collect();
+    let last_backlog = head
+        .iter()
+        .filter_map(|f| match f {
+            Feed::Event(e) => Some(e.seq),
+            _ => None,
+        })
+        .max();
+    let state = state.clone();
+    let live = futures::stream::unfold((sub.live, state), |(mut rx, state)| async move {
+        match rx.recv().await {
+            Ok(e) => Some((Some(Feed::Event(e)), (rx, state))),
+            Err(RecvError::Lagged(_)) => {
+                let seq = state.bus.next_seq().saturating_sub(1);
+                Some((Some(Feed::Resync(seq)), (rx, state)))
+            }
+            Err(RecvError::Closed) => None,
+        }
+    })
+    .filter_map(move |f| {
+        // Skip live events the backlog already delivered.
+        let keep = match &f {
+            Some(Feed::Event(e)) => last_backlog.is_none_or(|l| e.seq > l),
+            _ => true,
+        };
+        futures::future::ready(if keep { f } else { None })
+    });
+    futures::stream::iter(head).chain(live)
+}
+
+/// What a subscriber may see, captured when it subscribes.
+#[derive(Clone)]
+struct Audience {
+    policy: Policy,
+    principal: Arc<Principal>,
+}
+
+impl Audience {
+    fn of(ctx: &Context<'_>) -> Self {
+        let v = Viewer::of(ctx);
+        Self {
+            policy: v.policy.clone(),
+            principal: Arc::new(v.principal.clone()),
+        }
+    }
+    fn viewer(&self) -> Viewer<'_> {
+        Viewer {
+            policy: &self.policy,
+            principal: &self.principal,
+        }
+    }
+}
+
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-pub enum EntityEventType {
+pub enum ChangeType {
+    /// Current state, sent first when `initial: true`.
+    Initial,
     Added,
     Modified,
     Removed,
-    /// Events were lost (this subscriber fell behind): re-read what you display.
+    /// Events were lost (cursor too old, or this subscriber fell behind): re-read what you
+    /// display, then continue with the events that follow.
     ResyncRequired,
 }
+
+fn change_type(k: ChangeKind) -> ChangeType {
+    match k {
+        ChangeKind::Added => ChangeType::Added,
+        ChangeKind::Modified => ChangeType::Modified,
+        ChangeKind::Deleted => ChangeType::Removed,
+    }
+}
+
+// ---------------------------------------------------------------- entities
 
 pub struct EntityEvent {
     seq: u64,
     at: DateTime<Utc>,
-    kind: EntityEventType,
+    kind: ChangeType,
     entity_ref: Option<String>,
     current: Option<Arc<Entity>>,
     previous: Option<Arc<Entity>>,
@@ -35,12 +142,12 @@ pub struct EntityEvent {
 
 #[Object]
 impl EntityEvent {
-    /// Position in the server's event sequence.
+    /// Position in the server's event sequence; pass it as `after` to resume.
     async fn cursor(&self) -> String {
         self.seq.to_string()
     }
     #[graphql(name = "type")]
-    async fn event_type(&self) -> EntityEventType {
+    async fn event_type(&self) -> ChangeType {
         self.kind
     }
     async fn at(&self) -> DateTime<Utc> {
@@ -68,6 +175,132 @@ impl EntityEvent {
     }
 }
 
+// ------------------------------------------------------------ applications
+
+/// The status fields people follow, at one moment.
+#[derive(SimpleObject, Clone, PartialEq)]
+pub struct ApplicationStatus {
+    pub sync: SyncStatusCode,
+    pub health: HealthStatusCode,
+    pub revision: Option<String>,
+    pub operation_phase: Option<OperationPhaseCode>,
+}
+
+fn status_of(a: &Application) -> ApplicationStatus {
+    ApplicationStatus {
+        sync: a.sync_status.into(),
+        health: a.health.into(),
+        revision: a.sync_revision.clone(),
+        operation_phase: a.operation_state.as_ref().map(|o| o.phase.into()),
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct ApplicationEvent {
+    /// Position in the server's event sequence; pass it as `after` to resume.
+    pub cursor: String,
+    #[graphql(name = "type")]
+    pub event_type: ChangeType,
+    pub at: DateTime<Utc>,
+    /// The application after the change (before it, when removed). Null for RESYNC_REQUIRED.
+    pub application: Option<ApplicationNode>,
+    pub previous: Option<ApplicationStatus>,
+    pub current: Option<ApplicationStatus>,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum TransitionKind {
+    Health,
+    Sync,
+    Operation,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum TransitionEventType {
+    Transition,
+    /// The current status, sent first when `initial: true` (`from` is null).
+    Initial,
+    ResyncRequired,
+}
+
+/// One status change of one application: health, sync or operation phase went `from` → `to`
+/// (enum names: `OUT_OF_SYNC`, `DEGRADED`, `SUCCEEDED`...).
+pub struct HealthTransition {
+    seq: u64,
+    at: DateTime<Utc>,
+    kind: Option<TransitionKind>,
+    event_type: TransitionEventType,
+    from: Option<String>,
+    to: Option<String>,
+    app: Option<Arc<Application>>,
+}
+
+#[Object]
+impl HealthTransition {
+    async fn cursor(&self) -> String {
+        self.seq.to_string()
+    }
+    #[graphql(name = "type")]
+    async fn event_type(&self) -> TransitionEventType {
+        self.event_type
+    }
+    async fn at(&self) -> DateTime<Utc> {
+        self.at
+    }
+    async fn kind(&self) -> Option<TransitionKind> {
+        self.kind
+    }
+    async fn from(&self) -> Option<&str> {
+        self.from.as_deref()
+    }
+    async fn to(&self) -> Option<&str> {
+        self.to.as_deref()
+    }
+    async fn application(&self) -> Option<ApplicationNode> {
+        self.app.clone().map(ApplicationNode)
+    }
+    /// The catalog entity the application belongs to.
+    async fn entity(&self, ctx: &Context<'_>) -> Option<EntityItem> {
+        let app = self.app.as_ref()?;
+        ApplicationNode(app.clone()).entity_of(ctx)
+    }
+}
+
+fn name<T: async_graphql::OutputType>(v: T) -> String
+where
+    async_graphql::Value: From<T>,
+{
+    async_graphql::Value::from(v).to_string()
+}
+
+/// The transitions between two states of an app, in a fixed order: sync, health, operation.
+fn transitions(
+    prev: &ApplicationStatus,
+    cur: &ApplicationStatus,
+) -> Vec<(TransitionKind, Option<String>, String)> {
+    let mut out = Vec::new();
+    if prev.sync != cur.sync {
+        out.push((TransitionKind::Sync, Some(name(prev.sync)), name(cur.sync)));
+    }
+    if prev.health != cur.health {
+        out.push((
+            TransitionKind::Health,
+            Some(name(prev.health)),
+            name(cur.health),
+        ));
+    }
+    if prev.operation_phase != cur.operation_phase {
+        if let Some(to) = cur.operation_phase {
+            out.push((
+                TransitionKind::Operation,
+                prev.operation_phase.map(name),
+                name(to),
+            ));
+        }
+    }
+    out
+}
+
 pub struct Subscription;
 
 #[SubscriptionMacro]
@@ -77,51 +310,35 @@ impl Subscription {
         &self,
         ctx: &Context<'_>,
         filter: Option<EntityFilter>,
+        after: Option<String>,
     ) -> Result<impl Stream<Item = EntityEvent>> {
         let matcher = EntityMatcher::new(filter)?;
+        let after = parse_cursor(after)?;
         let state = gctx(ctx).state.clone();
-        let policy = gctx(ctx).policy.clone();
-        let principal = Viewer::of(ctx).principal.clone();
-        let rx = state.bus.subscribe();
-        let stream = futures::stream::unfold(rx, |mut rx| async move {
-            let item = rx.recv().await;
-            match item {
-                Err(RecvError::Closed) => None,
-                other => Some((other, rx)),
-            }
-        })
-        .filter_map(move |item| {
+        let audience = Audience::of(ctx);
+        Ok(feed(&state, after).filter_map(move |f| {
             let state = state.clone();
-            let out = match item {
-                Err(RecvError::Lagged(_)) => Some(EntityEvent {
-                    seq: state.bus.next_seq().saturating_sub(1),
+            let out = match f {
+                Feed::Resync(seq) => Some(EntityEvent {
+                    seq,
                     at: Utc::now(),
-                    kind: EntityEventType::ResyncRequired,
+                    kind: ChangeType::ResyncRequired,
                     entity_ref: None,
                     current: None,
                     previous: None,
                     state,
                 }),
-                Err(RecvError::Closed) => None,
-                Ok(event) => match &event.change {
+                Feed::Event(event) => match &event.change {
                     Change::Entity(c) => {
                         let snap = state.catalog.snapshot();
-                        let viewer = Viewer {
-                            policy: &policy,
-                            principal: &principal,
-                        };
                         let relevant = [&c.current, &c.previous]
                             .into_iter()
                             .flatten()
-                            .any(|e| matcher.matches(e, &snap) && viewer.sees_entity(e));
+                            .any(|e| matcher.matches(e, &snap) && audience.viewer().sees_entity(e));
                         relevant.then(|| EntityEvent {
                             seq: event.seq,
                             at: event.at,
-                            kind: match c.kind {
-                                ChangeKind::Added => EntityEventType::Added,
-                                ChangeKind::Modified => EntityEventType::Modified,
-                                ChangeKind::Deleted => EntityEventType::Removed,
-                            },
+                            kind: change_type(c.kind),
                             entity_ref: Some(c.entity_ref.clone()),
                             current: c.current.clone(),
                             previous: c.previous.clone(),
@@ -132,7 +349,202 @@ impl Subscription {
                 },
             };
             futures::future::ready(out)
+        }))
+    }
+
+    /// Every change of an ArgoCD application, with its status before and after.
+    async fn application_events(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<ApplicationFilter>,
+        #[graphql(default)] initial: bool,
+        after: Option<String>,
+    ) -> Result<impl Stream<Item = ApplicationEvent>> {
+        let matcher = Arc::new(ApplicationMatcher::new(filter)?);
+        let after = parse_cursor(after)?;
+        let state = gctx(ctx).state.clone();
+        let audience = Audience::of(ctx);
+        let live = feed(&state, after);
+        let now_seq = state.bus.next_seq().saturating_sub(1);
+        let initial_events: Vec<ApplicationEvent> = if initial {
+            let (m, a) = (matcher.clone(), audience.clone());
+            state
+                .apps
+                .select(|app| m.matches(app) && a.viewer().sees_app(app))
+                .into_iter()
+                .map(|app| ApplicationEvent {
+                    cursor: now_seq.to_string(),
+                    event_type: ChangeType::Initial,
+                    at: Utc::now(),
+                    current: Some(status_of(&app)),
+                    previous: None,
+                    application: Some(ApplicationNode(app)),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let events = live.filter_map(move |f| {
+            let out = match f {
+                Feed::Resync(seq) => Some(ApplicationEvent {
+                    cursor: seq.to_string(),
+                    event_type: ChangeType::ResyncRequired,
+                    at: Utc::now(),
+                    application: None,
+                    previous: None,
+                    current: None,
+                }),
+                Feed::Event(event) => match &event.change {
+                    Change::Application(c) => {
+                        let app = c.current.clone().or_else(|| c.previous.clone());
+                        app.filter(|a| matcher.matches(a) && audience.viewer().sees_app(a))
+                            .map(|a| ApplicationEvent {
+                                cursor: event.seq.to_string(),
+                                event_type: change_type(c.kind),
+                                at: event.at,
+                                previous: c.previous.as_deref().map(status_of),
+                                current: c.current.as_deref().map(status_of),
+                                application: Some(ApplicationNode(a)),
+                            })
+                    }
+                    _ => None,
+                },
+            };
+            futures::future::ready(out)
         });
-        Ok(stream)
+        Ok(futures::stream::iter(initial_events).chain(events))
+    }
+
+    /// Only status changes: sync (`OUT_OF_SYNC` → `SYNCED`), health (`HEALTHY` → `DEGRADED`),
+    /// operation phase (`RUNNING` → `FAILED`). `kinds`, `toHealth`, `toSync` and `toPhase` narrow
+    /// it to what a bot cares about, e.g. "became DEGRADED" or "sync failed".
+    #[allow(clippy::too_many_arguments)]
+    async fn health_transitions(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<ApplicationFilter>,
+        kinds: Option<Vec<TransitionKind>>,
+        to_health: Option<Vec<HealthStatusCode>>,
+        to_sync: Option<Vec<SyncStatusCode>>,
+        to_phase: Option<Vec<OperationPhaseCode>>,
+        #[graphql(default)] initial: bool,
+        after: Option<String>,
+    ) -> Result<impl Stream<Item = HealthTransition>> {
+        let matcher = Arc::new(ApplicationMatcher::new(filter)?);
+        let after = parse_cursor(after)?;
+        let state = gctx(ctx).state.clone();
+        let audience = Audience::of(ctx);
+        let wanted = move |kind: TransitionKind, to: &str| -> bool {
+            kinds.as_ref().is_none_or(|k| k.contains(&kind))
+                && match kind {
+                    TransitionKind::Health => to_health
+                        .as_ref()
+                        .is_none_or(|v| v.iter().any(|h| name(*h) == to)),
+                    TransitionKind::Sync => to_sync
+                        .as_ref()
+                        .is_none_or(|v| v.iter().any(|s| name(*s) == to)),
+                    TransitionKind::Operation => to_phase
+                        .as_ref()
+                        .is_none_or(|v| v.iter().any(|p| name(*p) == to)),
+                }
+        };
+        let wanted = Arc::new(wanted);
+        let live = feed(&state, after);
+        let now_seq = state.bus.next_seq().saturating_sub(1);
+        let mut initial_events = Vec::new();
+        if initial {
+            let (m, a) = (matcher.clone(), audience.clone());
+            for app in state
+                .apps
+                .select(|app| m.matches(app) && a.viewer().sees_app(app))
+            {
+                let s = status_of(&app);
+                for (kind, to) in [
+                    (TransitionKind::Sync, name(s.sync)),
+                    (TransitionKind::Health, name(s.health)),
+                ] {
+                    if wanted(kind, &to) {
+                        initial_events.push(HealthTransition {
+                            seq: now_seq,
+                            at: Utc::now(),
+                            kind: Some(kind),
+                            event_type: TransitionEventType::Initial,
+                            from: None,
+                            to: Some(to),
+                            app: Some(app.clone()),
+                        });
+                    }
+                }
+            }
+        }
+        let events = live.flat_map(move |f| {
+            let out: Vec<HealthTransition> = match f {
+                Feed::Resync(seq) => vec![HealthTransition {
+                    seq,
+                    at: Utc::now(),
+                    kind: None,
+                    event_type: TransitionEventType::ResyncRequired,
+                    from: None,
+                    to: None,
+                    app: None,
+                }],
+                Feed::Event(event) => match &event.change {
+                    Change::Application(c) => match (&c.previous, &c.current) {
+                        (Some(p), Some(cur))
+                            if matcher.matches(cur) && audience.viewer().sees_app(cur) =>
+                        {
+                            transitions(&status_of(p), &status_of(cur))
+                                .into_iter()
+                                .filter(|(kind, _, to)| wanted(*kind, to))
+                                .map(|(kind, from, to)| HealthTransition {
+                                    seq: event.seq,
+                                    at: event.at,
+                                    kind: Some(kind),
+                                    event_type: TransitionEventType::Transition,
+                                    from,
+                                    to: Some(to),
+                                    app: Some(cur.clone()),
+                                })
+                                .collect()
+                        }
+                        _ => Vec::new(),
+                    },
+                    _ => Vec::new(),
+                },
+            };
+            futures::stream::iter(out)
+        });
+        Ok(futures::stream::iter(initial_events).chain(events))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn st(sync: SyncStatusCode, health: HealthStatusCode) -> ApplicationStatus {
+        ApplicationStatus {
+            sync,
+            health,
+            revision: None,
+            operation_phase: None,
+        }
+    }
+
+    #[test]
+    fn transitions_come_sync_then_health() {
+        let t = transitions(
+            &st(SyncStatusCode::OutOfSync, HealthStatusCode::Healthy),
+            &st(SyncStatusCode::Synced, HealthStatusCode::Progressing),
+        );
+        assert_eq!(t.len(), 2);
+        assert_eq!(
+            (t[0].0, t[0].1.as_deref(), t[0].2.as_str()),
+            (TransitionKind::Sync, Some("OUT_OF_SYNC"), "SYNCED")
+        );
+        assert_eq!(
+            (t[1].0, t[1].2.as_str()),
+            (TransitionKind::Health, "PROGRESSING")
+        );
     }
 }

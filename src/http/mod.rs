@@ -4,10 +4,11 @@
 mod graphql;
 mod health;
 pub mod metrics;
+mod sse;
+pub mod ws;
 
 use std::sync::Arc;
 
-use async_graphql_axum::GraphQLSubscription;
 use axum::routing::get;
 use axum::Router;
 
@@ -25,17 +26,22 @@ pub struct HttpState {
     pub limits: Arc<Limits>,
     /// For its request economy in `/metrics`.
     pub github: Option<Arc<crate::sources::github::GitHubSource>>,
+    /// Fires on shutdown: websockets and SSE streams end cleanly.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 pub fn router(http: HttpState) -> Router {
-    let ws = GraphQLSubscription::new(http.schema.clone());
     Router::new()
         .route("/", get(graphql::graphiql))
         .route(
             "/graphql",
             get(graphql::graphql_get).post(graphql::graphql_post),
         )
-        .route_service("/graphql/ws", ws)
+        .route("/graphql/ws", get(ws::upgrade))
+        .route(
+            "/graphql/sse",
+            axum::routing::post(sse::stream).get(sse::stream_get),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::render))

@@ -9,4 +9,5 @@ mod cli;
 mod github;
 mod helpers;
 mod http;
+mod live;
 mod subscriptions;
