@@ -67,6 +67,7 @@ impl App {
         let mut catalog_health = None;
         let mut catalog_lookup = None;
         let mut catalog_wake = None;
+        let mut backstage_client = None;
         if let Some(b) = &settings.backstage {
             let client = BackstageClient::new(
                 &b.url,
@@ -96,6 +97,7 @@ impl App {
                 tracing::info_span!("source", kind = "backstage", name = "backstage"),
             ));
             catalog_health = Some(health);
+            backstage_client = Some(client.clone());
             catalog_lookup = Some(CatalogLookup::new(client, Duration::from_secs(5)));
             catalog_wake = Some(wake);
         }
@@ -188,6 +190,8 @@ impl App {
             argocd: Arc::new(ArgoCdActions::new(argocd_clients)),
             audit: Arc::new(AuditLog::default()),
             github,
+            backstage: backstage_client,
+            catalog_wake: catalog_wake.clone(),
         });
         let router = http::router(HttpState {
             shutdown: shutdown.clone(),

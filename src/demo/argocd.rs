@@ -671,6 +671,20 @@ impl ArgoCdSim {
         let _ = self.inner.events.send(Arc::new(("ADDED".into(), name, v)));
     }
 
+    /// Starts a sync of an app to its current head, as auto-sync would.
+    pub fn start_sync(&self, app: &str) -> bool {
+        let head = self
+            .inner
+            .apps
+            .lock()
+            .get(app)
+            .map(|a| a.sync_revision.clone());
+        match head {
+            Some(h) => self.inner.start_op(app, h, "", true, true, false).is_some(),
+            None => false,
+        }
+    }
+
     /// Every application as the API serves it, by name.
     pub fn apps_json(&self) -> BTreeMap<String, Value> {
         self.inner

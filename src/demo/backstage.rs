@@ -52,6 +52,20 @@ struct Inner {
     token: String,
     data: RwLock<CatalogData>,
     location: String,
+    tasks: parking_lot::Mutex<HashMap<String, SimTask>>,
+    /// Called when a template run publishes a repo and registers a component: the demo world
+    /// creates the repo in git and the ArgoCD app (arguments: name, owner).
+    on_created: RwLock<Option<Arc<dyn Fn(&str, &str) + Send + Sync>>>,
+    step_delay: std::time::Duration,
+}
+
+/// A scaffolder task and its events so far.
+struct SimTask {
+    spec: Value,
+    status: &'static str,
+    created_at: String,
+    events: Vec<Value>,
+    changed: tokio::sync::watch::Sender<usize>,
 }
 
 /// Handle to a running simulation. Cloning shares it.
@@ -80,11 +94,30 @@ impl BackstageSim {
         token: &str,
         shutdown: CancellationToken,
     ) -> std::io::Result<Self> {
+        Self::start_with(
+            definitions,
+            token,
+            std::time::Duration::from_millis(300),
+            shutdown,
+        )
+        .await
+    }
+
+    /// `step_delay`: how long each scaffolder step takes.
+    pub async fn start_with(
+        definitions: Vec<Value>,
+        token: &str,
+        step_delay: std::time::Duration,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<Self> {
         let faults = Arc::new(Faults::default());
         let inner = Arc::new(Inner {
             token: token.to_string(),
             data: RwLock::new(CatalogData::default()),
             location: "url:https://github.com/yourcompany/idp/blob/main/catalog/all.yaml".into(),
+            tasks: Default::default(),
+            on_created: RwLock::new(None),
+            step_delay,
         });
         {
             let mut data = inner.data.write();
@@ -111,6 +144,12 @@ impl BackstageSim {
                 get(by_name),
             )
             .route("/api/catalog/entity-facets", get(facets))
+            .route("/api/scaffolder/v2/tasks", post(create_task))
+            .route("/api/scaffolder/v2/tasks/{id}", get(get_task))
+            .route(
+                "/api/scaffolder/v2/tasks/{id}/eventstream",
+                get(task_events),
+            )
             .fallback(not_found)
             .with_state(inner.clone());
         let addr = faults::serve(app, faults.clone(), shutdown).await?;
@@ -166,6 +205,11 @@ impl BackstageSim {
             .by_ref
             .get(entity_ref)
             .map(|s| s.definition.clone())
+    }
+
+    /// Installs what a template run does beyond the catalog (repo, ArgoCD app).
+    pub fn on_created(&self, f: Arc<dyn Fn(&str, &str) + Send + Sync>) {
+        *self.inner.on_created.write() = Some(f);
     }
 
     /// Every entity as served, in ref order.
@@ -908,4 +952,339 @@ async fn not_found(method: Method, uri: axum::http::Uri) -> Response {
         &method,
         uri.path(),
     )
+}
+
+fn now_iso() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Checks values against the template's parameter schemas: required keys, string `pattern`s.
+fn check_parameters(template: &Value, values: &Value) -> Result<(), String> {
+    let pages: Vec<&Value> = match template.pointer("/spec/parameters") {
+        Some(Value::Array(a)) => a.iter().collect(),
+        Some(v @ Value::Object(_)) => vec![v],
+        _ => vec![],
+    };
+    for page in pages {
+        for req in page
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            if values
+                .get(req)
+                .is_none_or(|v| v.is_null() || v.as_str() == Some(""))
+            {
+                return Err(format!("instance requires property \"{req}\""));
+            }
+        }
+        if let Some(props) = page.get("properties").and_then(Value::as_object) {
+            for (k, schema) in props {
+                let (Some(pattern), Some(v)) = (
+                    schema.get("pattern").and_then(Value::as_str),
+                    values.get(k).and_then(Value::as_str),
+                ) else {
+                    continue;
+                };
+                // The seed's patterns are character classes with anchors: `^[a-z0-9-]+$`.
+                let class = pattern
+                    .trim_start_matches('^')
+                    .trim_end_matches('$')
+                    .trim_end_matches('+');
+                let ok = !v.is_empty()
+                    && match class {
+                        "[a-z0-9-]" => v
+                            .chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+                        _ => true,
+                    };
+                if !ok {
+                    return Err(format!("instance.{k} does not match pattern \"{pattern}\""));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn create_task(
+    State(inner): State<Arc<Inner>>,
+    method: Method,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let url = "/v2/tasks";
+    if let Err(r) = check_token(&inner, &headers, &method, url) {
+        return *r;
+    }
+    let Ok(req) = serde_json::from_slice::<Value>(&body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "InputError",
+            "request/body must be object",
+            &method,
+            url,
+        );
+    };
+    let (Some(template_ref), Some(values)) = (
+        req.get("templateRef").and_then(Value::as_str),
+        req.get("values").filter(|v| v.is_object()),
+    ) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "InputError",
+            "request/body must have required property 'templateRef' and object 'values'",
+            &method,
+            url,
+        );
+    };
+    let template = EntityRef::parse_with_defaults(template_ref, Some("template"), "default")
+        .ok()
+        .and_then(|r| {
+            inner
+                .data
+                .read()
+                .by_ref
+                .get(&r.to_string())
+                .map(|s| s.stitched.clone())
+        });
+    let Some(template) = template else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "NotFoundError",
+            &format!("Template {template_ref} not found"),
+            &method,
+            url,
+        );
+    };
+    if let Err(m) = check_parameters(&template, values) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "InputError",
+            &format!("Parameters did not match the template's schema: {m}"),
+            &method,
+            url,
+        );
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let steps = template
+        .pointer("/spec/steps")
+        .cloned()
+        .unwrap_or(json!([]));
+    let spec = json!({"apiVersion": "scaffolder.backstage.io/v1beta3", "steps": steps, "parameters": values,
+        "output": template.pointer("/spec/output").cloned().unwrap_or(json!({})),
+        "templateInfo": {"entityRef": EntityRef::parse_with_defaults(template_ref, Some("template"), "default").map(|r| r.to_string()).unwrap_or_default()}});
+    let (changed, _) = tokio::sync::watch::channel(0);
+    inner.tasks.lock().insert(
+        id.clone(),
+        SimTask {
+            spec,
+            status: "open",
+            created_at: now_iso(),
+            events: Vec::new(),
+            changed,
+        },
+    );
+    tokio::spawn(run_task(inner.clone(), id.clone(), values.clone(), steps));
+    (StatusCode::CREATED, Json(json!({"id": id}))).into_response()
+}
+
+fn task_event(inner: &Inner, id: &str, kind: &str, body: Value) {
+    let mut tasks = inner.tasks.lock();
+    let Some(t) = tasks.get_mut(id) else { return };
+    let n = t.events.len() as i64 + 1;
+    t.events.push(json!({"id": n, "isTaskRecoverable": false, "taskId": id, "body": body, "type": kind, "createdAt": now_iso()}));
+    if kind == "completion" {
+        t.status = "completed";
+    } else {
+        t.status = "processing";
+    }
+    let len = t.events.len();
+    t.changed.send_replace(len);
+}
+
+/// Runs a template's steps, with the effects the seed's actions have in the demo world.
+async fn run_task(inner: Arc<Inner>, id: String, values: Value, steps: Value) {
+    let steps = steps.as_array().cloned().unwrap_or_default();
+    let name = values
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("new-service")
+        .to_string();
+    let owner = values
+        .get("owner")
+        .and_then(Value::as_str)
+        .unwrap_or("app-team")
+        .to_string();
+    task_event(
+        &inner,
+        &id,
+        "log",
+        json!({"message": format!("Starting up task with {} steps", steps.len())}),
+    );
+    let mut links = Vec::new();
+    for step in &steps {
+        let step_id = step
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or("step")
+            .to_string();
+        let step_name = step
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or(&step_id)
+            .to_string();
+        let action = step.get("action").and_then(Value::as_str).unwrap_or("");
+        task_event(
+            &inner,
+            &id,
+            "log",
+            json!({"message": format!("Beginning step {step_name}"), "stepId": step_id, "status": "processing"}),
+        );
+        tokio::time::sleep(inner.step_delay).await;
+        let line = match action {
+            "publish:github" => {
+                links.push(json!({"title": "Repository", "url": format!("https://github.com/yourcompany/{name}")}));
+                format!("Created repository yourcompany/{name}")
+            }
+            "catalog:register" => {
+                let def = json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Component",
+                    "metadata": {"name": name, "description": format!("{name}, created from a template"),
+                        "annotations": {"argocd/app-name": name, "backstage.io/kubernetes-id": name,
+                                        "backstage.io/kubernetes-namespace": name, "github.com/project-slug": format!("yourcompany/{name}")}},
+                    "spec": {"type": "service", "lifecycle": "experimental", "owner": owner, "system": "idp"}});
+                if let Some(r) = canonical_ref(&def) {
+                    let mut data = inner.data.write();
+                    let uid = uuid::Uuid::new_v4().to_string();
+                    data.by_ref.insert(
+                        r,
+                        Stored {
+                            uid,
+                            definition: def,
+                            stitched: Value::Null,
+                            flat: HashMap::new(),
+                        },
+                    );
+                    stitch(&mut data, &inner.location);
+                }
+                links.push(json!({"title": "Open in catalog", "icon": "catalog", "entityRef": format!("component:default/{name}")}));
+                let hook = inner.on_created.read().clone();
+                if let Some(f) = hook {
+                    f(&name, &owner);
+                }
+                format!("Registered component:default/{name} in the catalog")
+            }
+            "debug:log" => step
+                .pointer("/input/message")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .replace("${{ parameters.name }}", &name),
+            _ => format!("Ran {action}"),
+        };
+        task_event(
+            &inner,
+            &id,
+            "log",
+            json!({"message": format!("\u{1b}[32minfo\u{1b}[39m: {line}"), "stepId": step_id}),
+        );
+        task_event(
+            &inner,
+            &id,
+            "log",
+            json!({"message": format!("Finished step {step_name}"), "stepId": step_id, "status": "completed"}),
+        );
+    }
+    task_event(
+        &inner,
+        &id,
+        "completion",
+        json!({"message": "Run completed with status: completed", "output": {"links": links, "text": []}}),
+    );
+}
+
+async fn get_task(
+    State(inner): State<Arc<Inner>>,
+    method: Method,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let url = format!("/v2/tasks/{id}");
+    if let Err(r) = check_token(&inner, &headers, &method, &url) {
+        return *r;
+    }
+    match inner.tasks.lock().get(&id) {
+        Some(t) => Json(json!({"id": id, "spec": t.spec, "status": t.status, "createdAt": t.created_at, "lastHeartbeatAt": now_iso()})).into_response(),
+        None => error(StatusCode::NOT_FOUND, "NotFoundError", &format!("Task with id {id} does not exist"), &method, &url),
+    }
+}
+
+async fn task_events(
+    State(inner): State<Arc<Inner>>,
+    method: Method,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let url = format!("/v2/tasks/{id}/eventstream");
+    if let Err(r) = check_token(&inner, &headers, &method, &url) {
+        return *r;
+    }
+    let after = url::form_urlencoded::parse(raw.as_deref().unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "after")
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    let Some(mut changed) = inner.tasks.lock().get(&id).map(|t| t.changed.subscribe()) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "NotFoundError",
+            &format!("Task with id {id} does not exist"),
+            &method,
+            &url,
+        );
+    };
+    let (tx, rx) =
+        tokio::sync::mpsc::channel::<Result<axum::body::Bytes, std::convert::Infallible>>(16);
+    tokio::spawn(async move {
+        let mut sent = after;
+        loop {
+            let (batch, done) = {
+                let tasks = inner.tasks.lock();
+                let Some(t) = tasks.get(&id) else { return };
+                (
+                    t.events.iter().skip(sent).cloned().collect::<Vec<_>>(),
+                    t.status == "completed",
+                )
+            };
+            for e in &batch {
+                let kind = e["type"].as_str().unwrap_or("log").to_string();
+                if tx
+                    .send(Ok(format!("event: {kind}\ndata: {e}\n\n").into()))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            sent += batch.len();
+            if done && batch.iter().all(|e| e["type"] != "completion") && sent > 0 {
+                return;
+            }
+            if batch.iter().any(|e| e["type"] == "completion") {
+                return;
+            }
+            if changed.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)),
+    )
+        .into_response()
 }

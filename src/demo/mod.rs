@@ -79,8 +79,13 @@ impl DemoWorld {
     pub async fn start(opts: &DemoOptions) -> std::io::Result<Self> {
         let shutdown = CancellationToken::new();
         let git = std::sync::Arc::new(git::GitWorld::default());
-        let backstage =
-            BackstageSim::start(seed::catalog(opts.scale), DEMO_TOKEN, shutdown.clone()).await?;
+        let backstage = BackstageSim::start_with(
+            seed::catalog(opts.scale),
+            DEMO_TOKEN,
+            opts.argo_timing.sync / 4,
+            shutdown.clone(),
+        )
+        .await?;
         let argocd = ArgoCdSim::start(
             argocd::seed_apps(opts.scale),
             git.clone(),
@@ -89,6 +94,34 @@ impl DemoWorld {
             shutdown.clone(),
         )
         .await?;
+        {
+            // A template run creates the repo and an ArgoCD app, which then syncs.
+            let (git, argo) = (git.clone(), argocd.clone());
+            backstage.on_created(std::sync::Arc::new(move |name: &str, _owner: &str| {
+                let slug = format!("yourcompany/{name}");
+                git.create(
+                    &slug,
+                    &format!("{name}, created from a template"),
+                    Some("Rust"),
+                    1,
+                );
+                let mut spec = argocd::seed_apps(0)
+                    .into_iter()
+                    .find(|a| a.name == "sample-app")
+                    .expect("BUG: seed has sample-app");
+                spec.name = name.to_string();
+                spec.repo_slug = slug;
+                spec.dest_namespace = name.to_string();
+                spec.auto_sync = true;
+                spec.image = format!("registry.yourcompany.example/{name}:0.1.0");
+                argo.add_app(spec);
+                let (argo, name) = (argo.clone(), name.to_string());
+                tokio::spawn(async move {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    argo.start_sync(&name);
+                });
+            }));
+        }
         let github = github::GitHubSim::start(
             git.clone(),
             DEMO_TOKEN,

@@ -39,6 +39,10 @@ pub struct GraphContext {
     pub argocd: Arc<argocd_tree::ArgoCdActions>,
     pub audit: Arc<crate::auth::audit::AuditLog>,
     pub github: Option<Arc<crate::sources::github::GitHubSource>>,
+    /// For the scaffolder (templates).
+    pub backstage: Option<crate::sources::backstage::BackstageClient>,
+    /// Polls the catalog now (after a template registered something).
+    pub catalog_wake: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// The schema data; inserted by `build_schema`, so its absence is a bug.
@@ -127,6 +131,8 @@ pub fn sdl() -> String {
         argocd: Default::default(),
         audit: Default::default(),
         github: None,
+        backstage: None,
+        catalog_wake: None,
     })
     .sdl()
 }

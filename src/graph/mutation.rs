@@ -204,8 +204,79 @@ fn finish(
     }
 }
 
+#[derive(InputObject)]
+pub struct CreateFromTemplateInput {
+    /// The template entity, e.g. `template:default/service-template` (kind defaults to template).
+    pub template_ref: String,
+    /// Parameter values for the template, as JSON.
+    pub values: Json<Value>,
+}
+
+/// A scaffolder task; follow it with `subscription { templateTask(id) }`.
+#[derive(SimpleObject)]
+pub struct TemplateTask {
+    pub id: async_graphql::ID,
+    pub template_ref: String,
+    pub audit_id: u64,
+}
+
 #[Object]
 impl Mutation {
+    /// Creates software from a Backstage template (a scaffolder task).
+    async fn create_from_template(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateFromTemplateInput,
+    ) -> Result<TemplateTask> {
+        let template = crate::domain::EntityRef::parse_with_defaults(
+            &input.template_ref,
+            Some("template"),
+            "default",
+        )
+        .map_err(|e| bad_input(format!("templateRef: {e}")))?;
+        if template.kind() != "template" {
+            return Err(bad_input("templateRef must name a Template entity"));
+        }
+        if !input.values.0.is_object() {
+            return Err(bad_input("values must be a JSON object"));
+        }
+        let template_ref = template.to_string();
+        let viewer = Viewer::of(ctx);
+        let scope = Scope::CatalogEntity {
+            namespace: template.namespace(),
+            kind: "Template",
+        };
+        if !viewer
+            .policy
+            .can_act(viewer.principal, Action::CreateFromTemplate, scope)
+        {
+            return Err(coded(FORBIDDEN, "not allowed to run this template"));
+        }
+        let Some(client) = gctx(ctx).backstage.clone() else {
+            return Err(coded(NOT_FOUND, "Backstage is not configured"));
+        };
+        let result = client.create_task(&template_ref, &input.values.0).await;
+        let (outcome, message) = match &result {
+            Ok(_) => ("ok".to_string(), None),
+            Err(e) => (e.code().to_string(), Some(e.to_string())),
+        };
+        let audit_id = gctx(ctx).audit.record(
+            viewer.principal.display_name(),
+            "createFromTemplate",
+            &template_ref,
+            &outcome,
+            message,
+        );
+        match result {
+            Ok(id) => Ok(TemplateTask {
+                id: id.into(),
+                template_ref,
+                audit_id,
+            }),
+            Err(e) => Err(upstream("backstage", &e)),
+        }
+    }
+
     /// Syncs an application (ArgoCD `POST /api/v1/applications/{name}/sync`).
     async fn sync_application(
         &self,

@@ -301,10 +301,103 @@ fn transitions(
     out
 }
 
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum TemplateTaskEventType {
+    Log,
+    Completion,
+    Cancelled,
+    Recovered,
+    Other,
+}
+
+/// One event of a scaffolder task.
+#[derive(SimpleObject)]
+pub struct TemplateTaskEvent {
+    pub id: i64,
+    #[graphql(name = "type")]
+    pub event_type: TemplateTaskEventType,
+    pub message: Option<String>,
+    pub step_id: Option<String>,
+    /// Step status on step events (`processing`, `completed`, `failed`).
+    pub status: Option<String>,
+    /// The task's output (links, text) on `COMPLETION`.
+    pub output: Option<async_graphql::Json<serde_json::Value>>,
+    /// True on `COMPLETION` when the task failed.
+    pub failed: bool,
+    pub created_at: Option<String>,
+}
+
 pub struct Subscription;
 
 #[SubscriptionMacro]
 impl Subscription {
+    /// Follows a scaffolder task (from `createFromTemplate`) to its completion.
+    async fn template_task(
+        &self,
+        ctx: &Context<'_>,
+        id: async_graphql::ID,
+    ) -> Result<impl Stream<Item = Result<TemplateTaskEvent>>> {
+        if id.is_empty() || id.len() > 200 {
+            return Err(bad_input("`id` must be a task id from createFromTemplate"));
+        }
+        let Some(client) = gctx(ctx).backstage.clone() else {
+            return Err(super::error::coded(
+                super::error::NOT_FOUND,
+                "Backstage is not configured",
+            ));
+        };
+        let wake = gctx(ctx).catalog_wake.clone();
+        let events = client
+            .task_events(&id)
+            .await
+            .map_err(|e| super::error::upstream("backstage", &e))?;
+        Ok(events
+            .map(move |ev| {
+                let ev = ev.map_err(|e| super::error::upstream("backstage", &e))?;
+                let body = &ev.body;
+                let text = |k: &str| body.get(k).and_then(|v| v.as_str()).map(str::to_string);
+                let event_type = match ev.kind.as_str() {
+                    "log" => TemplateTaskEventType::Log,
+                    "completion" => TemplateTaskEventType::Completion,
+                    "cancelled" => TemplateTaskEventType::Cancelled,
+                    "recovered" => TemplateTaskEventType::Recovered,
+                    _ => TemplateTaskEventType::Other,
+                };
+                let message = text("message");
+                if event_type == TemplateTaskEventType::Completion {
+                    // The template registered things: look at the catalog now, not at the next poll.
+                    if let Some(w) = &wake {
+                        w.notify_one();
+                    }
+                }
+                Ok(TemplateTaskEvent {
+                    id: ev.id,
+                    event_type,
+                    failed: event_type == TemplateTaskEventType::Completion
+                        && (body.get("error").is_some()
+                            || message.as_deref().is_some_and(|m| m.contains("failed"))),
+                    status: text("status"),
+                    step_id: text("stepId"),
+                    output: body.get("output").cloned().map(async_graphql::Json),
+                    message,
+                    created_at: ev.created_at,
+                })
+            })
+            .scan(false, |done, item| {
+                // End the stream right after the completion event.
+                if *done {
+                    return futures::future::ready(None);
+                }
+                if let Ok(e) = &item {
+                    *done = matches!(
+                        e.event_type,
+                        TemplateTaskEventType::Completion | TemplateTaskEventType::Cancelled
+                    );
+                }
+                futures::future::ready(Some(item))
+            }))
+    }
+
     /// Catalog entities added, modified or removed, as each poll finds them.
     async fn entity_events(
         &self,

@@ -41,6 +41,7 @@ fn start_peer(port: u16) -> u32 {
         "/tests/peers/backstage/start.sh"
     );
     let out = Command::new("bash")
+        .env("PEER_PLUGINS", "catalog,scaffolder")
         .arg(script)
         .arg(port.to_string())
         .arg(TOKEN)
@@ -149,7 +150,7 @@ async fn serve_against_real_backstage_holds_the_same_entities_and_relations() {
     .await;
 
     let real = real_catalog(&peer).await;
-    assert!(real.len() >= 13, "the peer loaded catalog.yaml: {real:?}");
+    assert!(real.len() >= 14, "the peer loaded catalog.yaml: {real:?}");
 
     let body: Value = http
         .post(format!("{url}/graphql"))
@@ -234,4 +235,47 @@ async fn serve_against_real_backstage_holds_the_same_entities_and_relations() {
     );
     assert!(d["a"]["definition"].as_str().unwrap().contains("openapi"));
     assert_eq!(d["x"], Value::Null);
+
+    // The real scaffolder: a task from the template, followed through `templateTask`.
+    let body: Value = http
+        .post(format!("{url}/graphql"))
+        .json(&serde_json::json!({"query": r#"mutation { createFromTemplate(input: {templateRef: "template:default/hello-template", values: {name: "world"}}) { id } }"#}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(body.get("errors").is_none(), "{body}");
+    let id = body["data"]["createFromTemplate"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let app = crate::helpers::TestAppUrl {
+        addr: format!("127.0.0.1:{port}"),
+    };
+    let events = crate::templates::follow_task_at(&app.addr, &id).await;
+    let last = events.last().unwrap();
+    assert_eq!(last["type"], "COMPLETION", "{events:?}");
+    assert_eq!(last["output"]["text"][0]["content"], "Said hello to world");
+    assert!(
+        events.iter().any(|e| e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Hello, world!"))),
+        "{events:?}"
+    );
+    // A missing required parameter is refused by the real scaffolder, as a user error.
+    let body: Value = http
+        .post(format!("{url}/graphql"))
+        .json(&serde_json::json!({"query": r#"mutation { createFromTemplate(input: {templateRef: "hello-template", values: {}}) { id } }"#}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{body}"
+    );
 }

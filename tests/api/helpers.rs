@@ -138,3 +138,8 @@ pub fn refs(nodes: &Value) -> Vec<String> {
         .map(|n| n["ref"].as_str().expect("ref").to_string())
         .collect()
 }
+
+/// A server started some other way (e.g. the `serve` binary), known by address.
+pub struct TestAppUrl {
+    pub addr: String,
+}

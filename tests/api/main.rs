@@ -11,3 +11,4 @@ mod helpers;
 mod http;
 mod live;
 mod subscriptions;
+mod templates;

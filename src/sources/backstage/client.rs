@@ -16,6 +16,8 @@ const MAX_PAGES: usize = 10_000;
 #[derive(Clone)]
 pub struct BackstageClient {
     http: reqwest::Client,
+    /// For event streams: no overall timeout.
+    stream_http: reqwest::Client,
     base: String,
     token: Option<SecretString>,
     timeout_secs: f64,
@@ -45,8 +47,18 @@ impl BackstageClient {
                 url: base_url.to_string(),
                 reason: format!("cannot build HTTP client: {e}"),
             })?;
+        let stream_http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs_f64(timeout_secs.min(5.0)))
+            .read_timeout(Duration::from_secs(120))
+            .user_agent(concat!("idp-graph/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| SourceError::Unreachable {
+                url: base_url.to_string(),
+                reason: format!("cannot build HTTP client: {e}"),
+            })?;
         Ok(Self {
             http,
+            stream_http,
             base: base_url.trim_end_matches('/').to_string(),
             token,
             timeout_secs,
@@ -56,6 +68,30 @@ impl BackstageClient {
 
     pub fn base_url(&self) -> &str {
         &self.base
+    }
+
+    pub(super) fn stream_http(&self) -> &reqwest::Client {
+        &self.stream_http
+    }
+
+    pub(super) fn token(&self) -> Option<&SecretString> {
+        self.token.as_ref()
+    }
+
+    pub(super) fn request_public(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+    ) -> reqwest::RequestBuilder {
+        self.request(method, path)
+    }
+
+    pub(super) async fn send_json_public<T: serde::de::DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+        what: &str,
+    ) -> Result<T, SourceError> {
+        self.send_json(req, what).await
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
@@ -88,6 +124,17 @@ impl BackstageClient {
             return Err(SourceError::Unauthorized {
                 url,
                 status: status.as_u16(),
+            });
+        }
+        if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::BAD_REQUEST {
+            return Err(SourceError::Refused {
+                status: status.as_u16(),
+                code: if status == reqwest::StatusCode::NOT_FOUND {
+                    "NOT_FOUND"
+                } else {
+                    "BAD_USER_INPUT"
+                },
+                message: error_message(&body),
             });
         }
         if !status.is_success() {

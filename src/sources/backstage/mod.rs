@@ -6,6 +6,7 @@
 
 mod client;
 mod poller;
+pub mod scaffolder;
 mod wire;
 
 pub use client::BackstageClient;
