@@ -30,6 +30,9 @@ use tokio_util::sync::CancellationToken;
 use super::faults::{self, Faults};
 use crate::domain::EntityRef;
 
+/// What a template run does outside the catalog (arguments: service name, owner).
+pub type CreatedHook = Arc<dyn Fn(&str, &str) + Send + Sync>;
+
 /// One stored entity: its definition as registered plus what the stitcher computed.
 struct Stored {
     uid: String,
@@ -55,7 +58,7 @@ struct Inner {
     tasks: parking_lot::Mutex<HashMap<String, SimTask>>,
     /// Called when a template run publishes a repo and registers a component: the demo world
     /// creates the repo in git and the ArgoCD app (arguments: name, owner).
-    on_created: RwLock<Option<Arc<dyn Fn(&str, &str) + Send + Sync>>>,
+    on_created: RwLock<Option<CreatedHook>>,
     step_delay: std::time::Duration,
 }
 
@@ -208,7 +211,7 @@ impl BackstageSim {
     }
 
     /// Installs what a template run does beyond the catalog (repo, ArgoCD app).
-    pub fn on_created(&self, f: Arc<dyn Fn(&str, &str) + Send + Sync>) {
+    pub fn on_created(&self, f: CreatedHook) {
         *self.inner.on_created.write() = Some(f);
     }
 
