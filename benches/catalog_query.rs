@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use idp_graph::auth::{Policy, Principal};
+use idp_graph::auth::Principal;
 use idp_graph::config::Limits;
 use idp_graph::demo::{seed, BackstageSim, DEMO_TOKEN};
 use idp_graph::domain::{Entity, RelationType};
@@ -74,16 +74,7 @@ fn schema_over(entities: Vec<Entity>) -> (AppSchema, Arc<State>) {
         max_complexity: usize::MAX,
         ..Limits::default()
     };
-    let schema = build_schema(GraphContext {
-        state: state.clone(),
-        policy: Policy::default(),
-        limits,
-        catalog_health: None,
-        catalog_lookup: None,
-        argocd: Default::default(),
-        audit: Default::default(),
-        github: None,
-    });
+    let schema = build_schema(GraphContext::bare(state.clone(), limits));
     (schema, state)
 }
 

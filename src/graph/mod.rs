@@ -45,6 +45,24 @@ pub struct GraphContext {
     pub catalog_wake: Option<Arc<tokio::sync::Notify>>,
 }
 
+impl GraphContext {
+    /// A context over `state` with no upstream clients (SDL printing, benchmarks, tests).
+    pub fn bare(state: Arc<State>, limits: Limits) -> Self {
+        Self {
+            state,
+            policy: Policy::default(),
+            limits,
+            catalog_health: None,
+            catalog_lookup: None,
+            argocd: Default::default(),
+            audit: Default::default(),
+            github: None,
+            backstage: None,
+            catalog_wake: None,
+        }
+    }
+}
+
 /// The schema data; inserted by `build_schema`, so its absence is a bug.
 pub(crate) fn gctx<'a>(ctx: &Context<'a>) -> &'a GraphContext {
     ctx.data_unchecked::<GraphContext>()
@@ -121,18 +139,5 @@ pub fn build_schema(context: GraphContext) -> AppSchema {
 
 /// The SDL `idp-graph schema` prints and `schema.graphql` holds.
 pub fn sdl() -> String {
-    let state = State::new();
-    build_schema(GraphContext {
-        state,
-        policy: Policy::default(),
-        limits: Limits::default(),
-        catalog_health: None,
-        catalog_lookup: None,
-        argocd: Default::default(),
-        audit: Default::default(),
-        github: None,
-        backstage: None,
-        catalog_wake: None,
-    })
-    .sdl()
+    build_schema(GraphContext::bare(State::new(), Limits::default())).sdl()
 }
