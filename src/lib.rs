@@ -24,3 +24,4 @@ pub mod http;
 pub mod sources;
 pub mod state;
 pub mod telemetry;
+pub mod watch;

@@ -52,6 +52,24 @@ enum Command {
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
     },
+    /// Follow a subscription and print each event as one JSON line (reconnects, resumes from
+    /// the last `cursor` when the subscription declares `$after`).
+    Watch {
+        /// The server (http://host:port or a ws:// URL).
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Environment variable holding a bearer token.
+        #[arg(long)]
+        token_env: Option<String>,
+        /// Variables as a JSON object.
+        #[arg(long, default_value = "{}")]
+        variables: String,
+        /// Stop after this many events.
+        #[arg(long)]
+        max_events: Option<usize>,
+        /// The subscription, e.g. 'subscription { healthTransitions { kind from to application { name } } }'.
+        query: String,
+    },
     /// Print the GraphQL schema (SDL).
     Schema,
     /// Validate a config file and its credentials' presence; say precisely what is wrong.
@@ -96,6 +114,60 @@ fn main() -> ExitCode {
                 tracing::info!(url = %format!("http://{}/graphql", app.local_addr()), "serving");
                 serve(app).await
             })
+        }
+        Command::Watch {
+            url,
+            token_env,
+            variables,
+            max_events,
+            query,
+        } => {
+            telemetry::init(cli.log_format);
+            let token = match token_env {
+                None => None,
+                Some(var) => match std::env::var(&var) {
+                    Ok(v) if !v.trim().is_empty() => {
+                        Some(secrecy::SecretString::from(v.trim().to_string()))
+                    }
+                    _ => {
+                        eprintln!("error: --token-env: environment variable {var} is not set");
+                        return ExitCode::from(EX_USAGE);
+                    }
+                },
+            };
+            let variables: serde_json::Value = match serde_json::from_str(&variables) {
+                Ok(v) => v,
+                Err(e) => {
+                    eprintln!("error: --variables is not JSON: {e}");
+                    return ExitCode::from(EX_USAGE);
+                }
+            };
+            let rt = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let opts = idp_graph::watch::WatchOptions {
+                url,
+                token,
+                query,
+                variables,
+                max_events,
+            };
+            let mut stdout = std::io::stdout();
+            match rt.block_on(idp_graph::watch::run(opts, &mut stdout)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(idp_graph::watch::WatchError::Usage(m)) => {
+                    eprintln!("error: {m}");
+                    ExitCode::from(EX_USAGE)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::Simulate { scale, weather } => {
             telemetry::init(cli.log_format);

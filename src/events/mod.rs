@@ -53,6 +53,9 @@ pub struct EventBus {
     /// and the live channel meet without a gap. Never held across an await.
     inner: Mutex<(u64, std::collections::VecDeque<Arc<Event>>)>,
     replay: usize,
+    /// Random per process: sequence numbers only mean something within one epoch, so a cursor
+    /// from before a restart (or from another replica) is recognised instead of misread.
+    epoch: String,
 }
 
 /// Where a subscription starts.
@@ -80,6 +83,7 @@ impl EventBus {
                 std::collections::VecDeque::with_capacity(replay.min(1 << 16)),
             )),
             replay: replay.max(1),
+            epoch: format!("{:08x}", rand::random::<u32>()),
         }
     }
 
@@ -122,6 +126,22 @@ impl EventBus {
         let gap = after + 1 < oldest && after < inner.0 - 1;
         let backlog = inner.1.iter().filter(|e| e.seq > after).cloned().collect();
         Subscription { backlog, gap, live }
+    }
+
+    /// The cursor clients see for a sequence number: `<epoch>-<seq>`.
+    pub fn cursor(&self, seq: u64) -> String {
+        format!("{}-{seq}", self.epoch)
+    }
+
+    /// The sequence number in a cursor of this epoch; `Ok(None)` for a cursor of another epoch
+    /// (the caller resyncs), `Err` for something that is not a cursor.
+    pub fn parse_cursor(&self, cursor: &str) -> Result<Option<u64>, ()> {
+        let (epoch, seq) = cursor.trim().split_once('-').ok_or(())?;
+        let seq = seq.parse::<u64>().map_err(|_| ())?;
+        if epoch.len() != 8 || !epoch.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(());
+        }
+        Ok((epoch == self.epoch).then_some(seq))
     }
 
     /// The sequence number the next event will get.

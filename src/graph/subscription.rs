@@ -36,22 +36,28 @@ enum Feed {
     Resync(u64),
 }
 
-fn parse_cursor(after: Option<String>) -> Result<Option<u64>> {
+/// Where to start: `None` live; `Some(Some(seq))` after a cursor of this server's epoch;
+/// `Some(None)` a cursor from another epoch (restart, other replica): resync first.
+fn parse_cursor(state: &State, after: Option<String>) -> Result<Option<Option<u64>>> {
     after
         .map(|a| {
-            a.trim()
-                .parse::<u64>()
+            state
+                .bus
+                .parse_cursor(&a)
                 .map_err(|_| bad_input("`after` must be a cursor from an earlier event"))
         })
         .transpose()
 }
 
 /// Backlog after the cursor, then live events; gaps and lag become `Resync`.
-fn feed(state: &Arc<State>, after: Option<u64>) -> impl Stream<Item = Feed> + Send + 'static {
-    let sub = state.bus.subscribe_after(after);
+fn feed(
+    state: &Arc<State>,
+    after: Option<Option<u64>>,
+) -> impl Stream<Item = Feed> + Send + 'static {
+    let foreign = matches!(after, Some(None));
+    let sub = state.bus.subscribe_after(after.flatten());
     let next = state.bus.next_seq();
-    let head: Vec<Feed> = sub
-        .gap
+    let head: Vec<Feed> = (sub.gap || foreign)
         .then(|| Feed::Resync(next.saturating_sub(1)))
         .into_iter()
         .chain(sub.backlog.into_iter().map(Feed::Event))
@@ -144,7 +150,7 @@ pub struct EntityEvent {
 impl EntityEvent {
     /// Position in the server's event sequence; pass it as `after` to resume.
     async fn cursor(&self) -> String {
-        self.seq.to_string()
+        self.state.bus.cursor(self.seq)
     }
     #[graphql(name = "type")]
     async fn event_type(&self) -> ChangeType {
@@ -237,8 +243,8 @@ pub struct HealthTransition {
 
 #[Object]
 impl HealthTransition {
-    async fn cursor(&self) -> String {
-        self.seq.to_string()
+    async fn cursor(&self, ctx: &Context<'_>) -> String {
+        gctx(ctx).state.bus.cursor(self.seq)
     }
     #[graphql(name = "type")]
     async fn event_type(&self) -> TransitionEventType {
@@ -406,8 +412,8 @@ impl Subscription {
         after: Option<String>,
     ) -> Result<impl Stream<Item = EntityEvent>> {
         let matcher = EntityMatcher::new(filter)?;
-        let after = parse_cursor(after)?;
         let state = gctx(ctx).state.clone();
+        let after = parse_cursor(&state, after)?;
         let audience = Audience::of(ctx);
         Ok(feed(&state, after).filter_map(move |f| {
             let state = state.clone();
@@ -454,8 +460,8 @@ impl Subscription {
         after: Option<String>,
     ) -> Result<impl Stream<Item = ApplicationEvent>> {
         let matcher = Arc::new(ApplicationMatcher::new(filter)?);
-        let after = parse_cursor(after)?;
         let state = gctx(ctx).state.clone();
+        let after = parse_cursor(&state, after)?;
         let audience = Audience::of(ctx);
         let live = feed(&state, after);
         let now_seq = state.bus.next_seq().saturating_sub(1);
@@ -466,7 +472,7 @@ impl Subscription {
                 .select(|app| m.matches(app) && a.viewer().sees_app(app))
                 .into_iter()
                 .map(|app| ApplicationEvent {
-                    cursor: now_seq.to_string(),
+                    cursor: state.bus.cursor(now_seq),
                     event_type: ChangeType::Initial,
                     at: Utc::now(),
                     current: Some(status_of(&app)),
@@ -477,10 +483,11 @@ impl Subscription {
         } else {
             Vec::new()
         };
+        let bus_state = state.clone();
         let events = live.filter_map(move |f| {
             let out = match f {
                 Feed::Resync(seq) => Some(ApplicationEvent {
-                    cursor: seq.to_string(),
+                    cursor: bus_state.bus.cursor(seq),
                     event_type: ChangeType::ResyncRequired,
                     at: Utc::now(),
                     application: None,
@@ -492,7 +499,7 @@ impl Subscription {
                         let app = c.current.clone().or_else(|| c.previous.clone());
                         app.filter(|a| matcher.matches(a) && audience.viewer().sees_app(a))
                             .map(|a| ApplicationEvent {
-                                cursor: event.seq.to_string(),
+                                cursor: bus_state.bus.cursor(event.seq),
                                 event_type: change_type(c.kind),
                                 at: event.at,
                                 previous: c.previous.as_deref().map(status_of),
@@ -524,8 +531,8 @@ impl Subscription {
         after: Option<String>,
     ) -> Result<impl Stream<Item = HealthTransition>> {
         let matcher = Arc::new(ApplicationMatcher::new(filter)?);
-        let after = parse_cursor(after)?;
         let state = gctx(ctx).state.clone();
+        let after = parse_cursor(&state, after)?;
         let audience = Audience::of(ctx);
         let wanted = move |kind: TransitionKind, to: &str| -> bool {
             kinds.as_ref().is_none_or(|k| k.contains(&kind))

@@ -121,7 +121,9 @@ async fn deploy_follower(transport: &str) {
         .map(|r| {
             r["data"]["healthTransitions"]["cursor"]
                 .as_str()
-                .unwrap()
+                .and_then(|c| c.split_once('-'))
+                .expect("cursor is epoch-seq")
+                .1
                 .parse()
                 .unwrap()
         })
@@ -282,6 +284,7 @@ async fn subscribe_app2(app: &TestApp, after: Option<&str>) -> (Ws, Vec<Value>) 
 
 fn event(m: &Value) -> (String, String, String) {
     let e = &m["payload"]["data"]["applicationEvents"];
+    assert!(e.is_object(), "{m}");
     (
         e["cursor"].as_str().unwrap().into(),
         e["type"].as_str().unwrap().into(),

@@ -12,3 +12,4 @@ mod http;
 mod live;
 mod subscriptions;
 mod templates;
+mod watch;

@@ -64,5 +64,8 @@ async fn catalog_changes_arrive_as_entity_events() {
     assert_eq!(e["type"], "MODIFIED");
     assert_eq!(e["ref"], "component:default/sample-app");
     assert_eq!(e["entity"]["description"], "live edit");
-    assert!(e["cursor"].as_str().unwrap().parse::<u64>().unwrap() >= 1);
+    let cursor = e["cursor"].as_str().unwrap();
+    let (epoch, seq) = cursor.split_once('-').expect("cursor is epoch-seq");
+    assert_eq!(epoch.len(), 8);
+    assert!(seq.parse::<u64>().unwrap() >= 1);
 }
