@@ -58,6 +58,11 @@ pub struct EventBus {
     epoch: String,
 }
 
+/// A string that is not a cursor this server (or another epoch of it) issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not a cursor")]
+pub struct NotACursor;
+
 /// Where a subscription starts.
 pub struct Subscription {
     /// Events after the cursor that are still in the replay buffer, oldest first.
@@ -135,11 +140,11 @@ impl EventBus {
 
     /// The sequence number in a cursor of this epoch; `Ok(None)` for a cursor of another epoch
     /// (the caller resyncs), `Err` for something that is not a cursor.
-    pub fn parse_cursor(&self, cursor: &str) -> Result<Option<u64>, ()> {
-        let (epoch, seq) = cursor.trim().split_once('-').ok_or(())?;
-        let seq = seq.parse::<u64>().map_err(|_| ())?;
+    pub fn parse_cursor(&self, cursor: &str) -> Result<Option<u64>, NotACursor> {
+        let (epoch, seq) = cursor.trim().split_once('-').ok_or(NotACursor)?;
+        let seq = seq.parse::<u64>().map_err(|_| NotACursor)?;
         if epoch.len() != 8 || !epoch.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(());
+            return Err(NotACursor);
         }
         Ok((epoch == self.epoch).then_some(seq))
     }
