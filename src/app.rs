@@ -60,7 +60,10 @@ impl App {
             addr: settings.listen,
             source,
         })?;
-        let state = State::new();
+        let state = State::with_bus(crate::events::EventBus::with_replay(
+            settings.events.capacity,
+            settings.events.replay,
+        ));
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
 

@@ -55,6 +55,8 @@ pub struct Settings {
     pub limits: Limits,
     #[serde(default)]
     pub readiness: Readiness,
+    #[serde(default)]
+    pub events: EventSettings,
     /// How long in-flight requests and streams get to finish after SIGTERM.
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace_secs: u64,
@@ -279,6 +281,25 @@ pub struct Readiness {
     pub initial_sync_timeout_secs: f64,
 }
 
+/// The event bus behind subscriptions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventSettings {
+    /// How far one subscriber may fall behind before it gets RESYNC_REQUIRED.
+    pub capacity: usize,
+    /// How many past events a reconnecting client can resume from by cursor.
+    pub replay: usize,
+}
+
+impl Default for EventSettings {
+    fn default() -> Self {
+        Self {
+            capacity: 4096,
+            replay: 4096,
+        }
+    }
+}
+
 impl Default for Readiness {
     fn default() -> Self {
         Self {
@@ -299,6 +320,7 @@ impl Settings {
             auth: AuthSettings::default(),
             limits: Limits::default(),
             readiness: Readiness::default(),
+            events: EventSettings::default(),
             shutdown_grace_secs: default_shutdown_grace(),
         }
     }
@@ -425,6 +447,14 @@ impl Settings {
             }
         }
         positive("limits.request_timeout_secs", l.request_timeout_secs)?;
+        if !(1..=1_000_000).contains(&self.events.capacity)
+            || !(1..=1_000_000).contains(&self.events.replay)
+        {
+            return Err(invalid(
+                "events",
+                "capacity and replay must be between 1 and 1000000",
+            ));
+        }
         positive(
             "readiness.initial_sync_timeout_secs",
             self.readiness.initial_sync_timeout_secs,

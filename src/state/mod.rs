@@ -23,11 +23,15 @@ pub struct State {
 
 impl State {
     pub fn new() -> Arc<Self> {
+        Self::with_bus(EventBus::new(4096))
+    }
+
+    pub fn with_bus(bus: EventBus) -> Arc<Self> {
         Arc::new(Self {
             catalog: CatalogStore::default(),
             apps: AppStore::default(),
             sources: SourceRegistry::default(),
-            bus: EventBus::new(4096),
+            bus,
         })
     }
 }

@@ -371,3 +371,93 @@ async fn shutdown_ends_every_stream_within_the_grace_period() {
     .await;
     assert_eq!(ended, Ok(true), "legacy client told of the end");
 }
+
+#[tokio::test]
+async fn a_stalled_subscriber_gets_resync_required_while_others_keep_receiving() {
+    let app = crate::helpers::spawn_with(idp_graph::demo::DemoOptions::for_tests(), |s| {
+        s.events.capacity = 256;
+        s.events.replay = 256;
+    })
+    .await;
+    // Heavy events, so a client that stops reading fills its socket quickly.
+    let heavy: String = (0..8)
+        .map(|i| format!("a{i}: application {{ name annotations {{ key value }} labels {{ key value }} history {{ id revision deployedAt source {{ repoURL path }} }} resources {{ kind name status health }} }}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let q = format!("subscription {{ applicationEvents {{ cursor type {heavy} }} }}");
+    let sub = |id: &str| json!({"id": id, "type": "subscribe", "payload": {"query": q.clone()}});
+    // The stalled client: a 4 KiB receive buffer, and it never reads after subscribing.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(app.addr).await.unwrap();
+    let mut req = format!("ws://{}/graphql/ws", app.addr)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut stalled, _) =
+        tokio_tungstenite::client_async(req, tokio_tungstenite::MaybeTlsStream::Plain(stream))
+            .await
+            .unwrap();
+    send(&mut stalled, json!({"type": "connection_init"})).await;
+    next(&mut stalled).await.unwrap();
+    send(&mut stalled, sub("s")).await;
+    send(&mut stalled, json!({"type": "ping"})).await;
+    assert_eq!(next(&mut stalled).await.unwrap()["type"], "pong");
+    let mut healthy = connect(&app).await;
+    send(&mut healthy, json!({"type": "connection_init"})).await;
+    next(&mut healthy).await.unwrap();
+    send(&mut healthy, json!({"id": "h", "type": "subscribe", "payload": {"query": "subscription { applicationEvents { cursor type } }"}})).await;
+    send(&mut healthy, json!({"type": "ping"})).await;
+    assert_eq!(next(&mut healthy).await.unwrap()["type"], "pong");
+
+    // A storm of changes while the stalled client does not read; the healthy one keeps up.
+    let changes = 3000usize;
+    let storm = {
+        let sim = app.world.argocd.clone();
+        tokio::spawn(async move {
+            for i in 0..changes {
+                sim.set_health(
+                    "app-3",
+                    if i % 2 == 0 { "Degraded" } else { "Healthy" },
+                    None,
+                );
+                if i % 50 == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+        })
+    };
+    let mut received = 0usize;
+    let mut resyncs_healthy = 0usize;
+    while received < changes {
+        let m = next(&mut healthy).await.unwrap();
+        match m["payload"]["data"]["applicationEvents"]["type"].as_str() {
+            Some("RESYNC_REQUIRED") => resyncs_healthy += 1,
+            Some(_) => received += 1,
+            None => {}
+        }
+    }
+    storm.await.unwrap();
+    assert_eq!(
+        resyncs_healthy, 0,
+        "the healthy subscriber was never slowed into a resync"
+    );
+    // The stalled one, when it reads again, finds a RESYNC_REQUIRED and then fresh events.
+    let mut seen = 0usize;
+    let resync = loop {
+        let m = next(&mut stalled).await.unwrap();
+        seen += 1;
+        if m["payload"]["data"]["applicationEvents"]["type"] == "RESYNC_REQUIRED" {
+            break m;
+        }
+        assert!(seen < changes, "no RESYNC_REQUIRED after {seen} events");
+    };
+    assert!(
+        seen < changes,
+        "it lost events ({seen} seen before the resync)"
+    );
+    assert!(resync["payload"]["data"]["applicationEvents"]["cursor"].is_string());
+}
