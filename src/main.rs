@@ -32,9 +32,12 @@ enum Command {
     Demo {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
-        /// Generated services to add (catalog entity and, later, app, workloads, repo each).
+        /// Generated services to add (catalog entity, ArgoCD app and repo each).
         #[arg(long, default_value_t = 0)]
         scale: usize,
+        /// No scripted weather (pushes, syncs, degradations): a quiet world for measurements.
+        #[arg(long)]
+        no_weather: bool,
     },
     /// Start only the simulated upstreams (no server); prints one JSON line with their URLs.
     /// For pointing `serve`, kubectl or curl at the demo world, and for benchmarks.
@@ -192,12 +195,16 @@ fn main() -> ExitCode {
                 Ok(())
             })
         }
-        Command::Demo { listen, scale } => {
+        Command::Demo {
+            listen,
+            scale,
+            no_weather,
+        } => {
             telemetry::init(cli.log_format);
             run(async move {
                 let opts = DemoOptions {
                     scale,
-                    weather: true,
+                    weather: !no_weather,
                     ..DemoOptions::default()
                 };
                 let world = DemoWorld::start(&opts).await?;

@@ -1,0 +1,304 @@
+//! 1,000 and 10,000 concurrent websocket subscribers on loopback, one event per second to all:
+//! delivery latency p50/p99, server memory per idle subscriber and server CPU, beside a bare
+//! tokio-tungstenite broadcast server sending messages of the same size.
+//!
+//! Both servers run as child processes so their memory and CPU are theirs alone.
+//! `cargo bench --bench subscribers` prints the table.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use parking_lot::Mutex;
+use serde_json::{json, Value};
+use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn proc_stat(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss_kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields
+        .get(11)
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        + fields
+            .get(12)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+    (rss_kb / 1024.0, ticks / 100.0)
+}
+
+fn now_ms() -> f64 {
+    chrono::Utc::now().timestamp_micros() as f64 / 1000.0
+}
+
+/// The baseline: accept websockets, broadcast the same bytes to all every second.
+async fn baseline_server(port: u16, size: usize) {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (tx, _) = tokio::sync::broadcast::channel::<Arc<String>>(16);
+    let sender = tx.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let mut msg = json!({"at": chrono::Utc::now().to_rfc3339(), "pad": ""}).to_string();
+            let pad = size.saturating_sub(msg.len());
+            msg =
+                json!({"at": chrono::Utc::now().to_rfc3339(), "pad": "x".repeat(pad)}).to_string();
+            let _ = sender.send(Arc::new(msg));
+        }
+    });
+    loop {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut rx = tx.subscribe();
+        tokio::spawn(async move {
+            let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+                return;
+            };
+            while let Ok(m) = rx.recv().await {
+                if ws.send(Message::text(m.as_str())).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+struct Run {
+    latencies: Arc<Mutex<Vec<f64>>>,
+    message_bytes: Arc<Mutex<usize>>,
+}
+
+async fn connect_clients(port: u16, n: usize, graphql: bool, run: &Run) {
+    let connected = Arc::new(tokio::sync::Semaphore::new(0));
+    let mut started = 0;
+    while started < n {
+        let batch = (n - started).min(250);
+        for _ in 0..batch {
+            let (lat, bytes, connected) = (
+                run.latencies.clone(),
+                run.message_bytes.clone(),
+                connected.clone(),
+            );
+            tokio::spawn(async move {
+                let mut req = format!("ws://127.0.0.1:{port}/graphql/ws")
+                    .into_client_request()
+                    .unwrap();
+                if graphql {
+                    req.headers_mut().insert(
+                        "Sec-WebSocket-Protocol",
+                        "graphql-transport-ws".parse().unwrap(),
+                    );
+                }
+                let Ok((mut ws, _)) = tokio_tungstenite::connect_async(req).await else {
+                    connected.add_permits(1);
+                    return;
+                };
+                if graphql {
+                    let _ = ws
+                        .send(Message::text(
+                            json!({"type": "connection_init"}).to_string(),
+                        ))
+                        .await;
+                    let q = r#"subscription { applicationEvents(filter: {names: ["app-2"]}) { at type application { name reconciledAt sync { status } health { status } } } }"#;
+                    let _ = ws
+                        .send(Message::text(
+                            json!({"id": "1", "type": "subscribe", "payload": {"query": q}})
+                                .to_string(),
+                        ))
+                        .await;
+                    let _ = ws
+                        .send(Message::text(json!({"type": "ping"}).to_string()))
+                        .await;
+                }
+                let mut ready = !graphql;
+                if ready {
+                    connected.add_permits(1);
+                }
+                while let Some(Ok(m)) = ws.next().await {
+                    let Message::Text(t) = m else { continue };
+                    let v: Value = serde_json::from_str(&t).unwrap_or(Value::Null);
+                    if !ready && v["type"] == "pong" {
+                        ready = true;
+                        connected.add_permits(1);
+                        continue;
+                    }
+                    let at = if graphql {
+                        v["payload"]["data"]["applicationEvents"]["at"].as_str()
+                    } else {
+                        v["at"].as_str()
+                    };
+                    if let Some(at) = at.and_then(|a| chrono::DateTime::parse_from_rfc3339(a).ok())
+                    {
+                        lat.lock()
+                            .push(now_ms() - at.timestamp_micros() as f64 / 1000.0);
+                        *bytes.lock() = t.len();
+                    } else if v["type"] == "ping" {
+                        let _ = ws
+                            .send(Message::text(json!({"type": "pong"}).to_string()))
+                            .await;
+                    }
+                }
+            });
+        }
+        started += batch;
+        // Wait for this batch to be subscribed before opening the next.
+        connected.acquire_many(batch as u32).await.unwrap().forget();
+    }
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v.get(((v.len() as f64 - 1.0) * p) as usize)
+        .copied()
+        .unwrap_or(f64::NAN)
+}
+
+async fn wait_http(port: u16) {
+    let http = reqwest::Client::new();
+    for _ in 0..600 {
+        if http
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await
+            .map(|r| r.status().is_success())
+            .unwrap_or(false)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("server not ready");
+}
+
+/// One measurement: returns (p50 ms, p99 ms, KiB per subscriber, server CPU %, message bytes).
+async fn measure(
+    n: usize,
+    graphql: bool,
+    seconds: u64,
+    size: usize,
+) -> (f64, f64, f64, f64, usize) {
+    let port = free_port();
+    let mut child: Child = if graphql {
+        Command::new(env!("CARGO_BIN_EXE_idp-graph"))
+            .args([
+                "demo",
+                "--no-weather",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    } else {
+        Command::new(std::env::current_exe().unwrap())
+            .args(["--baseline-server", &port.to_string(), &size.to_string()])
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    };
+    let pid = child.id().unwrap();
+    if graphql {
+        wait_http(port).await;
+    } else {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (rss0, _) = proc_stat(pid);
+    let run = Run {
+        latencies: Default::default(),
+        message_bytes: Default::default(),
+    };
+    connect_clients(port, n, graphql, &run).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (rss1, cpu0) = proc_stat(pid);
+    run.latencies.lock().clear();
+    let started = Instant::now();
+    let http = reqwest::Client::new();
+    for _ in 0..seconds {
+        if graphql {
+            let _ = http
+                .post(format!("http://127.0.0.1:{port}/graphql"))
+                .json(&json!({"query": r#"mutation { refreshApplication(input: {name: "app-2"}) { auditId } }"#}))
+                .send()
+                .await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, cpu1) = proc_stat(pid);
+    let cpu_pct = (cpu1 - cpu0) / started.elapsed().as_secs_f64() * 100.0;
+    let _ = child.kill().await;
+    let mut lat = run.latencies.lock().clone();
+    let got = lat.len();
+    assert!(
+        got >= n * (seconds as usize - 1),
+        "delivered {got} of ~{} events",
+        n * seconds as usize
+    );
+    let bytes = *run.message_bytes.lock();
+    (
+        pct(&mut lat, 0.5),
+        pct(&mut lat, 0.99),
+        (rss1 - rss0) * 1024.0 / n as f64,
+        cpu_pct,
+        bytes,
+    )
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    if let Some(i) = args.iter().position(|a| a == "--baseline-server") {
+        let port: u16 = args[i + 1].parse().unwrap();
+        let size: usize = args[i + 2].parse().unwrap();
+        rt.block_on(baseline_server(port, size));
+        return;
+    }
+    let full = args.iter().any(|a| a == "--bench");
+    let (sizes, seconds): (Vec<usize>, u64) = if full {
+        (vec![1_000, 10_000], 10)
+    } else {
+        (vec![20], 3)
+    };
+    rt.block_on(async move {
+        println!("subscribers: one event per second to all, {seconds} s per run");
+        println!("| subscribers | server | p50 ms | p99 ms | KiB/subscriber | server CPU % | message bytes |");
+        println!("|---|---|---|---|---|---|---|");
+        for n in sizes {
+            let ours = measure(n, true, seconds, 0).await;
+            println!("| {n} | idp-graph | {:.2} | {:.2} | {:.1} | {:.1} | {} |", ours.0, ours.1, ours.2, ours.3, ours.4);
+            let base = measure(n, false, seconds, ours.4).await;
+            println!("| {n} | bare tokio-tungstenite | {:.2} | {:.2} | {:.1} | {:.1} | {} |", base.0, base.1, base.2, base.3, base.4);
+        }
+    });
+}
