@@ -125,6 +125,17 @@ struct Target {
     client: ArgoCdClient,
 }
 
+/// The application a mutation names, checked against the policy for `action`.
+fn target(
+    ctx: &Context<'_>,
+    name: &str,
+    instance: Option<&str>,
+    namespace: Option<&str>,
+    action: Action,
+) -> Result<Target> {
+    authorize(ctx, resolve_app(ctx, name, instance, namespace)?, action)
+}
+
 fn authorize(ctx: &Context<'_>, app: Arc<Application>, action: Action) -> Result<Target> {
     let viewer = Viewer::of(ctx);
     let scope = Scope::Application {
@@ -283,13 +294,13 @@ impl Mutation {
         ctx: &Context<'_>,
         input: SyncApplicationInput,
     ) -> Result<ApplicationActionResult> {
-        let app = resolve_app(
+        let t = target(
             ctx,
             &input.name,
             input.instance.as_deref(),
             input.namespace.as_deref(),
+            Action::Sync,
         )?;
-        let t = authorize(ctx, app, Action::Sync)?;
         let req = SyncRequest {
             name: t.app.key.name.clone(),
             revision: input.revision.filter(|r| !r.trim().is_empty()),
@@ -318,13 +329,13 @@ impl Mutation {
         ctx: &Context<'_>,
         input: RollbackApplicationInput,
     ) -> Result<ApplicationActionResult> {
-        let app = resolve_app(
+        let t = target(
             ctx,
             &input.name,
             input.instance.as_deref(),
             input.namespace.as_deref(),
+            Action::Rollback,
         )?;
-        let t = authorize(ctx, app, Action::Rollback)?;
         let outcome = t
             .client
             .rollback(
@@ -344,13 +355,13 @@ impl Mutation {
         ctx: &Context<'_>,
         input: RefreshApplicationInput,
     ) -> Result<ApplicationActionResult> {
-        let app = resolve_app(
+        let t = target(
             ctx,
             &input.name,
             input.instance.as_deref(),
             input.namespace.as_deref(),
+            Action::Refresh,
         )?;
-        let t = authorize(ctx, app, Action::Refresh)?;
         let mode = if input.hard { "hard" } else { "normal" };
         let outcome = t
             .client
@@ -366,13 +377,13 @@ impl Mutation {
         ctx: &Context<'_>,
         input: ApplicationRefInput,
     ) -> Result<ApplicationActionResult> {
-        let app = resolve_app(
+        let t = target(
             ctx,
             &input.name,
             input.instance.as_deref(),
             input.namespace.as_deref(),
+            Action::Terminate,
         )?;
-        let t = authorize(ctx, app, Action::Terminate)?;
         let outcome = async {
             let raw = t
                 .client

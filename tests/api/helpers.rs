@@ -143,3 +143,31 @@ pub fn refs(nodes: &Value) -> Vec<String> {
 pub struct TestAppUrl {
     pub addr: String,
 }
+
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A graphql-transport-ws connection to `addr` (`host:port`), not yet initialised.
+pub async fn ws_connect(addr: &str) -> Ws {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://{addr}/graphql/ws")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    tokio_tungstenite::connect_async(req).await.unwrap().0
+}
+
+/// A connection that sent `connection_init` (the ack follows as the first message).
+pub async fn ws_init(addr: &str) -> Ws {
+    use futures::SinkExt;
+    let mut ws = ws_connect(addr).await;
+    ws.send(tokio_tungstenite::tungstenite::Message::text(
+        serde_json::json!({"type": "connection_init"}).to_string(),
+    ))
+    .await
+    .unwrap();
+    ws
+}

@@ -149,18 +149,10 @@ async fn a_deploy_is_followed_over_the_legacy_protocol() {
     deploy_follower("legacy").await;
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+use crate::helpers::Ws;
 
 async fn connect(app: &TestApp) -> Ws {
-    let mut req = format!("ws://{}/graphql/ws", app.addr)
-        .into_client_request()
-        .unwrap();
-    req.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    tokio_tungstenite::connect_async(req).await.unwrap().0
+    crate::helpers::ws_connect(&app.addr.to_string()).await
 }
 
 async fn send(ws: &mut Ws, v: Value) {

@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::spawn_demo;
@@ -12,19 +11,7 @@ use crate::helpers::spawn_demo;
 #[tokio::test]
 async fn catalog_changes_arrive_as_entity_events() {
     let app = spawn_demo().await;
-    let mut req = format!("ws://{}/graphql/ws", app.addr)
-        .into_client_request()
-        .unwrap();
-    req.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-    ws.send(Message::text(
-        json!({"type": "connection_init"}).to_string(),
-    ))
-    .await
-    .unwrap();
+    let mut ws = crate::helpers::ws_init(&app.addr.to_string()).await;
     let ack = ws.next().await.unwrap().unwrap();
     assert!(ack.to_text().unwrap().contains("connection_ack"));
     ws.send(Message::text(json!({"id": "1", "type": "subscribe", "payload": {"query":

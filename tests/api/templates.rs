@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::{first_code, spawn_demo, wait_for, TestApp};
@@ -18,19 +17,7 @@ pub async fn follow_task(app: &TestApp, id: &str) -> Vec<Value> {
 }
 
 pub async fn follow_task_at(addr: &str, id: &str) -> Vec<Value> {
-    let mut req = format!("ws://{addr}/graphql/ws")
-        .into_client_request()
-        .unwrap();
-    req.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-    ws.send(Message::text(
-        json!({"type": "connection_init"}).to_string(),
-    ))
-    .await
-    .unwrap();
+    let mut ws = crate::helpers::ws_init(addr).await;
     let q = "subscription($id: ID!) { templateTask(id: $id) { id type message stepId status output failed } }";
     ws.send(Message::text(
         json!({"id": "t", "type": "subscribe", "payload": {"query": q, "variables": {"id": id}}})
@@ -139,19 +126,7 @@ async fn bad_template_requests_get_clear_codes() {
         assert_eq!(first_code(&body), code, "{input}: {body}");
     }
     // An unknown task: the subscription answers with NOT_FOUND from Backstage.
-    let mut req = format!("ws://{}/graphql/ws", app.addr)
-        .into_client_request()
-        .unwrap();
-    req.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-    ws.send(Message::text(
-        json!({"type": "connection_init"}).to_string(),
-    ))
-    .await
-    .unwrap();
+    let mut ws = crate::helpers::ws_init(&app.addr.to_string()).await;
     ws.send(Message::text(json!({"id": "t", "type": "subscribe", "payload": {"query": "subscription { templateTask(id: \"nope\") { id } }"}}).to_string())).await.unwrap();
     let reply = loop {
         let Message::Text(t) = tokio::time::timeout(T, ws.next())
