@@ -160,6 +160,8 @@ pub struct Application {
     pub sync_status: SyncStatus,
     pub sync_revision: Option<String>,
     pub sync_revisions: Vec<String>,
+    /// `status.sync.comparedTo`: the sources and destination the sync status refers to.
+    pub compared_to: Option<(Vec<AppSource>, Destination)>,
     pub health: HealthStatus,
     pub health_message: Option<String>,
     pub operation_state: Option<OperationState>,

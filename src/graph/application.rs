@@ -141,6 +141,12 @@ pub struct ApplicationCondition {
     pub last_transition_time: Option<DateTime<Utc>>,
 }
 
+#[derive(SimpleObject)]
+pub struct ComparedTo {
+    pub sources: Vec<ApplicationSource>,
+    pub destination: ApplicationDestination,
+}
+
 /// `status.sync`: whether the live state matches git, and at which revision.
 pub struct ApplicationSync(pub Arc<Application>);
 
@@ -156,6 +162,17 @@ impl ApplicationSync {
     /// One revision per source, for multi-source apps.
     async fn revisions(&self) -> &[String] {
         &self.0.sync_revisions
+    }
+    /// What the status was computed against (`status.sync.comparedTo`).
+    async fn compared_to(&self) -> Option<ComparedTo> {
+        self.0.compared_to.as_ref().map(|(sources, d)| ComparedTo {
+            sources: sources.iter().map(Into::into).collect(),
+            destination: ApplicationDestination {
+                server: d.server.clone(),
+                name: d.name.clone(),
+                namespace: d.namespace.clone(),
+            },
+        })
     }
     /// The commit behind `revision`, when the source repo is on GitHub.
     async fn commit(&self, ctx: &Context<'_>) -> Result<Option<super::github::CommitNode>> {

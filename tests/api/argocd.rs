@@ -25,12 +25,20 @@ async fn app_state(app: &TestApp, name: &str) -> Value {
 async fn the_sample_app_query_answers_and_the_component_reaches_it() {
     let app = spawn_demo().await;
     let d = app
-        .data(r#"{ application(name:"sample-app") { project sync { status revision } health { status } lastSyncedAt history { id revision deployedAt } }
+        .data(r#"{ application(name:"sample-app") { project sync { status revision comparedTo { sources { repoURL path } destination { namespace } } } health { status } lastSyncedAt history { id revision deployedAt } }
                   entity(ref:"component:default/sample-app") { ... on Component { applications { name instance project } deploymentStatus { applications worstHealth anyOutOfSync latestRevision } } } }"#)
         .await;
     let a = &d["application"];
     assert_eq!(a["project"], "applications");
     assert_eq!(a["sync"]["status"], "SYNCED");
+    assert_eq!(
+        a["sync"]["comparedTo"]["sources"][0]["repoURL"],
+        "https://github.com/yourcompany/sample-app.git"
+    );
+    assert_eq!(
+        a["sync"]["comparedTo"]["destination"]["namespace"],
+        "sample-app"
+    );
     assert_eq!(a["health"]["status"], "HEALTHY");
     assert!(a["lastSyncedAt"].is_string());
     let history = a["history"].as_array().unwrap();

@@ -161,10 +161,22 @@ struct WireSummary {
 struct WireSync {
     #[serde(default)]
     status: String,
+    #[serde(default, rename = "comparedTo")]
+    compared_to: Option<WireComparedTo>,
     #[serde(default)]
     revision: Option<String>,
     #[serde(default)]
     revisions: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct WireComparedTo {
+    #[serde(default)]
+    source: Option<WireSource>,
+    #[serde(default)]
+    sources: Vec<WireSource>,
+    #[serde(default)]
+    destination: WireDestination,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -366,6 +378,20 @@ pub(super) fn to_application(instance: &str, json: &str) -> Result<Application, 
         sync_status: SyncStatus::parse(&w.status.sync.status),
         sync_revision: w.status.sync.revision,
         sync_revisions: w.status.sync.revisions,
+        compared_to: w.status.sync.compared_to.map(|c| {
+            let mut sources: Vec<AppSource> = c.sources.into_iter().map(AppSource::from).collect();
+            if let Some(s) = c.source {
+                sources.insert(0, s.into());
+            }
+            (
+                sources,
+                Destination {
+                    server: c.destination.server,
+                    name: c.destination.name,
+                    namespace: c.destination.namespace,
+                },
+            )
+        }),
         health: HealthStatus::parse(&w.status.health.status),
         health_message: w.status.health.message,
         operation_state,
