@@ -172,7 +172,7 @@ impl CommitNode {
         &self.0.sha
     }
     async fn short_sha(&self) -> &str {
-        &self.0.sha[..self.0.sha.len().min(7)]
+        self.0.sha.get(..7).unwrap_or(&self.0.sha)
     }
     async fn message(&self) -> &str {
         &self.0.message
