@@ -266,6 +266,16 @@ fn check_token(inner: &Inner, headers: &HeaderMap) -> Result<(), Box<Response>> 
     }
 }
 
+/// A request body as JSON, or ArgoCD's InvalidArgument error.
+fn parse_body(body: &[u8]) -> Result<Value, Box<Response>> {
+    serde_json::from_slice(body).map_err(|e| {
+        Box::new(grpc_error(
+            3,
+            &format!("invalid character in request body: {e}"),
+        ))
+    })
+}
+
 fn query_pairs(raw: &Option<String>) -> Vec<(String, String)> {
     url::form_urlencoded::parse(raw.as_deref().unwrap_or("").as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -820,9 +830,9 @@ async fn sync(
     if inner.deny_actions.load(std::sync::atomic::Ordering::SeqCst) {
         return grpc_error(7, "permission denied");
     }
-    let req: Value = match serde_json::from_slice(&body) {
+    let req = match parse_body(&body) {
         Ok(v) => v,
-        Err(e) => return grpc_error(3, &format!("invalid character in request body: {e}")),
+        Err(r) => return *r,
     };
     let (busy, head) = match inner.apps.lock().get(&name) {
         None => return grpc_error(7, "permission denied"),
@@ -877,9 +887,9 @@ async fn rollback(
     if inner.deny_actions.load(std::sync::atomic::Ordering::SeqCst) {
         return grpc_error(7, "permission denied");
     }
-    let req: Value = match serde_json::from_slice(&body) {
+    let req = match parse_body(&body) {
         Ok(v) => v,
-        Err(e) => return grpc_error(3, &format!("invalid character in request body: {e}")),
+        Err(r) => return *r,
     };
     let Some(id) = req.get("id").and_then(|v| {
         v.as_i64()

@@ -128,6 +128,18 @@ impl EntityNode {
         out
     }
 
+    fn related_items(
+        &self,
+        ctx: &Context<'_>,
+        rel: RelationType,
+        kind: Option<&str>,
+    ) -> Vec<EntityItem> {
+        self.related(ctx, rel, kind)
+            .into_iter()
+            .map(|e| self.with(e))
+            .collect()
+    }
+
     fn related_one(
         &self,
         ctx: &Context<'_>,
@@ -241,7 +253,7 @@ macro_rules! entity_kind {
                 self.0.related_page(ctx, RelationType::OwnerOf, None, first, after)
             }
             async fn part_of(&self, ctx: &Context<'_>) -> Vec<EntityItem> {
-                self.0.related(ctx, RelationType::PartOf, None).into_iter().map(|e| self.0.with(e)).collect()
+                self.0.related_items(ctx, RelationType::PartOf, None)
             }
             async fn has_part(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<EntityConnection> {
                 self.0.related_page(ctx, RelationType::HasPart, None, first, after)
@@ -297,18 +309,10 @@ entity_kind!(
                 .collect()
         }
         async fn provides_apis(&self, ctx: &Context<'_>) -> Vec<EntityItem> {
-            self.0
-                .related(ctx, RelationType::ProvidesApi, None)
-                .into_iter()
-                .map(|e| self.0.with(e))
-                .collect()
+            self.0.related_items(ctx, RelationType::ProvidesApi, None)
         }
         async fn consumes_apis(&self, ctx: &Context<'_>) -> Vec<EntityItem> {
-            self.0
-                .related(ctx, RelationType::ConsumesApi, None)
-                .into_iter()
-                .map(|e| self.0.with(e))
-                .collect()
+            self.0.related_items(ctx, RelationType::ConsumesApi, None)
         }
         /// ArgoCD applications of this component (by its `argocd/*` annotations).
         async fn applications(
@@ -361,18 +365,10 @@ entity_kind!(
                 .related_one(ctx, RelationType::PartOf, Some("system"))
         }
         async fn api_provided_by(&self, ctx: &Context<'_>) -> Vec<EntityItem> {
-            self.0
-                .related(ctx, RelationType::ApiProvidedBy, None)
-                .into_iter()
-                .map(|e| self.0.with(e))
-                .collect()
+            self.0.related_items(ctx, RelationType::ApiProvidedBy, None)
         }
         async fn api_consumed_by(&self, ctx: &Context<'_>) -> Vec<EntityItem> {
-            self.0
-                .related(ctx, RelationType::ApiConsumedBy, None)
-                .into_iter()
-                .map(|e| self.0.with(e))
-                .collect()
+            self.0.related_items(ctx, RelationType::ApiConsumedBy, None)
         }
     }
 );
@@ -451,11 +447,7 @@ entity_kind!(Group, "Group", "A team or organisational unit.", {
         self.0.related_one(ctx, RelationType::ChildOf, None)
     }
     async fn children(&self, ctx: &Context<'_>) -> Vec<EntityItem> {
-        self.0
-            .related(ctx, RelationType::ParentOf, None)
-            .into_iter()
-            .map(|e| self.0.with(e))
-            .collect()
+        self.0.related_items(ctx, RelationType::ParentOf, None)
     }
     async fn members(
         &self,
@@ -484,11 +476,7 @@ entity_kind!(User, "User", "A person.", {
             .and_then(|v| v.as_str())
     }
     async fn member_of(&self, ctx: &Context<'_>) -> Vec<EntityItem> {
-        self.0
-            .related(ctx, RelationType::MemberOf, None)
-            .into_iter()
-            .map(|e| self.0.with(e))
-            .collect()
+        self.0.related_items(ctx, RelationType::MemberOf, None)
     }
 });
 
