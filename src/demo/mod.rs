@@ -7,6 +7,7 @@ pub mod backstage;
 pub mod faults;
 pub mod git;
 pub mod github;
+pub mod kubernetes;
 pub mod seed;
 
 use secrecy::SecretString;

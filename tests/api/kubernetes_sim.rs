@@ -1,0 +1,224 @@
+//! The Kubernetes API simulation speaks the real protocol: `kubectl` lists and watches it.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use idp_graph::demo::kubernetes::{seed_objects, KubeSim};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio_util::sync::CancellationToken;
+
+const TOKEN: &str = "kube-sim-token";
+
+async fn sim_with(token: Option<&str>) -> (KubeSim, CancellationToken) {
+    let stop = CancellationToken::new();
+    let sim = KubeSim::start(seed_objects(&["sample-app", "my-app"]), token, stop.clone())
+        .await
+        .unwrap();
+    (sim, stop)
+}
+
+/// kubectl over plain HTTP sends no bearer token (client-go sends them only over TLS).
+async fn sim() -> (KubeSim, CancellationToken) {
+    sim_with(None).await
+}
+
+fn kubectl(sim: &KubeSim) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new("kubectl");
+    let home = tempfile::tempdir().unwrap().keep();
+    c.env("HOME", &home)
+        .env("KUBECONFIG", home.join("none"))
+        .args(["--server", &sim.url(), "--request-timeout", "10s"]);
+    c
+}
+
+#[tokio::test]
+async fn kubectl_lists_the_demo_cluster() {
+    let (sim, _stop) = sim().await;
+    let out = kubectl(&sim)
+        .args(["get", "deploy,pods,svc", "-A", "-o", "name"])
+        .output()
+        .await
+        .expect("kubectl is installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let names = String::from_utf8(out.stdout).unwrap();
+    for want in [
+        "deployment.apps/sample-app",
+        "deployment.apps/my-app",
+        "service/sample-app",
+        "pod/sample-app-5d9c7b8f6-x7k2p",
+    ] {
+        assert!(names.lines().any(|l| l == want), "{want} in {names}");
+    }
+    // The human table (kubectl asks for a Table; the server's plain list is the documented fallback).
+    let out = kubectl(&sim)
+        .args(["get", "pods", "-n", "my-app"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.contains("my-app-5d9c7b8f6-q9v4m"), "{table}");
+    let out = kubectl(&sim)
+        .args([
+            "get",
+            "pods",
+            "-n",
+            "my-app",
+            "-l",
+            "app.kubernetes.io/name=sample-app",
+            "-o",
+            "name",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        String::from_utf8(out.stdout).unwrap().trim().is_empty(),
+        "label selector applies"
+    );
+    let out = kubectl(&sim)
+        .args(["get", "deploy", "nope", "-n", "my-app"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
+}
+
+#[tokio::test]
+async fn kubectl_watches_the_demo_cluster() {
+    let (sim, _stop) = sim().await;
+    let mut child = kubectl(&sim)
+        .args(["get", "pods", "-n", "sample-app", "-w", "-o", "name"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // The initial list...
+    let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(first.starts_with("pod/sample-app-"), "{first}");
+    let _second = lines.next_line().await.unwrap().unwrap();
+    // ...then a new pod arrives through the watch.
+    sim.upsert("pods", json!({"metadata": {"name": "sample-app-new-pod", "namespace": "sample-app", "labels": {"app.kubernetes.io/name": "sample-app"}},
+        "spec": {"containers": [{"name": "c", "image": "x"}]}, "status": {"phase": "Pending"}}));
+    let next = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(next, "pod/sample-app-new-pod");
+    // A selector applies to live events too.
+    let r = reqwest::Client::new()
+        .get(format!("{}/api/v1/namespaces/sample-app/pods?watch=true&labelSelector=tier%3Dweb&timeoutSeconds=2", sim.url()))
+        .send()
+        .await
+        .unwrap();
+    sim.upsert(
+        "pods",
+        json!({"metadata": {"name": "other", "namespace": "sample-app", "labels": {"tier": "db"}}}),
+    );
+    sim.upsert("pods", json!({"metadata": {"name": "web-1", "namespace": "sample-app", "labels": {"tier": "web"}}}));
+    let text = r.text().await.unwrap();
+    let names: Vec<String> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["object"]["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(names, ["web-1"]);
+}
+
+#[tokio::test]
+async fn an_expired_resource_version_is_answered_in_stream_with_410() {
+    let (sim, _stop) = sim_with(Some(TOKEN)).await;
+    // Push the history window past the start.
+    for i in 0..1100 {
+        sim.upsert("configmaps", json!({"metadata": {"name": format!("churn-{}", i % 3), "namespace": "my-app"}, "data": {"i": i.to_string()}}));
+    }
+    let http = reqwest::Client::new();
+    let r = http
+        .get(format!(
+            "{}/api/v1/pods?watch=true&resourceVersion=101",
+            sim.url()
+        ))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        200,
+        "410 comes in the stream, not as the HTTP status"
+    );
+    let text = r.text().await.unwrap();
+    let ev: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(ev["type"], "ERROR");
+    assert_eq!(ev["object"]["code"], 410);
+    assert_eq!(ev["object"]["reason"], "Expired");
+    // Lists page with limit/continue and carry the list resourceVersion.
+    let page: Value = http
+        .get(format!("{}/api/v1/pods?limit=3", sim.url()))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        page["metadata"]["resourceVersion"],
+        sim.resource_version().to_string()
+    );
+    let cont = page["metadata"]["continue"].as_str().unwrap();
+    let rest: Value = http
+        .get(format!("{}/api/v1/pods?limit=3&continue={cont}", sim.url()))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rest["items"].as_array().unwrap().len(), 1);
+    assert!(rest["metadata"].get("continue").is_none());
+    // Status errors.
+    let r = http
+        .get(format!("{}/api/v1/pods", sim.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = http
+        .get(format!(
+            "{}/apis/apps/v1/namespaces/my-app/deployments/nope",
+            sim.url()
+        ))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        (body["kind"].as_str(), body["reason"].as_str()),
+        (Some("Status"), Some("NotFound"))
+    );
+}
