@@ -188,6 +188,7 @@ fn main() -> ExitCode {
                         "backstage": world.backstage.url(),
                         "argocd": world.argocd.url(),
                         "github": world.github.url(),
+                        "kubernetes": world.kubernetes.url(),
                     })
                 );
                 wait_for_signal().await;
@@ -223,6 +224,11 @@ fn main() -> ExitCode {
                 println!("    backstage        {}", world.backstage.url());
                 println!("    argocd (main)    {}", world.argocd.url());
                 println!("    github           {}", world.github.url());
+                println!(
+                    "    kubernetes       {}  (kubectl --server {} get pods -A)",
+                    world.kubernetes.url(),
+                    world.kubernetes.url()
+                );
                 serve(app).await?;
                 world.stop();
                 Ok(())

@@ -30,6 +30,8 @@ pub struct DemoWorld {
     pub backstage: BackstageSim,
     pub argocd: ArgoCdSim,
     pub github: github::GitHubSim,
+    /// The cluster `demo` (plain HTTP without authentication, so `kubectl --server` works).
+    pub kubernetes: kubernetes::KubeSim,
     shutdown: CancellationToken,
 }
 
@@ -130,6 +132,18 @@ impl DemoWorld {
             shutdown.clone(),
         )
         .await?;
+        let namespaces: Vec<&str> = seed::PLATFORM_APPS
+            .iter()
+            .chain(seed::APPLICATION_APPS.iter())
+            .copied()
+            .filter(|n| *n != "namespaces")
+            .collect();
+        let kubernetes = kubernetes::KubeSim::start(
+            kubernetes::seed_objects(&namespaces),
+            None,
+            shutdown.clone(),
+        )
+        .await?;
         if opts.weather {
             tokio::spawn(weather(argocd.clone(), shutdown.clone()));
         }
@@ -138,6 +152,7 @@ impl DemoWorld {
             backstage,
             argocd,
             github,
+            kubernetes,
             shutdown,
         })
     }
