@@ -266,14 +266,25 @@ fn check_token(inner: &Inner, headers: &HeaderMap) -> Result<(), Box<Response>> 
     }
 }
 
-/// A request body as JSON, or ArgoCD's InvalidArgument error.
-fn parse_body(body: &[u8]) -> Result<Value, Box<Response>> {
-    serde_json::from_slice(body).map_err(|e| {
-        Box::new(grpc_error(
-            3,
-            &format!("invalid character in request body: {e}"),
-        ))
-    })
+/// What every action checks first: the token, the RBAC knob, and the JSON body (if any).
+fn action_request(
+    inner: &Inner,
+    headers: &HeaderMap,
+    body: Option<&[u8]>,
+) -> Result<Value, Box<Response>> {
+    check_token(inner, headers)?;
+    if inner.deny_actions.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(Box::new(grpc_error(7, "permission denied")));
+    }
+    match body {
+        None => Ok(Value::Null),
+        Some(b) => serde_json::from_slice(b).map_err(|e| {
+            Box::new(grpc_error(
+                3,
+                &format!("invalid character in request body: {e}"),
+            ))
+        }),
+    }
 }
 
 fn query_pairs(raw: &Option<String>) -> Vec<(String, String)> {
@@ -824,13 +835,7 @@ async fn sync(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = check_token(&inner, &headers) {
-        return *r;
-    }
-    if inner.deny_actions.load(std::sync::atomic::Ordering::SeqCst) {
-        return grpc_error(7, "permission denied");
-    }
-    let req = match parse_body(&body) {
+    let req = match action_request(&inner, &headers, Some(&body)) {
         Ok(v) => v,
         Err(r) => return *r,
     };
@@ -881,13 +886,7 @@ async fn rollback(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = check_token(&inner, &headers) {
-        return *r;
-    }
-    if inner.deny_actions.load(std::sync::atomic::Ordering::SeqCst) {
-        return grpc_error(7, "permission denied");
-    }
-    let req = match parse_body(&body) {
+    let req = match action_request(&inner, &headers, Some(&body)) {
         Ok(v) => v,
         Err(r) => return *r,
     };
@@ -931,11 +930,8 @@ async fn terminate(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Response {
-    if let Err(r) = check_token(&inner, &headers) {
+    if let Err(r) = action_request(&inner, &headers, None) {
         return *r;
-    }
-    if inner.deny_actions.load(std::sync::atomic::Ordering::SeqCst) {
-        return grpc_error(7, "permission denied");
     }
     let running = match inner.apps.lock().get(&name) {
         None => return grpc_error(7, "permission denied"),

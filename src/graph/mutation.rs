@@ -163,14 +163,15 @@ fn authorize(ctx: &Context<'_>, app: Arc<Application>, action: Action) -> Result
     Ok(Target { app, client })
 }
 
-/// Applies the upstream's view of the app to state and publishes the change.
+/// Applies the upstream's view of the app to state and publishes the change. Returns the
+/// stored value itself (a stream event may replace or delete it a moment later).
 fn apply(ctx: &Context<'_>, app: Application) -> Arc<Application> {
     let state = &gctx(ctx).state;
-    let key = app.key.clone();
-    if let Some(change) = state.apps.upsert(app) {
+    let (stored, change) = state.apps.upsert(app);
+    if let Some(change) = change {
         state.bus.publish([Change::Application(change)]);
     }
-    state.apps.get(&key).expect("BUG: just upserted")
+    stored
 }
 
 fn audit(

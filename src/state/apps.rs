@@ -27,6 +27,8 @@ struct Inner {
     /// App name → keys (the same name can live in several instances and namespaces).
     by_name: HashMap<String, BTreeSet<String>>,
     projects: BTreeMap<(String, String), Arc<Project>>,
+    /// Apps per instance, kept on insert/remove so `count` is O(1) on the stream's hot path.
+    counts: HashMap<String, usize>,
 }
 
 #[derive(Default)]
@@ -40,11 +42,19 @@ impl Inner {
             .entry(app.key.name.clone())
             .or_default()
             .insert(app.key_string.clone());
-        self.apps.insert(app.key_string.clone(), app)
+        let instance = app.key.instance.clone();
+        let previous = self.apps.insert(app.key_string.clone(), app);
+        if previous.is_none() {
+            *self.counts.entry(instance).or_default() += 1;
+        }
+        previous
     }
 
     fn remove(&mut self, key_string: &str) -> Option<Arc<Application>> {
         let old = self.apps.remove(key_string)?;
+        if let Some(n) = self.counts.get_mut(&old.key.instance) {
+            *n = n.saturating_sub(1);
+        }
         if let Some(keys) = self.by_name.get_mut(&old.key.name) {
             keys.remove(key_string);
             if keys.is_empty() {
@@ -56,12 +66,12 @@ impl Inner {
 }
 
 impl AppStore {
-    /// Applies one observed state of an application; a change only when it differs.
-    pub fn upsert(&self, app: Application) -> Option<AppChange> {
+    /// Applies one observed state of an application. Returns what is now stored, and a change
+    /// only when it differs from before.
+    pub fn upsert(&self, app: Application) -> (Arc<Application>, Option<AppChange>) {
         let app = Arc::new(app);
-        let mut inner = self.inner.write();
-        let previous = inner.insert(app.clone());
-        match previous {
+        let previous = self.inner.write().insert(app.clone());
+        let change = match previous {
             Some(prev) if prev.same_state(&app) => None,
             prev => Some(AppChange {
                 kind: if prev.is_some() {
@@ -71,9 +81,10 @@ impl AppStore {
                 },
                 key: app.key.clone(),
                 previous: prev,
-                current: Some(app),
+                current: Some(app.clone()),
             }),
-        }
+        };
+        (app, change)
     }
 
     pub fn remove(&self, key: &AppKey) -> Option<AppChange> {
@@ -92,7 +103,7 @@ impl AppStore {
         let mut fresh = BTreeSet::new();
         for app in apps {
             fresh.insert(app.key_string.clone());
-            changes.extend(self.upsert(app));
+            changes.extend(self.upsert(app).1);
         }
         let stale: Vec<AppKey> = self
             .inner
@@ -152,12 +163,7 @@ impl AppStore {
     }
 
     pub fn count(&self, instance: &str) -> usize {
-        self.inner
-            .read()
-            .apps
-            .values()
-            .filter(|a| a.key.instance == instance)
-            .count()
+        self.inner.read().counts.get(instance).copied().unwrap_or(0)
     }
 
     pub fn len(&self) -> usize {

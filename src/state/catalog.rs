@@ -29,7 +29,6 @@ pub struct CatalogSnapshot {
     /// Sorted by `ref_string`: the order of every listing and the key of every cursor.
     pub entities: Vec<Arc<Entity>>,
     by_ref: HashMap<String, usize>,
-    by_uid: HashMap<String, usize>,
     /// Every edge touching an entity, both directions, deduplicated, sorted by type then target.
     edges: HashMap<String, Vec<Edge>>,
     /// `argocd/app-name` value → entities naming it (the join index for applications).
@@ -48,7 +47,6 @@ impl CatalogSnapshot {
         entities.dedup_by(|a, b| a.ref_string == b.ref_string);
         let entities: Vec<Arc<Entity>> = entities.into_iter().map(Arc::new).collect();
         let mut by_ref = HashMap::with_capacity(entities.len());
-        let mut by_uid = HashMap::with_capacity(entities.len());
         let mut edges: HashMap<String, BTreeSet<Relation>> = HashMap::new();
         let mut by_argocd_app: HashMap<String, Vec<usize>> = HashMap::new();
         let mut argocd_selectors = Vec::new();
@@ -67,9 +65,6 @@ impl CatalogSnapshot {
                 argocd_selectors.push(i);
             }
             by_ref.insert(e.ref_string.clone(), i);
-            if let Some(uid) = &e.uid {
-                by_uid.insert(uid.clone(), i);
-            }
             for rel in &e.relations {
                 edges
                     .entry(e.ref_string.clone())
@@ -106,7 +101,6 @@ impl CatalogSnapshot {
         Self {
             entities,
             by_ref,
-            by_uid,
             edges,
             by_argocd_app,
             argocd_selectors,
@@ -121,10 +115,6 @@ impl CatalogSnapshot {
 
     pub fn position(&self, entity_ref: &str) -> Option<usize> {
         self.by_ref.get(entity_ref).copied()
-    }
-
-    pub fn get_by_uid(&self, uid: &str) -> Option<&Arc<Entity>> {
-        self.by_uid.get(uid).map(|&i| &self.entities[i])
     }
 
     /// All edges of an entity, both directions.
@@ -155,12 +145,6 @@ impl CatalogSnapshot {
     /// The entity at a position an `Edge` points to.
     pub fn at(&self, index: usize) -> Option<&Arc<Entity>> {
         self.entities.get(index)
-    }
-
-    /// Position of the first entity whose ref sorts after `entity_ref` (keyset paging).
-    pub fn position_after(&self, entity_ref: &str) -> usize {
-        self.entities
-            .partition_point(|e| e.ref_string.as_str() <= entity_ref)
     }
 
     pub fn len(&self) -> usize {

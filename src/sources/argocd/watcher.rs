@@ -65,7 +65,7 @@ impl ArgoCdWatcher {
                     }
                     item = stream.next() => match item {
                         Some(Ok(StreamItem::Upsert(app))) => {
-                            let change = self.state.apps.upsert(app);
+                            let (_, change) = self.state.apps.upsert(app);
                             self.publish(change);
                         }
                         Some(Ok(StreamItem::Delete(app))) => {

@@ -207,6 +207,9 @@ impl GitHubSource {
                 observed_at: now.1,
             },
             Err(err) => {
+                // Failures must not leave the per-key lock behind (it is removed on success
+                // only after the new entry is stored, so no caller refetches in between).
+                self.refreshing.lock().remove(path);
                 self.record(&Err(err.clone()));
                 return match cached {
                     Some(e) => Ok(Fetched {
