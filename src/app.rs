@@ -131,17 +131,43 @@ impl App {
             ));
             argocd_clients.insert(a.name.clone(), client);
         }
-        // Kinds this build cannot read yet are listed, honestly, and never block readiness.
+        let mut kube_clients = std::collections::HashMap::new();
         for k in &settings.kubernetes {
-            let url = k
-                .kubeconfig
-                .as_ref()
-                .map(|p| format!("kubeconfig:{}", p.display()))
-                .unwrap_or_else(|| "in-cluster".into());
-            state
+            let (client, url) =
+                crate::sources::kubernetes::client_for(k, secrets.kubernetes.get(&k.name).cloned())
+                    .await
+                    .map_err(|message| AppError::Source {
+                        name: k.name.clone(),
+                        message,
+                    })?;
+            let health = state
                 .sources
-                .register(&k.name, SourceKind::Kubernetes, &url)
-                .mark_unsupported("the Kubernetes source is not implemented in this build");
+                .register(&k.name, SourceKind::Kubernetes, &url);
+            let destinations = if k.argocd_destinations.is_empty() {
+                vec![k.name.clone()]
+            } else {
+                k.argocd_destinations.clone()
+            };
+            let cluster = Arc::new(crate::state::ClusterStore::new(
+                &k.name,
+                &url,
+                destinations,
+                health,
+            ));
+            state.clusters.add(cluster.clone());
+            let source = crate::sources::kubernetes::ClusterSource {
+                client: client.clone(),
+                cluster,
+                state: state.clone(),
+                page_size: k.page_size,
+                max_backoff: Duration::from_secs_f64(k.max_backoff_secs),
+                strip: true,
+            };
+            tasks.spawn(tracing::Instrument::instrument(
+                source.run(shutdown.clone()),
+                tracing::info_span!("source", kind = "kubernetes", name = %k.name),
+            ));
+            kube_clients.insert(k.name.clone(), (client, url));
         }
         let mut github = None;
         if let Some(g) = &settings.github {
@@ -195,6 +221,7 @@ impl App {
             github,
             backstage: backstage_client,
             catalog_wake: catalog_wake.clone(),
+            kubernetes: Arc::new(kube_clients),
         });
         let router = http::router(HttpState {
             shutdown: shutdown.clone(),

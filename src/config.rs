@@ -180,10 +180,35 @@ fn default_relist() -> f64 {
 #[serde(deny_unknown_fields)]
 pub struct KubernetesSettings {
     pub name: String,
+    /// A kubeconfig file; `context` picks one of its contexts (default: its current context).
     #[serde(default)]
     pub kubeconfig: Option<PathBuf>,
     #[serde(default)]
     pub context: Option<String>,
+    /// The API server URL, used instead of a kubeconfig (with `token_env`/`token_file`).
+    /// Neither set: in-cluster service account, else `$KUBECONFIG` / `~/.kube/config`.
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(flatten)]
+    pub token: TokenSource,
+    /// What ArgoCD applications name this cluster as `destination.name` / `destination.server`
+    /// (default: the cluster's name; add `https://kubernetes.default.svc` for ArgoCD's in-cluster).
+    #[serde(default)]
+    pub argocd_destinations: Vec<String>,
+    /// Objects per list page when (re-)listing.
+    #[serde(default = "default_kube_page")]
+    pub page_size: u32,
+    /// Longest wait between reconnect attempts after a watch error, seconds.
+    #[serde(default = "default_kube_backoff")]
+    pub max_backoff_secs: f64,
+}
+
+fn default_kube_page() -> u32 {
+    500
+}
+
+fn default_kube_backoff() -> f64 {
+    30.0
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -409,6 +434,23 @@ impl Settings {
                     format!("duplicate cluster name `{}`", k.name),
                 ));
             }
+            if let Some(u) = &k.url {
+                check_url(&format!("{key}.url"), u)?;
+                if k.kubeconfig.is_some() {
+                    return Err(invalid(
+                        format!("{key}.url"),
+                        "give either `url` or `kubeconfig`, not both",
+                    ));
+                }
+            }
+            k.token.validate(&key)?;
+            if !(1..=10_000).contains(&k.page_size) {
+                return Err(invalid(
+                    format!("{key}.page_size"),
+                    "must be between 1 and 10000",
+                ));
+            }
+            positive(&format!("{key}.max_backoff_secs"), k.max_backoff_secs)?;
         }
         if let Some(g) = &self.github {
             check_url("github.url", &g.url)?;
@@ -471,7 +513,14 @@ impl Settings {
                 argocd.insert(a.name.clone(), t);
             }
         }
+        let mut kubernetes = std::collections::HashMap::new();
+        for (i, k) in self.kubernetes.iter().enumerate() {
+            if let Some(t) = k.token.resolve(&format!("kubernetes[{i}]"))? {
+                kubernetes.insert(k.name.clone(), t);
+            }
+        }
         Ok(ResolvedSecrets {
+            kubernetes,
             backstage: match &self.backstage {
                 Some(b) => b.token.resolve("backstage")?,
                 None => None,
@@ -496,6 +545,8 @@ pub struct ResolvedSecrets {
     /// By ArgoCD instance name.
     pub argocd: std::collections::HashMap<String, SecretString>,
     pub github: Option<SecretString>,
+    /// By cluster name (clusters given by `url`).
+    pub kubernetes: std::collections::HashMap<String, SecretString>,
 }
 
 fn positive(key: &str, v: f64) -> Result<(), ConfigError> {

@@ -47,6 +47,11 @@ pub enum Scope<'a> {
         instance: &'a str,
         project: &'a str,
     },
+    /// Objects of one namespace in one cluster ("" for cluster-scoped ones).
+    KubernetesNamespace {
+        cluster: &'a str,
+        namespace: &'a str,
+    },
 }
 
 /// An action on an upstream object.

@@ -14,7 +14,8 @@ use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{
-    ArgoCdSettings, BackstageSettings, GitHubSettings, ResolvedSecrets, Settings, TokenSource,
+    ArgoCdSettings, BackstageSettings, GitHubSettings, KubernetesSettings, ResolvedSecrets,
+    Settings, TokenSource,
 };
 
 pub use argocd::{ArgoCdSim, ArgoTiming};
@@ -46,6 +47,8 @@ pub struct DemoOptions {
     pub weather: bool,
     /// The simulated GitHub's hourly request budget.
     pub github_rate_limit: u64,
+    /// Longest pause between the Kubernetes watchers' reconnect attempts.
+    pub kube_max_backoff_secs: f64,
 }
 
 impl Default for DemoOptions {
@@ -56,6 +59,7 @@ impl Default for DemoOptions {
             argo_timing: ArgoTiming::default(),
             weather: false,
             github_rate_limit: 5000,
+            kube_max_backoff_secs: 30.0,
         }
     }
 }
@@ -74,6 +78,7 @@ impl DemoOptions {
             },
             weather: false,
             github_rate_limit: 5000,
+            kube_max_backoff_secs: 1.0,
         }
     }
 }
@@ -181,11 +186,22 @@ impl DemoWorld {
             timeout_secs: 5.0,
             page_size: 100,
         });
+        s.kubernetes = vec![KubernetesSettings {
+            name: "demo".into(),
+            kubeconfig: None,
+            context: None,
+            url: Some(self.kubernetes.url()),
+            token: TokenSource::default(),
+            argocd_destinations: vec!["in-cluster".into(), "https://kubernetes.default.svc".into()],
+            page_size: 500,
+            max_backoff_secs: opts.kube_max_backoff_secs,
+        }];
         s.readiness.initial_sync_timeout_secs = 20.0;
         let secrets = ResolvedSecrets {
             backstage: Some(SecretString::from(DEMO_TOKEN)),
             argocd: [("main".to_string(), SecretString::from(DEMO_TOKEN))].into(),
             github: Some(SecretString::from(DEMO_TOKEN)),
+            kubernetes: Default::default(),
         };
         (s, secrets)
     }
@@ -220,7 +236,7 @@ async fn weather(argocd: ArgoCdSim, shutdown: CancellationToken) {
         n += 1;
         let app = apps[rand::random_range(0..apps.len())];
         argocd.push_commit(app, &format!("Release {n} of {app}"));
-        if n % 3 == 0 {
+        if n.is_multiple_of(3) {
             argocd.set_health(
                 "app-3",
                 "Degraded",

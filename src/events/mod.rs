@@ -35,6 +35,7 @@ pub struct EntityChange {
 pub enum Change {
     Entity(EntityChange),
     Application(crate::state::AppChange),
+    Rollout(crate::state::kubernetes::RolloutChange),
 }
 
 #[derive(Debug, Clone)]

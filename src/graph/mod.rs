@@ -43,6 +43,8 @@ pub struct GraphContext {
     pub backstage: Option<crate::sources::backstage::BackstageClient>,
     /// Polls the catalog now (after a template registered something).
     pub catalog_wake: Option<Arc<tokio::sync::Notify>>,
+    /// Kubernetes clients (and API server URLs) by cluster name, for `restartDeployment`.
+    pub kubernetes: Arc<std::collections::HashMap<String, (kube::Client, String)>>,
 }
 
 impl GraphContext {
@@ -58,6 +60,7 @@ impl GraphContext {
             audit: Default::default(),
             github: None,
             backstage: None,
+            kubernetes: Default::default(),
             catalog_wake: None,
         }
     }
@@ -105,6 +108,14 @@ impl<'a> Viewer<'a> {
     pub fn sees_project(&self, instance: &str, project: &str) -> bool {
         self.policy
             .can_view(self.principal, Scope::Project { instance, project })
+    }
+
+    /// Objects in one namespace of one cluster (cluster-scoped objects: namespace "").
+    pub fn sees_namespace(&self, cluster: &str, namespace: &str) -> bool {
+        self.policy.can_view(
+            self.principal,
+            Scope::KubernetesNamespace { cluster, namespace },
+        )
     }
 
     pub fn sees_entity(&self, e: &Entity) -> bool {

@@ -4,6 +4,7 @@
 pub mod argocd;
 pub mod backstage;
 pub mod github;
+pub mod kubernetes;
 
 /// Why a call to an upstream failed. The text is shown to users in `sources.lastError` and in
 /// GraphQL errors, so it never contains a credential or a response body we did not parse.

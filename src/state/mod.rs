@@ -3,6 +3,7 @@
 
 pub mod apps;
 pub mod catalog;
+pub mod kubernetes;
 pub mod sources;
 
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use crate::events::EventBus;
 
 pub use apps::{AppChange, AppStore};
 pub use catalog::{CatalogSnapshot, CatalogStore, Edge};
+pub use kubernetes::{ClusterStore, Clusters};
 pub use sources::{SourceHealth, SourceKind, SourceRegistry, SourceSnapshot};
 
 /// Shared by every request and every source task; clone the `Arc`.
@@ -18,6 +20,7 @@ pub struct State {
     pub catalog: CatalogStore,
     pub apps: AppStore,
     pub sources: SourceRegistry,
+    pub clusters: Clusters,
     pub bus: EventBus,
 }
 
@@ -31,6 +34,7 @@ impl State {
             catalog: CatalogStore::default(),
             apps: AppStore::default(),
             sources: SourceRegistry::default(),
+            clusters: Clusters::default(),
             bus,
         })
     }

@@ -488,8 +488,8 @@ async fn a_wrong_backstage_token_is_reported_in_sources_without_the_token() {
     settings.readiness.initial_sync_timeout_secs = 0.3;
     let secrets = idp_graph::config::ResolvedSecrets {
         backstage: Some("wrong-token-value-123".to_string().into()),
-        argocd: Default::default(),
         github: None,
+        ..Default::default()
     };
     let app = crate::helpers::spawn_app(settings, secrets, world).await;
     app.wait_ready().await;

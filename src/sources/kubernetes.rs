@@ -1,0 +1,360 @@
+//! The Kubernetes source: per configured cluster, one kube-runtime watcher per kind in
+//! `domain::kubernetes::READ_ACCESS` (list in pages, then watch from the list's
+//! resourceVersion; on `410 Expired`, a dropped connection or any error it backs off and
+//! re-lists, forever). Objects are stripped of `managedFields` and the last-applied annotation
+//! before they are stored; Secrets are parsed into `SecretInfo`, which never holds a value.
+//!
+//! The store is ours rather than kube-runtime's `reflector::Store` because the joins need
+//! indexes updated on every event and a namespace must be a range scan; the watcher (with its
+//! list/watch/re-list state machine and bookmarks) is kube-runtime's.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Event as CoreEvent, Namespace, Pod, Service};
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::{Api, Client};
+use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::KubernetesSettings;
+use crate::domain::kubernetes::{rollout, strip, READ_ACCESS};
+use crate::events::Change;
+use crate::state::kubernetes::{obj_key, ClusterStore, Kind, ObjKey, RolloutChange, Stored};
+use crate::state::{SourceHealth, State};
+
+use super::SourceError;
+
+/// Builds the client for one cluster and tells the URL it talks to.
+pub async fn client_for(
+    s: &KubernetesSettings,
+    token: Option<SecretString>,
+) -> Result<(Client, String), String> {
+    let mut config = if let Some(url) = &s.url {
+        let uri: http::Uri = url.parse().map_err(|e| format!("url: {e}"))?;
+        let mut c = kube::Config::new(uri);
+        c.auth_info.token = token;
+        c
+    } else if let Some(path) = &s.kubeconfig {
+        let kc = kube::config::Kubeconfig::read_from(path)
+            .map_err(|e| format!("kubeconfig {}: {e}", path.display()))?;
+        let opts = kube::config::KubeConfigOptions {
+            context: s.context.clone(),
+            ..Default::default()
+        };
+        kube::Config::from_custom_kubeconfig(kc, &opts)
+            .await
+            .map_err(|e| format!("kubeconfig {}: {e}", path.display()))?
+    } else {
+        kube::Config::infer()
+            .await
+            .map_err(|e| format!("no cluster configured: {e}"))?
+    };
+    config.connect_timeout = Some(Duration::from_secs(5));
+    let url = config
+        .cluster_url
+        .to_string()
+        .trim_end_matches('/')
+        .to_string();
+    let client = Client::try_from(config).map_err(|e| e.to_string())?;
+    Ok((client, url))
+}
+
+/// Exponential backoff with full jitter between `min` and `max`, reset once a watch delivers.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    min: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    pub fn new(min: Duration, max: Duration) -> Self {
+        Self {
+            min,
+            max,
+            next: min,
+        }
+    }
+}
+
+impl Iterator for Backoff {
+    type Item = Duration;
+    fn next(&mut self) -> Option<Duration> {
+        let cur = self.next;
+        self.next = (self.next * 2).min(self.max);
+        let jitter = rand::random_range(0.5..=1.0);
+        Some(cur.mul_f64(jitter).max(self.min.min(cur)))
+    }
+}
+
+impl kube::runtime::utils::Backoff for Backoff {
+    fn reset(&mut self) {
+        self.next = self.min;
+    }
+}
+
+/// One cluster's watchers.
+pub struct ClusterSource {
+    pub client: Client,
+    pub cluster: Arc<ClusterStore>,
+    pub state: Arc<State>,
+    pub page_size: u32,
+    pub max_backoff: Duration,
+    /// Off only in the memory benchmark, to measure what stripping saves.
+    pub strip: bool,
+}
+
+/// Per-kind health folded into the cluster's one `SourceHealth`.
+struct KindHealth {
+    failing: parking_lot::Mutex<BTreeMap<Kind, String>>,
+}
+
+impl ClusterSource {
+    pub fn health(&self) -> &Arc<SourceHealth> {
+        &self.cluster.health
+    }
+
+    /// Runs every watcher until `token` fires.
+    pub async fn run(self, token: CancellationToken) {
+        let me = Arc::new(self);
+        let kh = Arc::new(KindHealth {
+            failing: parking_lot::Mutex::new(BTreeMap::new()),
+        });
+        let started = Instant::now();
+        let mut set = tokio::task::JoinSet::new();
+        // READ_ACCESS is what RBAC grants; every kind watched must be in it.
+        debug_assert_eq!(READ_ACCESS.len(), Kind::ALL.len());
+        macro_rules! spawn_kind {
+            ($($ty:ty),*) => {$(
+                set.spawn(me.clone().watch::<$ty>(kh.clone(), started, token.clone()));
+            )*};
+        }
+        spawn_kind!(
+            Namespace,
+            Deployment,
+            ReplicaSet,
+            StatefulSet,
+            DaemonSet,
+            Pod,
+            Service,
+            Ingress,
+            ConfigMap,
+            crate::domain::kubernetes::SecretInfo,
+            CoreEvent
+        );
+        // A cluster whose watchers all wait in backoff says nothing; probe it so `sources`
+        // turns back to connected as soon as the API server answers again.
+        let probe = {
+            let me = me.clone();
+            let kh = kh.clone();
+            let token = token.clone();
+            async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(2));
+                loop {
+                    tokio::select! {
+                        _ = token.cancelled() => return,
+                        _ = tick.tick() => {}
+                    }
+                    if me.health().is_stale() && me.client.apiserver_version().await.is_ok() {
+                        let failing = kh.failing.lock().len();
+                        if failing == 0 && me.cluster.synced() {
+                            me.mark_ok(started);
+                        }
+                    }
+                }
+            }
+        };
+        set.spawn(probe);
+        tokio::select! {
+            _ = token.cancelled() => {}
+            _ = async { while set.join_next().await.is_some() {} } => {}
+        }
+        set.abort_all();
+    }
+
+    fn mark_ok(&self, started: Instant) {
+        self.health().record_success(
+            self.cluster.object_count() as u64,
+            started.elapsed().as_secs_f64() * 1000.0,
+        );
+    }
+
+    async fn watch<K: Stored>(
+        self: Arc<Self>,
+        kh: Arc<KindHealth>,
+        started: Instant,
+        token: CancellationToken,
+    ) {
+        let api: Api<K> = Api::all(self.client.clone());
+        let config = watcher::Config::default().page_size(self.page_size);
+        let stream = watcher::watcher(api, config)
+            .backoff(Backoff::new(Duration::from_millis(200), self.max_backoff));
+        let mut stream = std::pin::pin!(stream);
+        let mut buffer: Option<BTreeMap<ObjKey, Arc<K>>> = None;
+        let strip_on = self.strip;
+        let prep = move |mut o: K| {
+            if strip_on {
+                strip(o.meta_mut());
+            }
+            o
+        };
+        loop {
+            let ev = tokio::select! {
+                _ = token.cancelled() => return,
+                ev = stream.next() => ev,
+            };
+            let Some(ev) = ev else { return };
+            match ev {
+                Err(e) => {
+                    let msg = describe(&self.cluster.url, &e);
+                    tracing::warn!(cluster = %self.cluster.name, kind = K::KIND.as_str(), error = %msg, "watch failed; backing off");
+                    kh.failing.lock().insert(K::KIND, msg.clone());
+                    self.health()
+                        .record_failure(format!("{}: {msg}", K::KIND.as_str()));
+                    continue;
+                }
+                Ok(Event::Init) => buffer = Some(BTreeMap::new()),
+                Ok(Event::InitApply(o)) => {
+                    let o = prep(o);
+                    buffer
+                        .get_or_insert_with(BTreeMap::new)
+                        .insert(obj_key(o.meta()), Arc::new(o));
+                }
+                Ok(Event::InitDone) => {
+                    let items = buffer.take().unwrap_or_default();
+                    let changed = self.cluster.replace_all(items);
+                    self.after_changes::<K>(changed);
+                    let failing = {
+                        let mut f = kh.failing.lock();
+                        f.remove(&K::KIND);
+                        f.len()
+                    };
+                    if failing == 0 && self.cluster.synced() {
+                        self.mark_ok(started);
+                    }
+                }
+                Ok(Event::Apply(o)) => {
+                    let (old, new) = self.cluster.apply(prep(o));
+                    self.after_changes::<K>(vec![(old, Some(new))]);
+                    self.recovered(&kh, K::KIND, started);
+                }
+                Ok(Event::Delete(o)) => {
+                    let old = self.cluster.delete(&o);
+                    if old.is_some() {
+                        self.after_changes::<K>(vec![(old, None)]);
+                    }
+                    self.recovered(&kh, K::KIND, started);
+                }
+            }
+        }
+    }
+
+    fn recovered(&self, kh: &KindHealth, kind: Kind, started: Instant) {
+        let mut f = kh.failing.lock();
+        let was_failing = f.remove(&kind).is_some();
+        let clear = f.is_empty();
+        drop(f);
+        if clear && (was_failing || self.health().is_stale()) && self.cluster.synced() {
+            self.mark_ok(started);
+        }
+    }
+
+    /// Publishes rollout progress for Deployments that changed.
+    #[allow(clippy::type_complexity)]
+    fn after_changes<K: Stored>(&self, changed: Vec<(Option<Arc<K>>, Option<Arc<K>>)>) {
+        if K::KIND != Kind::Deployment || changed.is_empty() {
+            return;
+        }
+        let mut out = Vec::new();
+        for (old, new) in changed {
+            let as_dep = |o: &Option<Arc<K>>| {
+                o.as_ref().and_then(|o| {
+                    (o.clone() as Arc<dyn std::any::Any + Send + Sync>)
+                        .downcast::<Deployment>()
+                        .ok()
+                })
+            };
+            let (old, new) = (as_dep(&old), as_dep(&new));
+            let before = old.as_deref().map(rollout);
+            let after = new.as_deref().map(rollout);
+            if before == after {
+                continue;
+            }
+            let Some(deployment) = new.or(old) else {
+                continue;
+            };
+            out.push(Change::Rollout(RolloutChange {
+                cluster: self.cluster.name.clone(),
+                previous: before,
+                current: after,
+                deployment,
+            }));
+        }
+        if !out.is_empty() {
+            self.state.bus.publish(out);
+        }
+    }
+}
+
+/// A watcher error as users see it (no response bodies beyond the Status message).
+fn describe(url: &str, e: &watcher::Error) -> String {
+    match e {
+        watcher::Error::WatchError(s) if s.code == 410 => {
+            format!("watch expired (410 {}); re-listing", s.reason)
+        }
+        watcher::Error::WatchError(s) => format!("watch error {} {}", s.code, s.message),
+        watcher::Error::InitialListFailed(e)
+        | watcher::Error::WatchStartFailed(e)
+        | watcher::Error::WatchFailed(e) => client_error(url, e).to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Maps a kube client error to the shared error type (its texts never carry credentials).
+pub fn client_error(url: &str, e: &kube::Error) -> SourceError {
+    match e {
+        kube::Error::Api(s) if s.code == 401 => SourceError::Unauthorized {
+            url: url.to_string(),
+            status: 401,
+        },
+        kube::Error::Api(s) => {
+            let code = match s.code {
+                403 => Some("FORBIDDEN"),
+                404 => Some("NOT_FOUND"),
+                409 => Some("CONFLICT"),
+                400 | 422 => Some("BAD_USER_INPUT"),
+                _ => None,
+            };
+            match code {
+                Some(code) => SourceError::Refused {
+                    status: s.code,
+                    code,
+                    message: s.message.clone(),
+                },
+                None => SourceError::Status {
+                    url: url.to_string(),
+                    status: s.code,
+                    message: s.message.clone(),
+                },
+            }
+        }
+        kube::Error::HyperError(_) | kube::Error::Service(_) => SourceError::Unreachable {
+            url: url.to_string(),
+            reason: "connection failed".into(),
+        },
+        kube::Error::SerdeError(e) => SourceError::Malformed {
+            url: url.to_string(),
+            reason: e.to_string(),
+        },
+        other => SourceError::Unreachable {
+            url: url.to_string(),
+            reason: other.to_string(),
+        },
+    }
+}

@@ -1,0 +1,412 @@
+//! What the Kubernetes source last observed, per cluster: one ordered map per kind, keyed by
+//! (namespace, name) so a namespace is a range scan, plus the join indexes (the catalog's
+//! `backstage.io/kubernetes-id` label, ArgoCD's `app.kubernetes.io/instance` label and
+//! `argocd.argoproj.io/tracking-id` annotation, and owner references) kept up to date on every
+//! watch event instead of being recomputed per query.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Event as CoreEvent, Namespace, Pod, Service};
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use parking_lot::RwLock;
+
+use super::sources::SourceHealth;
+use crate::domain::kubernetes::{SecretInfo, INSTANCE_LABEL, KUBERNETES_ID_LABEL, TRACKING_ID};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    Namespace,
+    Deployment,
+    ReplicaSet,
+    StatefulSet,
+    DaemonSet,
+    Pod,
+    Service,
+    Ingress,
+    ConfigMap,
+    Secret,
+    Event,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 11] = [
+        Kind::Namespace,
+        Kind::Deployment,
+        Kind::ReplicaSet,
+        Kind::StatefulSet,
+        Kind::DaemonSet,
+        Kind::Pod,
+        Kind::Service,
+        Kind::Ingress,
+        Kind::ConfigMap,
+        Kind::Secret,
+        Kind::Event,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Namespace => "Namespace",
+            Kind::Deployment => "Deployment",
+            Kind::ReplicaSet => "ReplicaSet",
+            Kind::StatefulSet => "StatefulSet",
+            Kind::DaemonSet => "DaemonSet",
+            Kind::Pod => "Pod",
+            Kind::Service => "Service",
+            Kind::Ingress => "Ingress",
+            Kind::ConfigMap => "ConfigMap",
+            Kind::Secret => "Secret",
+            Kind::Event => "Event",
+        }
+    }
+
+    pub fn parse(kind: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == kind)
+    }
+}
+
+/// (namespace, name); the namespace is "" for cluster-scoped kinds.
+pub type ObjKey = (String, String);
+
+/// One object in one cluster, as the indexes refer to it.
+pub type ObjRef = (Kind, String, String);
+
+/// What the join indexes are keyed by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum IndexKey {
+    /// `backstage.io/kubernetes-id=<id>`.
+    KubernetesId(String),
+    /// `app.kubernetes.io/instance=<app>` or the app of `argocd.argoproj.io/tracking-id`.
+    ArgoApp(String),
+    /// The controller owner: (namespace, owner kind, owner name).
+    Owner(String, String, String),
+}
+
+fn index_keys(meta: &ObjectMeta) -> Vec<IndexKey> {
+    let mut out = Vec::new();
+    if let Some(labels) = &meta.labels {
+        if let Some(id) = labels.get(KUBERNETES_ID_LABEL) {
+            out.push(IndexKey::KubernetesId(id.clone()));
+        }
+        if let Some(app) = labels.get(INSTANCE_LABEL) {
+            out.push(IndexKey::ArgoApp(app.clone()));
+        }
+    }
+    if let Some(app) = meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(TRACKING_ID))
+        .and_then(|t| t.split(':').next())
+        .filter(|a| !a.is_empty())
+    {
+        let key = IndexKey::ArgoApp(app.to_string());
+        if !out.contains(&key) {
+            out.push(key);
+        }
+    }
+    if let Some(owner) = meta
+        .owner_references
+        .as_ref()
+        .and_then(|o| o.iter().find(|r| r.controller == Some(true)))
+    {
+        out.push(IndexKey::Owner(
+            meta.namespace.clone().unwrap_or_default(),
+            owner.kind.clone(),
+            owner.name.clone(),
+        ));
+    }
+    out
+}
+
+pub fn obj_key(meta: &ObjectMeta) -> ObjKey {
+    (
+        meta.namespace.clone().unwrap_or_default(),
+        meta.name.clone().unwrap_or_default(),
+    )
+}
+
+/// The objects of one kind in one cluster.
+pub struct KindStore<K> {
+    map: RwLock<BTreeMap<ObjKey, Arc<K>>>,
+    synced: AtomicBool,
+}
+
+impl<K> Default for KindStore<K> {
+    fn default() -> Self {
+        Self {
+            map: RwLock::new(BTreeMap::new()),
+            synced: AtomicBool::new(false),
+        }
+    }
+}
+
+impl<K> KindStore<K> {
+    pub fn get(&self, namespace: &str, name: &str) -> Option<Arc<K>> {
+        self.map
+            .read()
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    /// Everything, or one namespace (a range scan), in (namespace, name) order.
+    pub fn list(&self, namespace: Option<&str>) -> Vec<Arc<K>> {
+        let map = self.map.read();
+        match namespace {
+            None => map.values().cloned().collect(),
+            Some(ns) => map
+                .range((ns.to_string(), String::new())..)
+                .take_while(|((n, _), _)| n == ns)
+                .map(|(_, v)| v.clone())
+                .collect(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.read().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.read().is_empty()
+    }
+
+    /// The first complete list has been stored.
+    pub fn synced(&self) -> bool {
+        self.synced.load(Ordering::Acquire)
+    }
+}
+
+/// A kind the source keeps: where its store is in a [`ClusterStore`].
+pub trait Stored:
+    kube::Resource<DynamicType = ()>
+    + Clone
+    + serde::de::DeserializeOwned
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+    const KIND: Kind;
+    fn store(c: &ClusterStore) -> &KindStore<Self>;
+}
+
+macro_rules! stored {
+    ($($ty:ty => $kind:ident, $field:ident;)*) => {
+        /// Everything observed in one cluster.
+        pub struct ClusterStore {
+            pub name: String,
+            /// The API server URL (what `sources.url` shows; kubectl can use it).
+            pub url: String,
+            /// Names and server URLs ArgoCD applications use for this cluster as destination.
+            pub argocd_destinations: Vec<String>,
+            pub health: Arc<SourceHealth>,
+            $(pub $field: KindStore<$ty>,)*
+            index: RwLock<HashMap<IndexKey, BTreeSet<ObjRef>>>,
+        }
+
+        impl ClusterStore {
+            pub fn new(name: &str, url: &str, argocd_destinations: Vec<String>, health: Arc<SourceHealth>) -> Self {
+                Self {
+                    name: name.to_string(),
+                    url: url.to_string(),
+                    argocd_destinations,
+                    health,
+                    $($field: KindStore::default(),)*
+                    index: RwLock::new(HashMap::new()),
+                }
+            }
+
+            fn synced_of(&self, kind: Kind) -> bool {
+                match kind { $(Kind::$kind => self.$field.synced(),)* }
+            }
+
+            pub fn object_count(&self) -> usize {
+                0 $(+ self.$field.len())*
+            }
+        }
+
+        $(impl Stored for $ty {
+            const KIND: Kind = Kind::$kind;
+            fn store(c: &ClusterStore) -> &KindStore<Self> {
+                &c.$field
+            }
+        })*
+    };
+}
+
+stored! {
+    Namespace => Namespace, namespaces;
+    Deployment => Deployment, deployments;
+    ReplicaSet => ReplicaSet, replica_sets;
+    StatefulSet => StatefulSet, stateful_sets;
+    DaemonSet => DaemonSet, daemon_sets;
+    Pod => Pod, pods;
+    Service => Service, services;
+    Ingress => Ingress, ingresses;
+    ConfigMap => ConfigMap, config_maps;
+    SecretInfo => Secret, secrets;
+    CoreEvent => Event, events;
+}
+
+impl ClusterStore {
+    /// Every kind has had its first complete list.
+    pub fn synced(&self) -> bool {
+        Kind::ALL.iter().all(|k| self.synced_of(*k))
+    }
+
+    fn reindex(&self, kind: Kind, old: Option<&ObjectMeta>, new: Option<&ObjectMeta>) {
+        let old_keys = old.map(index_keys).unwrap_or_default();
+        let new_keys = new.map(index_keys).unwrap_or_default();
+        if old_keys == new_keys && old.map(obj_key) == new.map(obj_key) {
+            return;
+        }
+        let mut index = self.index.write();
+        if let Some(m) = old {
+            let (ns, name) = obj_key(m);
+            let r = (kind, ns, name);
+            for k in old_keys {
+                if let Some(set) = index.get_mut(&k) {
+                    set.remove(&r);
+                    if set.is_empty() {
+                        index.remove(&k);
+                    }
+                }
+            }
+        }
+        if let Some(m) = new {
+            let (ns, name) = obj_key(m);
+            for k in new_keys {
+                index
+                    .entry(k)
+                    .or_default()
+                    .insert((kind, ns.clone(), name.clone()));
+            }
+        }
+    }
+
+    /// Stores an added or modified object; returns what it replaced.
+    pub fn apply<K: Stored>(&self, obj: K) -> (Option<Arc<K>>, Arc<K>) {
+        let key = obj_key(obj.meta());
+        let obj = Arc::new(obj);
+        let old = K::store(self).map.write().insert(key, obj.clone());
+        self.reindex(K::KIND, old.as_ref().map(|o| o.meta()), Some(obj.meta()));
+        (old, obj)
+    }
+
+    pub fn delete<K: Stored>(&self, obj: &K) -> Option<Arc<K>> {
+        let key = obj_key(obj.meta());
+        let old = K::store(self).map.write().remove(&key);
+        if let Some(o) = &old {
+            self.reindex(K::KIND, Some(o.meta()), None);
+        }
+        old
+    }
+
+    /// Replaces a kind's whole content after a (re-)list; returns (before, after) of every
+    /// object that changed, appeared or disappeared.
+    #[allow(clippy::type_complexity)]
+    pub fn replace_all<K: Stored>(
+        &self,
+        items: BTreeMap<ObjKey, Arc<K>>,
+    ) -> Vec<(Option<Arc<K>>, Option<Arc<K>>)> {
+        let store = K::store(self);
+        let old = std::mem::replace(&mut *store.map.write(), items.clone());
+        store.synced.store(true, Ordering::Release);
+        let mut changed = Vec::new();
+        for (k, o) in &old {
+            match items.get(k) {
+                None => changed.push((Some(o.clone()), None)),
+                Some(n) if n.meta().resource_version != o.meta().resource_version => {
+                    changed.push((Some(o.clone()), Some(n.clone())))
+                }
+                Some(_) => {}
+            }
+        }
+        for (k, n) in &items {
+            if !old.contains_key(k) {
+                changed.push((None, Some(n.clone())));
+            }
+        }
+        for (o, n) in &changed {
+            self.reindex(
+                K::KIND,
+                o.as_ref().map(|o| o.meta()),
+                n.as_ref().map(|n| n.meta()),
+            );
+        }
+        changed
+    }
+
+    /// The objects filed under an index key, in (kind, namespace, name) order.
+    pub fn lookup(&self, key: &IndexKey) -> Vec<ObjRef> {
+        self.index
+            .read()
+            .get(key)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Objects of one kind filed under an index key.
+    pub fn lookup_kind<K: Stored>(&self, key: &IndexKey) -> Vec<Arc<K>> {
+        let refs = self.lookup(key);
+        let store = K::store(self);
+        refs.into_iter()
+            .filter(|(k, _, _)| *k == K::KIND)
+            .filter_map(|(_, ns, name)| store.get(&ns, &name))
+            .collect()
+    }
+
+    /// Objects of one kind whose controller is `owner_kind/owner_name` in `namespace`.
+    pub fn owned<K: Stored>(&self, namespace: &str, owner_kind: &str, owner: &str) -> Vec<Arc<K>> {
+        self.lookup_kind(&IndexKey::Owner(
+            namespace.to_string(),
+            owner_kind.to_string(),
+            owner.to_string(),
+        ))
+    }
+
+    /// Whether ArgoCD applications with this destination deploy into this cluster.
+    pub fn is_destination(&self, server: Option<&str>, name: Option<&str>) -> bool {
+        self.argocd_destinations
+            .iter()
+            .any(|d| Some(d.as_str()) == server || Some(d.as_str()) == name)
+    }
+}
+
+/// Every configured cluster, in name order.
+#[derive(Default)]
+pub struct Clusters {
+    entries: RwLock<Vec<Arc<ClusterStore>>>,
+}
+
+impl Clusters {
+    pub fn add(&self, c: Arc<ClusterStore>) {
+        let mut e = self.entries.write();
+        e.push(c);
+        e.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+
+    pub fn all(&self) -> Vec<Arc<ClusterStore>> {
+        self.entries.read().clone()
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<ClusterStore>> {
+        self.entries.read().iter().find(|c| c.name == name).cloned()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.read().is_empty()
+    }
+}
+
+/// A Deployment's rollout moved (the `rolloutEvents` subscription's input).
+#[derive(Debug, Clone)]
+pub struct RolloutChange {
+    pub cluster: String,
+    pub previous: Option<crate::domain::kubernetes::Rollout>,
+    /// `None` when the Deployment was deleted.
+    pub current: Option<crate::domain::kubernetes::Rollout>,
+    pub deployment: Arc<Deployment>,
+}
