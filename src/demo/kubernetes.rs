@@ -83,6 +83,10 @@ struct Inner {
     token: Option<String>,
     store: Mutex<Store>,
     changes: broadcast::Sender<Arc<Change>>,
+    /// Cancelled (and replaced) to cut every open watch.
+    cut: Mutex<CancellationToken>,
+    /// The simulated controller's pace: one rollout step (a pod started, one retired).
+    step: Mutex<Duration>,
 }
 
 #[derive(Clone)]
@@ -168,19 +172,26 @@ pub fn seed_objects(apps: &[&str]) -> Vec<(&'static str, Value)> {
         let labels = json!({"app.kubernetes.io/name": app, "app.kubernetes.io/instance": app, "backstage.io/kubernetes-id": app});
         let image = format!("registry.yourcompany.example/{app}:1.4.2");
         let rs = format!("{app}-5d9c7b8f6");
-        out.push(("deployments", json!({"metadata": meta(app, Some(app), labels.clone()),
+        let mut dmeta = meta(app, Some(app), labels.clone());
+        dmeta["generation"] = json!(1);
+        dmeta["annotations"] = json!({"deployment.kubernetes.io/revision": "1"});
+        let mut pod_labels = labels.clone();
+        pod_labels["pod-template-hash"] = json!("5d9c7b8f6");
+        out.push(("deployments", json!({"metadata": dmeta.clone(),
             "spec": {"replicas": 2, "selector": {"matchLabels": {"app.kubernetes.io/name": app}},
                      "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
                      "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": app, "image": image, "ports": [{"containerPort": 8080}]}]}}},
             "status": {"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2, "readyReplicas": 2, "availableReplicas": 2,
                        "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
                                       {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}]}})));
-        let mut rs_meta = meta(&rs, Some(app), labels.clone());
-        rs_meta["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "Deployment", "name": app, "controller": true}]);
-        out.push(("replicasets", json!({"metadata": rs_meta, "spec": {"replicas": 2}, "status": {"replicas": 2, "readyReplicas": 2, "availableReplicas": 2}})));
+        let mut rs_meta = meta(&rs, Some(app), pod_labels.clone());
+        rs_meta["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "Deployment", "name": app, "uid": dmeta["uid"], "controller": true, "blockOwnerDeletion": true}]);
+        let rs_uid = rs_meta["uid"].clone();
+        rs_meta["annotations"] = json!({"deployment.kubernetes.io/revision": "1"});
+        out.push(("replicasets", json!({"metadata": rs_meta, "spec": {"replicas": 2, "template": {"metadata": {"labels": pod_labels}, "spec": {"containers": [{"name": app, "image": image}]}}}, "status": {"replicas": 2, "readyReplicas": 2, "availableReplicas": 2}})));
         for suffix in ["x7k2p", "q9v4m"] {
-            let mut m = meta(&format!("{rs}-{suffix}"), Some(app), labels.clone());
-            m["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs, "controller": true}]);
+            let mut m = meta(&format!("{rs}-{suffix}"), Some(app), pod_labels.clone());
+            m["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs, "uid": rs_uid, "controller": true, "blockOwnerDeletion": true}]);
             out.push(("pods", json!({"metadata": m,
                 "spec": {"nodeName": "demo-node-1", "containers": [{"name": app, "image": image}]},
                 "status": {"phase": "Running", "podIP": "10.244.0.10", "conditions": [{"type": "Ready", "status": "True"}],
@@ -210,6 +221,8 @@ impl KubeSim {
                 history: VecDeque::new(),
             }),
             changes,
+            cut: Mutex::new(CancellationToken::new()),
+            step: Mutex::new(Duration::from_millis(500)),
         });
         for (resource, obj) in objects {
             inner.apply("ADDED", resource, obj);
@@ -379,6 +392,7 @@ async fn handle(
     headers: HeaderMap,
     uri: Uri,
     RawQuery(raw): RawQuery,
+    body: Bytes,
 ) -> Response {
     if let Err(r) = check_token(&inner, &headers) {
         return *r;
@@ -422,11 +436,7 @@ async fn handle(
             .collect();
     let param = |k: &str| q.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
     if method == Method::PATCH {
-        return status(
-            405,
-            "MethodNotAllowed",
-            "patch is not supported by this simulation yet",
-        );
+        return patch(&inner, &t, &headers, body).await;
     }
     if method != Method::GET {
         return status(
@@ -506,8 +516,8 @@ async fn handle(
         let s = inner.store.lock();
         let mut items: Vec<Value> = s
             .items
-            .iter()
-            .filter(|(k, _)| k.0 == t.resource)
+            .range((t.resource.to_string(), String::new(), String::new())..)
+            .take_while(|(k, _)| k.0 == t.resource)
             .map(|(_, o)| o)
             .filter(|o| matches(o))
             .cloned()
@@ -515,31 +525,57 @@ async fn handle(
         let limit = param("limit")
             .and_then(|l| l.parse::<usize>().ok())
             .filter(|l| *l > 0);
-        let start = match param("continue") {
+        // The continue token names the last key served (as the real server's does), so
+        // paging stays exact while objects come and go between pages.
+        let after: Option<(String, String)> = match param("continue") {
             Some(c) => match base64::engine::general_purpose::STANDARD
                 .decode(c)
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
-                .and_then(|s| s.parse::<usize>().ok())
-            {
-                Some(n) => n,
+                .and_then(|s| {
+                    s.split_once('\u{0}')
+                        .map(|(a, b)| (a.to_string(), b.to_string()))
+                }) {
+                Some(k) => Some(k),
                 None => return status(400, "BadRequest", "continue key is not valid"),
             },
-            None => 0,
+            None => None,
         };
+        if let Some((ans, aname)) = &after {
+            items.retain(|o| {
+                let ns = o
+                    .pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let name = o
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                (ns, name) > (ans.as_str(), aname.as_str())
+            });
+        }
         let total = items.len();
         let mut cont = None;
         if let Some(l) = limit {
-            let end = (start + l).min(total);
-            items = items.drain(start.min(total)..end).collect();
-            if end < total {
-                cont = Some(base64::engine::general_purpose::STANDARD.encode(end.to_string()));
+            if l < total {
+                items.truncate(l);
+                let last = items.last().cloned().unwrap_or_default();
+                let key = format!(
+                    "{}\u{0}{}",
+                    last.pointer("/metadata/namespace")
+                        .and_then(Value::as_str)
+                        .unwrap_or(""),
+                    last.pointer("/metadata/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                );
+                cont = Some(base64::engine::general_purpose::STANDARD.encode(key));
             }
         }
         let mut meta = json!({"resourceVersion": s.rv.to_string()});
         if let Some(c) = cont {
             meta["continue"] = json!(c);
-            meta["remainingItemCount"] = json!(total - start - items.len());
+            meta["remainingItemCount"] = json!(total - items.len());
         }
         return json_ok(
             json!({"kind": format!("{}List", t.kind), "apiVersion": api_v, "metadata": meta, "items": items}),
@@ -576,6 +612,7 @@ async fn handle(
         };
         (first.map_err(|rv| (rv, oldest)), rx)
     };
+    let cut = inner.cut.lock().clone();
     let (tx, body_rx) = tokio::sync::mpsc::channel::<Result<Bytes, Infallible>>(64);
     let resource = t.resource.to_string();
     let (kind, api_v2) = (t.kind.to_string(), api_v.clone());
@@ -612,6 +649,7 @@ async fn handle(
                 deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
             let out = tokio::select! {
                 _ = tokio::time::sleep_until(sleep_until) => return,
+                _ = cut.cancelled() => return,
                 _ = tick.tick(), if bookmarks => {
                     if last_rv == 0 { continue; }
                     line("BOOKMARK", json!({"kind": kind, "apiVersion": api_v2, "metadata": {"resourceVersion": last_rv.to_string()}}))
@@ -649,4 +687,435 @@ async fn handle(
         Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(body_rx)),
     )
         .into_response()
+}
+
+/// RFC 7386 JSON merge patch (what a strategic-merge patch of maps amounts to, too).
+fn merge_patch(target: &mut Value, patch: &Value) {
+    match patch {
+        Value::Object(p) => {
+            if !target.is_object() {
+                *target = json!({});
+            }
+            let t = target.as_object_mut().expect("BUG: made an object above");
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        other => *target = other.clone(),
+    }
+}
+
+async fn patch(inner: &Arc<Inner>, t: &Target<'_>, headers: &HeaderMap, body: Bytes) -> Response {
+    let Some(name) = &t.name else {
+        return status(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        );
+    };
+    if t.resource != "deployments" {
+        return status(
+            403,
+            "Forbidden",
+            &format!(
+                "{} \"{name}\" is forbidden: this simulation patches deployments only",
+                t.resource
+            ),
+        );
+    }
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !(ctype.starts_with("application/strategic-merge-patch+json")
+        || ctype.starts_with("application/merge-patch+json"))
+    {
+        return status(
+            415,
+            "UnsupportedMediaType",
+            &format!("the body of the request was in an unknown format - accepted media types include: application/strategic-merge-patch+json, application/merge-patch+json (got {ctype:?})"),
+        );
+    }
+    let p: Value = match serde_json::from_slice(&body) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => {
+            return status(
+                400,
+                "BadRequest",
+                "error decoding patch: invalid JSON object",
+            )
+        }
+    };
+    let ns = t.namespace.clone().unwrap_or_default();
+    let key = (t.resource.to_string(), ns.clone(), name.clone());
+    let Some(mut obj) = inner.store.lock().items.get(&key).cloned() else {
+        return status(
+            404,
+            "NotFound",
+            &format!("deployments.apps \"{name}\" not found"),
+        );
+    };
+    if let Some(rv) = p
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+    {
+        if Some(rv)
+            != obj
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+        {
+            return status(409, "Conflict", &format!("Operation cannot be fulfilled on deployments.apps \"{name}\": the object has been modified; please apply your changes to the latest version and try again"));
+        }
+    }
+    let before_spec = obj.get("spec").cloned();
+    merge_patch(&mut obj, &p);
+    if obj.pointer("/metadata/name").and_then(Value::as_str) != Some(name.as_str()) {
+        return status(422, "Invalid", &format!("Deployment.apps \"{name}\" is invalid: metadata.name: Invalid value: field is immutable"));
+    }
+    if obj
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .is_some_and(|r| r < 0)
+    {
+        return status(422, "Invalid", &format!("Deployment.apps \"{name}\" is invalid: spec.replicas: Invalid value: must be greater than or equal to 0"));
+    }
+    let spec_changed = obj.get("spec") != before_spec.as_ref();
+    if spec_changed {
+        let g = obj
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
+        obj["metadata"]["generation"] = json!(g + 1);
+    }
+    let stored = inner.apply("MODIFIED", "deployments", obj);
+    if spec_changed {
+        tokio::spawn(rollout(inner.clone(), ns, name.clone()));
+    }
+    let mut out = stored;
+    out["kind"] = json!("Deployment");
+    out["apiVersion"] = json!("apps/v1");
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        out.to_string(),
+    )
+        .into_response()
+}
+
+fn owned_by(o: &Value, kind: &str, name: &str) -> bool {
+    o.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .is_some_and(|refs| {
+            refs.iter()
+                .any(|r| r["kind"] == kind && r["name"] == name && r["controller"] == true)
+        })
+}
+
+fn items_of(inner: &Inner, resource: &str, ns: &str) -> Vec<Value> {
+    inner
+        .store
+        .lock()
+        .items
+        .range((resource.to_string(), ns.to_string(), String::new())..)
+        .take_while(|(k, _)| k.0 == resource && k.1 == ns)
+        .map(|(_, v)| v.clone())
+        .collect()
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The Deployment controller, simulated: a new ReplicaSet for the new template, then one pod
+/// at a time started (Pending, then Running and Ready) and one old pod retired, with the
+/// Deployment's and ReplicaSets' status following. A newer generation ends an older rollout.
+async fn rollout(inner: Arc<Inner>, ns: String, name: String) {
+    let step = *inner.step.lock();
+    let Some(dep) = inner
+        .store
+        .lock()
+        .items
+        .get(&("deployments".into(), ns.clone(), name.clone()))
+        .cloned()
+    else {
+        return;
+    };
+    let generation = dep
+        .pointer("/metadata/generation")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    let desired = dep
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    let template = dep.pointer("/spec/template").cloned().unwrap_or(json!({}));
+    let hash = {
+        let h = sha1_smol::Sha1::from(template.to_string())
+            .digest()
+            .to_string();
+        h[..10].to_string()
+    };
+    let rs_name = format!("{name}-{hash}");
+    let all_rs: Vec<Value> = items_of(&inner, "replicasets", &ns)
+        .into_iter()
+        .filter(|r| owned_by(r, "Deployment", &name))
+        .collect();
+    let revision = all_rs
+        .iter()
+        .filter_map(|r| {
+            r.pointer("/metadata/annotations/deployment.kubernetes.io~1revision")
+                .and_then(Value::as_str)
+        })
+        .filter_map(|r| r.parse::<i64>().ok())
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let mut pod_labels = template
+        .pointer("/metadata/labels")
+        .cloned()
+        .unwrap_or(json!({}));
+    pod_labels["pod-template-hash"] = json!(hash);
+    let dep_uid = dep.pointer("/metadata/uid").cloned().unwrap_or(Value::Null);
+    let rs_uid = match all_rs
+        .iter()
+        .find(|r| r.pointer("/metadata/name").and_then(Value::as_str) == Some(rs_name.as_str()))
+    {
+        Some(r) => r.pointer("/metadata/uid").cloned().unwrap_or(Value::Null),
+        None => {
+            let mut m = meta(&rs_name, Some(&ns), pod_labels.clone());
+            m["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "Deployment", "name": name, "uid": dep_uid, "controller": true, "blockOwnerDeletion": true}]);
+            m["annotations"] = json!({"deployment.kubernetes.io/revision": revision.to_string()});
+            let uid = m["uid"].clone();
+            let mut tpl = template.clone();
+            tpl["metadata"]["labels"] = pod_labels.clone();
+            inner.apply("ADDED", "replicasets", json!({"metadata": m, "spec": {"replicas": 0, "template": tpl}, "status": {"replicas": 0}}));
+            uid
+        }
+    };
+    let still_current = |inner: &Inner| {
+        inner
+            .store
+            .lock()
+            .items
+            .get(&("deployments".into(), ns.clone(), name.clone()))
+            .and_then(|d| d.pointer("/metadata/generation").and_then(Value::as_i64))
+            == Some(generation)
+    };
+    let set_status = |inner: &Inner, progressing_reason: &str| {
+        let pods = items_of(inner, "pods", &ns);
+        let rs_of = |p: &Value| {
+            p.pointer("/metadata/ownerReferences/0/name")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        let ours: Vec<&Value> = pods
+            .iter()
+            .filter(|p| rs_of(p).is_some_and(|r| r.starts_with(&format!("{name}-"))))
+            .collect();
+        let ready = |p: &Value| p.pointer("/status/conditions/0/status") == Some(&json!("True"));
+        let updated = ours
+            .iter()
+            .filter(|p| rs_of(p).as_deref() == Some(rs_name.as_str()))
+            .count();
+        let ready_n = ours.iter().filter(|p| ready(p)).count();
+        let Some(mut d) = inner
+            .store
+            .lock()
+            .items
+            .get(&("deployments".into(), ns.clone(), name.clone()))
+            .cloned()
+        else {
+            return;
+        };
+        if d.pointer("/metadata/generation").and_then(Value::as_i64) != Some(generation) {
+            return;
+        }
+        d["metadata"]["annotations"]["deployment.kubernetes.io/revision"] =
+            json!(revision.to_string());
+        let complete = progressing_reason == "NewReplicaSetAvailable";
+        d["status"] = json!({
+            "observedGeneration": generation,
+            "replicas": ours.len(), "updatedReplicas": updated, "readyReplicas": ready_n,
+            "availableReplicas": ready_n, "unavailableReplicas": (desired - ready_n as i64).max(0),
+            "conditions": [
+                {"type": "Available", "status": if ready_n as i64 >= desired - desired / 4 { "True" } else { "False" },
+                 "reason": "MinimumReplicasAvailable", "message": "Deployment has minimum availability.", "lastTransitionTime": now()},
+                {"type": "Progressing", "status": "True", "reason": progressing_reason,
+                 "message": if complete { format!("ReplicaSet \"{rs_name}\" has successfully progressed.") } else { format!("ReplicaSet \"{rs_name}\" is progressing.") },
+                 "lastTransitionTime": now()}]});
+        inner.apply("MODIFIED", "deployments", d);
+        // ReplicaSet counts follow their pods.
+        for r in items_of(inner, "replicasets", &ns)
+            .into_iter()
+            .filter(|r| owned_by(r, "Deployment", &name))
+        {
+            let rname = r
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            let mine: Vec<&&Value> = ours
+                .iter()
+                .filter(|p| rs_of(p).as_deref() == Some(rname.as_str()))
+                .collect();
+            let n = mine.len();
+            let rdy = mine.iter().filter(|p| ready(p)).count();
+            if r.pointer("/status/replicas").and_then(Value::as_u64) != Some(n as u64)
+                || r.pointer("/status/readyReplicas").and_then(Value::as_u64) != Some(rdy as u64)
+            {
+                let mut r = r.clone();
+                r["spec"]["replicas"] = json!(if rname == rs_name { desired } else { n as i64 });
+                r["status"] =
+                    json!({"replicas": n, "readyReplicas": rdy, "availableReplicas": rdy});
+                inner.apply("MODIFIED", "replicasets", r);
+            }
+        }
+    };
+    set_status(&inner, "ReplicaSetUpdated");
+    let image = template
+        .pointer("/spec/containers/0/image")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let container = template
+        .pointer("/spec/containers/0/name")
+        .cloned()
+        .unwrap_or(json!(name));
+    for _ in 0..desired {
+        tokio::time::sleep(step).await;
+        if !still_current(&inner) {
+            return;
+        }
+        let suffix: String = (0..5)
+            .map(|_| (b'a' + rand::random_range(0..26u8)) as char)
+            .collect();
+        let mut m = meta(
+            &format!("{rs_name}-{suffix}"),
+            Some(&ns),
+            pod_labels.clone(),
+        );
+        m["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs_name, "uid": rs_uid, "controller": true, "blockOwnerDeletion": true}]);
+        let mut pod = json!({"metadata": m,
+            "spec": {"nodeName": "demo-node-1", "containers": [{"name": container, "image": image}]},
+            "status": {"phase": "Pending", "conditions": [{"type": "Ready", "status": "False"}],
+                       "containerStatuses": [{"name": container, "ready": false, "restartCount": 0, "image": image,
+                                              "state": {"waiting": {"reason": "ContainerCreating"}}}]}});
+        pod = inner.apply("ADDED", "pods", pod);
+        set_status(&inner, "ReplicaSetUpdated");
+        tokio::time::sleep(step).await;
+        if !still_current(&inner) {
+            return;
+        }
+        pod["status"] = json!({"phase": "Running", "podIP": format!("10.244.0.{}", rand::random_range(11..250)), "startTime": now(),
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "containerStatuses": [{"name": container, "ready": true, "restartCount": 0, "image": image, "state": {"running": {"startedAt": now()}}}]});
+        inner.apply("MODIFIED", "pods", pod);
+        // Retire one old pod.
+        let old = items_of(&inner, "pods", &ns).into_iter().find(|p| {
+            let owner = p
+                .pointer("/metadata/ownerReferences/0/name")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            owner != rs_name && owner.starts_with(&format!("{name}-"))
+        });
+        if let Some(o) = old {
+            inner.apply("DELETED", "pods", o);
+        }
+        set_status(&inner, "ReplicaSetUpdated");
+    }
+    // Whatever old pods are left go too (scale-down).
+    for o in items_of(&inner, "pods", &ns).into_iter().filter(|p| {
+        let owner = p
+            .pointer("/metadata/ownerReferences/0/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        owner != rs_name && owner.starts_with(&format!("{name}-"))
+    }) {
+        inner.apply("DELETED", "pods", o);
+    }
+    set_status(&inner, "NewReplicaSetAvailable");
+}
+
+impl KubeSim {
+    /// Cuts every open watch (the connection ends), as a load balancer or API server restart
+    /// does. Clients must resume from their last resourceVersion.
+    pub fn drop_watches(&self) {
+        let mut cut = self.inner.cut.lock();
+        cut.cancel();
+        *cut = CancellationToken::new();
+    }
+
+    /// Forgets the change history (as etcd compaction does): a watch resumed from an older
+    /// resourceVersion is answered with the in-stream `410 Expired`.
+    pub fn compact(&self) {
+        self.inner.store.lock().history.clear();
+    }
+
+    /// Sets the simulated controller's pace (one step: a pod started or retired).
+    pub fn set_rollout_step(&self, step: Duration) {
+        *self.inner.step.lock() = step;
+    }
+
+    /// Changes a Deployment's pod template (a new image tag and a revision annotation), as
+    /// applying a new revision from git does, and lets the controller roll it out.
+    pub fn deploy_revision(&self, namespace: &str, name: &str, revision: &str) -> bool {
+        let key = (
+            "deployments".to_string(),
+            namespace.to_string(),
+            name.to_string(),
+        );
+        let Some(mut d) = self.inner.store.lock().items.get(&key).cloned() else {
+            return false;
+        };
+        if d.pointer("/spec/template/metadata/annotations/idp-graph.demo~1revision")
+            .and_then(Value::as_str)
+            == Some(revision)
+        {
+            return false;
+        }
+        d["spec"]["template"]["metadata"]["annotations"]["idp-graph.demo/revision"] =
+            json!(revision);
+        if let Some(img) = d
+            .pointer("/spec/template/spec/containers/0/image")
+            .and_then(Value::as_str)
+        {
+            let base = img
+                .rsplit_once(':')
+                .map(|(b, _)| b)
+                .unwrap_or(img)
+                .to_string();
+            d["spec"]["template"]["spec"]["containers"][0]["image"] =
+                json!(format!("{base}:{}", &revision[..revision.len().min(7)]));
+        }
+        let g = d
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
+        d["metadata"]["generation"] = json!(g + 1);
+        self.inner.apply("MODIFIED", "deployments", d);
+        tokio::spawn(rollout(
+            self.inner.clone(),
+            namespace.to_string(),
+            name.to_string(),
+        ));
+        true
+    }
+
+    /// Marks a Deployment's rollout as stalled (`ProgressDeadlineExceeded`).
+    pub fn stall(&self, namespace: &str, name: &str) -> bool {
+        let key = (
+            "deployments".to_string(),
+            namespace.to_string(),
+            name.to_string(),
+        );
+        let Some(mut d) = self.inner.store.lock().items.get(&key).cloned() else {
+            return false;
+        };
+        d["status"]["conditions"] = json!([{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+            "message": format!("ReplicaSet \"{name}\" has timed out progressing."), "lastTransitionTime": now()}]);
+        self.inner.apply("MODIFIED", "deployments", d);
+        true
+    }
 }

@@ -149,6 +149,35 @@ impl DemoWorld {
             shutdown.clone(),
         )
         .await?;
+        kubernetes.set_rollout_step(opts.argo_timing.rollout / 3);
+        // ArgoCD applying a new revision rolls the app's Deployment in the cluster.
+        {
+            let mut synced = argocd.synced_events();
+            let (kube, token) = (kubernetes.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                loop {
+                    let (app, revision) = tokio::select! {
+                        _ = token.cancelled() => return,
+                        e = synced.recv() => match e {
+                            Ok(e) => e,
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                            Err(_) => return,
+                        },
+                    };
+                    if kube.get("deployments", &app, &app).is_none() {
+                        // An app created from a template: its namespace and workloads appear.
+                        for (resource, obj) in kubernetes::seed_objects(&[app.as_str()]) {
+                            let ns = obj.pointer("/metadata/name").and_then(|v| v.as_str());
+                            if resource == "namespaces" && ns != Some(app.as_str()) {
+                                continue;
+                            }
+                            kube.upsert(resource, obj);
+                        }
+                    }
+                    kube.deploy_revision(&app, &app, &revision);
+                }
+            });
+        }
         if opts.weather {
             tokio::spawn(weather(argocd.clone(), shutdown.clone()));
         }

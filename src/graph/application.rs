@@ -400,6 +400,11 @@ impl ApplicationNode {
     async fn entities(&self, ctx: &Context<'_>) -> Vec<EntityItem> {
         entities_of_app(ctx, &self.0)
     }
+    /// Its Kubernetes objects in the destination cluster, from the watch-fed store: those in
+    /// its resource list or labelled/annotated with its name, and the pods under them.
+    async fn workloads(&self, ctx: &Context<'_>) -> super::kubernetes::Workloads {
+        super::kubernetes::workloads_of_app(ctx, &self.0)
+    }
     /// The live resource tree, fetched on demand from ArgoCD and cached briefly.
     async fn resource_tree(
         &self,

@@ -334,6 +334,11 @@ entity_kind!(
                 None => Ok(None),
             }
         }
+        /// What runs in Kubernetes for it (by `backstage.io/kubernetes-id`, or
+        /// `backstage.io/kubernetes-label-selector`, within `backstage.io/kubernetes-namespace`).
+        async fn kubernetes(&self, ctx: &Context<'_>) -> super::kubernetes::Workloads {
+            super::kubernetes::workloads_of_entity(ctx, &self.0.entity)
+        }
         /// Rollup of its applications: worst health, anything out of sync, latest revision.
         async fn deployment_status(
             &self,

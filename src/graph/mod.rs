@@ -8,6 +8,7 @@ pub mod entity;
 pub mod error;
 pub mod filter;
 pub mod github;
+pub mod kubernetes;
 pub mod loaders;
 pub mod mutation;
 pub mod paging;

@@ -234,6 +234,17 @@ pub struct TemplateTask {
 
 #[Object]
 impl Mutation {
+    /// `kubectl rollout restart`: patches the pod template's `restartedAt` annotation so the
+    /// Deployment rolls its pods. Authorized per namespace; audited.
+    async fn restart_deployment(
+        &self,
+        ctx: &Context<'_>,
+        cluster: String,
+        namespace: String,
+        name: String,
+    ) -> Result<super::kubernetes::RestartResult> {
+        super::kubernetes::restart_deployment(ctx, cluster, namespace, name).await
+    }
     /// Creates software from a Backstage template (a scaffolder task).
     async fn create_from_template(
         &self,

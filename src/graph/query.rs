@@ -10,6 +10,7 @@ use super::application::{
 use super::entity::{EntityConnection, EntityItem, EntityNode};
 use super::error::bad_input;
 use super::filter::{EntityFilter, EntityMatcher};
+use super::kubernetes as k8s;
 use super::loaders::CatalogLookup;
 use super::paging::PageRequest;
 use super::sources::SourceStatus;
@@ -197,6 +198,92 @@ impl Query {
     }
 
     /// Every configured upstream instance and its health.
+    /// Configured Kubernetes clusters.
+    async fn clusters(&self, ctx: &Context<'_>) -> Vec<k8s::ClusterNode> {
+        k8s::clusters(ctx)
+    }
+    async fn namespaces(
+        &self,
+        ctx: &Context<'_>,
+        cluster: Option<String>,
+    ) -> Result<Vec<k8s::NamespaceNode>> {
+        k8s::namespaces(ctx, cluster)
+    }
+    /// Deployments across clusters, sorted by cluster, namespace, name.
+    async fn deployments(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<k8s::WorkloadFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<k8s::DeploymentConnection> {
+        k8s::deployments(ctx, filter, first, after)
+    }
+    async fn deployment(
+        &self,
+        ctx: &Context<'_>,
+        cluster: String,
+        namespace: String,
+        name: String,
+    ) -> Result<Option<k8s::DeploymentNode>> {
+        k8s::one(ctx, &cluster, &namespace, &name, k8s::DeploymentNode::new)
+    }
+    async fn pods(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<k8s::PodFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<k8s::PodConnection> {
+        k8s::pods(ctx, filter, first, after)
+    }
+    async fn pod(
+        &self,
+        ctx: &Context<'_>,
+        cluster: String,
+        namespace: String,
+        name: String,
+    ) -> Result<Option<k8s::PodNode>> {
+        k8s::one(ctx, &cluster, &namespace, &name, k8s::PodNode::new)
+    }
+    async fn services(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<k8s::ObjectFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<k8s::ServiceConnection> {
+        k8s::services(ctx, filter, first, after)
+    }
+    async fn ingresses(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<k8s::ObjectFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<k8s::IngressConnection> {
+        k8s::ingresses(ctx, filter, first, after)
+    }
+    async fn config_maps(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<k8s::ObjectFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<k8s::ConfigMapConnection> {
+        k8s::config_maps(ctx, filter, first, after)
+    }
+    /// Secrets: type and key names only; values are never read into memory.
+    async fn secrets(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<k8s::ObjectFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<k8s::SecretConnection> {
+        k8s::secrets(ctx, filter, first, after)
+    }
+
     async fn sources(&self, ctx: &Context<'_>) -> Vec<SourceStatus> {
         gctx(ctx)
             .state

@@ -515,6 +515,87 @@ impl Subscription {
         Ok(futures::stream::iter(initial_events).chain(events))
     }
 
+    /// Deployment rollouts as they progress: `PROGRESS` (x of y updated), `COMPLETE`,
+    /// `STALLED` (progress deadline exceeded), `DELETED`. Filters run on the server.
+    async fn rollout_events(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<super::kubernetes::WorkloadFilter>,
+        #[graphql(default)] initial: bool,
+        after: Option<String>,
+    ) -> Result<impl Stream<Item = RolloutEvent>> {
+        let state = gctx(ctx).state.clone();
+        let matcher = Arc::new(super::kubernetes::RolloutMatcher::new(
+            state.clone(),
+            filter,
+        )?);
+        let after = parse_cursor(&state, after)?;
+        let audience = Audience::of(ctx);
+        let live = feed(&state, after);
+        let now_seq = state.bus.next_seq().saturating_sub(1);
+        let mut initial_events = Vec::new();
+        if initial {
+            for c in state.clusters.all() {
+                for d in c.deployments.list(None) {
+                    let ns = d.metadata.namespace.as_deref().unwrap_or("");
+                    if matcher.matches(&c.name, &d) && audience.viewer().sees_namespace(&c.name, ns)
+                    {
+                        let r = crate::domain::kubernetes::rollout(&d);
+                        initial_events.extend(rollout_event(
+                            &state,
+                            now_seq,
+                            Utc::now(),
+                            &c.name,
+                            d,
+                            None,
+                            Some(r),
+                            true,
+                        ));
+                    }
+                }
+            }
+        }
+        let st = state.clone();
+        let events = live.filter_map(move |f| {
+            let out = match f {
+                Feed::Resync(seq) => Some(RolloutEvent {
+                    cursor: st.bus.cursor(seq),
+                    event_type: RolloutEventType::ResyncRequired,
+                    at: Utc::now(),
+                    cluster: None,
+                    namespace: None,
+                    name: None,
+                    deployment: None,
+                    previous: None,
+                    current: None,
+                }),
+                Feed::Event(event) => match &event.change {
+                    Change::Rollout(r)
+                        if matcher.matches(&r.cluster, &r.deployment)
+                            && audience.viewer().sees_namespace(
+                                &r.cluster,
+                                r.deployment.metadata.namespace.as_deref().unwrap_or(""),
+                            ) =>
+                    {
+                        rollout_event(
+                            &st,
+                            event.seq,
+                            event.at,
+                            &r.cluster,
+                            r.deployment.clone(),
+                            r.previous.clone(),
+                            r.current.clone(),
+                            false,
+                        )
+                    }
+                    _ => None,
+                },
+            };
+            futures::future::ready(out)
+        });
+        Ok(futures::stream::iter(initial_events).chain(events))
+    }
+
     /// Only status changes: sync (`OUT_OF_SYNC` → `SYNCED`), health (`HEALTHY` → `DEGRADED`),
     /// operation phase (`RUNNING` → `FAILED`). `kinds`, `toHealth`, `toSync` and `toPhase` narrow
     /// it to what a bot cares about, e.g. "became DEGRADED" or "sync failed".
@@ -616,6 +697,71 @@ impl Subscription {
         });
         Ok(futures::stream::iter(initial_events).chain(events))
     }
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum RolloutEventType {
+    /// The current rollout, sent first when `initial: true`.
+    Initial,
+    /// A rollout is under way (x of y updated, old replicas terminating).
+    Progress,
+    Complete,
+    /// The progress deadline passed.
+    Stalled,
+    Deleted,
+    ResyncRequired,
+}
+
+/// Progress of one Deployment's rollout.
+#[derive(SimpleObject)]
+pub struct RolloutEvent {
+    /// Position in the server's event sequence; pass it as `after` to resume.
+    pub cursor: String,
+    #[graphql(name = "type")]
+    pub event_type: RolloutEventType,
+    pub at: DateTime<Utc>,
+    pub cluster: Option<String>,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    /// The Deployment as it was at this event.
+    pub deployment: Option<super::kubernetes::DeploymentNode>,
+    pub previous: Option<super::kubernetes::RolloutStatus>,
+    pub current: Option<super::kubernetes::RolloutStatus>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn rollout_event(
+    state: &State,
+    seq: u64,
+    at: DateTime<Utc>,
+    cluster: &str,
+    d: Arc<k8s_openapi::api::apps::v1::Deployment>,
+    previous: Option<crate::domain::kubernetes::Rollout>,
+    current: Option<crate::domain::kubernetes::Rollout>,
+    initial: bool,
+) -> Option<RolloutEvent> {
+    use crate::domain::kubernetes::RolloutState;
+    let store = state.clusters.get(cluster)?;
+    let event_type = match (&current, initial) {
+        (_, true) => RolloutEventType::Initial,
+        (None, _) => RolloutEventType::Deleted,
+        (Some(r), _) => match r.state {
+            RolloutState::Progressing => RolloutEventType::Progress,
+            RolloutState::Complete => RolloutEventType::Complete,
+            RolloutState::Stalled => RolloutEventType::Stalled,
+        },
+    };
+    Some(RolloutEvent {
+        cursor: state.bus.cursor(seq),
+        event_type,
+        at,
+        cluster: Some(cluster.to_string()),
+        namespace: d.metadata.namespace.clone(),
+        name: d.metadata.name.clone(),
+        previous: previous.map(Into::into),
+        current: current.map(Into::into),
+        deployment: Some(super::kubernetes::DeploymentNode::new(store, d)),
+    })
 }
 
 #[cfg(test)]

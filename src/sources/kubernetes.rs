@@ -265,40 +265,53 @@ impl ClusterSource {
         }
     }
 
-    /// Publishes rollout progress for Deployments that changed.
-    #[allow(clippy::type_complexity)]
-    fn after_changes<K: Stored>(&self, changed: Vec<(Option<Arc<K>>, Option<Arc<K>>)>) {
-        if K::KIND != Kind::Deployment || changed.is_empty() {
-            return;
+    fn after_changes<K: Stored>(&self, changed: Vec<Changed<K>>) {
+        publish_rollouts(&self.state, &self.cluster.name, changed);
+    }
+}
+
+type Changed<K> = (Option<Arc<K>>, Option<Arc<K>>);
+
+/// Stores a Deployment the API server returned (after a patch) and publishes its rollout
+/// change, so the caller reads its own write and subscribers hear of it at once.
+pub fn apply_and_publish(state: &State, cluster: &ClusterStore, d: Deployment) -> Arc<Deployment> {
+    let (old, new) = cluster.apply(d);
+    publish_rollouts(state, &cluster.name, vec![(old, Some(new.clone()))]);
+    new
+}
+
+/// Publishes rollout progress for Deployments that changed (other kinds: nothing).
+fn publish_rollouts<K: Stored>(state: &State, cluster: &str, changed: Vec<Changed<K>>) {
+    if K::KIND != Kind::Deployment || changed.is_empty() {
+        return;
+    }
+    let mut out = Vec::new();
+    for (old, new) in changed {
+        let as_dep = |o: &Option<Arc<K>>| {
+            o.as_ref().and_then(|o| {
+                (o.clone() as Arc<dyn std::any::Any + Send + Sync>)
+                    .downcast::<Deployment>()
+                    .ok()
+            })
+        };
+        let (old, new) = (as_dep(&old), as_dep(&new));
+        let before = old.as_deref().map(rollout);
+        let after = new.as_deref().map(rollout);
+        if before == after {
+            continue;
         }
-        let mut out = Vec::new();
-        for (old, new) in changed {
-            let as_dep = |o: &Option<Arc<K>>| {
-                o.as_ref().and_then(|o| {
-                    (o.clone() as Arc<dyn std::any::Any + Send + Sync>)
-                        .downcast::<Deployment>()
-                        .ok()
-                })
-            };
-            let (old, new) = (as_dep(&old), as_dep(&new));
-            let before = old.as_deref().map(rollout);
-            let after = new.as_deref().map(rollout);
-            if before == after {
-                continue;
-            }
-            let Some(deployment) = new.or(old) else {
-                continue;
-            };
-            out.push(Change::Rollout(RolloutChange {
-                cluster: self.cluster.name.clone(),
-                previous: before,
-                current: after,
-                deployment,
-            }));
-        }
-        if !out.is_empty() {
-            self.state.bus.publish(out);
-        }
+        let Some(deployment) = new.or(old) else {
+            continue;
+        };
+        out.push(Change::Rollout(RolloutChange {
+            cluster: cluster.to_string(),
+            previous: before,
+            current: after,
+            deployment,
+        }));
+    }
+    if !out.is_empty() {
+        state.bus.publish(out);
     }
 }
 

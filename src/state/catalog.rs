@@ -37,6 +37,7 @@ pub struct CatalogSnapshot {
     argocd_selectors: Vec<usize>,
     /// `github.com/project-slug` (lower-cased) → entities.
     by_github_slug: HashMap<String, Vec<usize>>,
+    by_kubernetes_id: HashMap<String, Vec<usize>>,
     /// When the poll that produced this snapshot finished.
     pub observed_at: Option<DateTime<Utc>>,
 }
@@ -51,7 +52,11 @@ impl CatalogSnapshot {
         let mut by_argocd_app: HashMap<String, Vec<usize>> = HashMap::new();
         let mut argocd_selectors = Vec::new();
         let mut by_github_slug: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_kubernetes_id: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, e) in entities.iter().enumerate() {
+            if let Some(id) = &e.join.kubernetes_id {
+                by_kubernetes_id.entry(id.clone()).or_default().push(i);
+            }
             if let Some(slug) = &e.join.github_slug {
                 by_github_slug
                     .entry(slug.to_lowercase())
@@ -105,6 +110,7 @@ impl CatalogSnapshot {
             by_argocd_app,
             argocd_selectors,
             by_github_slug,
+            by_kubernetes_id,
             observed_at: Some(observed_at),
         }
     }
@@ -143,6 +149,15 @@ impl CatalogSnapshot {
     }
 
     /// The entity at a position an `Edge` points to.
+    /// Entities whose `backstage.io/kubernetes-id` is `id`.
+    pub fn by_kubernetes_id(&self, id: &str) -> impl Iterator<Item = &Arc<Entity>> {
+        self.by_kubernetes_id
+            .get(id)
+            .into_iter()
+            .flatten()
+            .filter_map(|i| self.entities.get(*i))
+    }
+
     pub fn at(&self, index: usize) -> Option<&Arc<Entity>> {
         self.entities.get(index)
     }
