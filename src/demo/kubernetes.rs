@@ -87,6 +87,10 @@ struct Inner {
     cut: Mutex<CancellationToken>,
     /// The simulated controller's pace: one rollout step (a pod started, one retired).
     step: Mutex<Duration>,
+    /// Watches answered with the in-stream `410 Expired`.
+    expired: std::sync::atomic::AtomicU64,
+    /// List requests served (pages count one each).
+    lists: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Clone)]
@@ -223,6 +227,8 @@ impl KubeSim {
             changes,
             cut: Mutex::new(CancellationToken::new()),
             step: Mutex::new(Duration::from_millis(500)),
+            expired: Default::default(),
+            lists: Default::default(),
         });
         for (resource, obj) in objects {
             inner.apply("ADDED", resource, obj);
@@ -513,6 +519,9 @@ async fn handle(
     }
     let watching = matches!(param("watch").as_deref(), Some("true" | "1"));
     if !watching {
+        inner
+            .lists
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let s = inner.store.lock();
         let mut items: Vec<Value> = s
             .items
@@ -592,7 +601,8 @@ async fn handle(
     let (first, mut rx) = {
         let s = inner.store.lock();
         let rx = inner.changes.subscribe();
-        let oldest = s.history.front().map(|c| c.rv).unwrap_or(s.rv);
+        // The first change still known; with none retained, only "now" can be resumed from.
+        let oldest = s.history.front().map(|c| c.rv).unwrap_or(s.rv + 1);
         let first: Result<Vec<(String, Value)>, u64> = match from {
             Some(rv) if rv + 1 < oldest => Err(rv),
             Some(rv) => Ok(s
@@ -613,6 +623,12 @@ async fn handle(
         (first.map_err(|rv| (rv, oldest)), rx)
     };
     let cut = inner.cut.lock().clone();
+    let counter = inner.clone();
+    let expired = move || {
+        counter
+            .expired
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    };
     let (tx, body_rx) = tokio::sync::mpsc::channel::<Result<Bytes, Infallible>>(64);
     let resource = t.resource.to_string();
     let (kind, api_v2) = (t.kind.to_string(), api_v.clone());
@@ -628,6 +644,7 @@ async fn handle(
         };
         match first {
             Err((rv, oldest)) => {
+                expired();
                 let st = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                     "message": format!("too old resource version: {rv} ({oldest})"), "reason": "Expired", "code": 410});
                 let _ = tx.send(Ok(line("ERROR", st))).await;
@@ -1045,6 +1062,28 @@ impl KubeSim {
         let mut cut = self.inner.cut.lock();
         cut.cancel();
         *cut = CancellationToken::new();
+    }
+
+    /// Watches answered with the in-stream `410 Expired` so far.
+    pub fn expired_count(&self) -> u64 {
+        self.inner.expired.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// List requests served so far.
+    pub fn list_count(&self) -> u64 {
+        self.inner.lists.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Every object of one resource (plural), as the API server holds it.
+    pub fn list(&self, resource: &str) -> Vec<Value> {
+        self.inner
+            .store
+            .lock()
+            .items
+            .iter()
+            .filter(|(k, _)| k.0 == resource)
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 
     /// Forgets the change history (as etcd compaction does): a watch resumed from an older

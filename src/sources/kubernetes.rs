@@ -161,11 +161,19 @@ impl ClusterSource {
                         _ = token.cancelled() => return,
                         _ = tick.tick() => {}
                     }
-                    if me.health().is_stale() && me.client.apiserver_version().await.is_ok() {
-                        let failing = kh.failing.lock().len();
-                        if failing == 0 && me.cluster.synced() {
-                            me.mark_ok(started);
+                    if !me.health().is_stale() {
+                        continue;
+                    }
+                    // A kind whose watch came back quietly (nothing changed) sends no event:
+                    // a one-item list per failing kind tells whether it is served again.
+                    let failing: Vec<Kind> = kh.failing.lock().keys().copied().collect();
+                    for kind in failing {
+                        if me.probe_kind(kind).await {
+                            kh.failing.lock().remove(&kind);
                         }
+                    }
+                    if kh.failing.lock().is_empty() && me.cluster.synced() {
+                        me.mark_ok(started);
                     }
                 }
             }
@@ -176,6 +184,29 @@ impl ClusterSource {
             _ = async { while set.join_next().await.is_some() {} } => {}
         }
         set.abort_all();
+    }
+
+    async fn probe_kind(&self, kind: Kind) -> bool {
+        async fn list_one<K: Stored>(client: &Client) -> bool {
+            let api: Api<K> = Api::all(client.clone());
+            api.list(&kube::api::ListParams::default().limit(1))
+                .await
+                .is_ok()
+        }
+        let c = &self.client;
+        match kind {
+            Kind::Namespace => list_one::<Namespace>(c).await,
+            Kind::Deployment => list_one::<Deployment>(c).await,
+            Kind::ReplicaSet => list_one::<ReplicaSet>(c).await,
+            Kind::StatefulSet => list_one::<StatefulSet>(c).await,
+            Kind::DaemonSet => list_one::<DaemonSet>(c).await,
+            Kind::Pod => list_one::<Pod>(c).await,
+            Kind::Service => list_one::<Service>(c).await,
+            Kind::Ingress => list_one::<Ingress>(c).await,
+            Kind::ConfigMap => list_one::<ConfigMap>(c).await,
+            Kind::Secret => list_one::<crate::domain::kubernetes::SecretInfo>(c).await,
+            Kind::Event => list_one::<CoreEvent>(c).await,
+        }
     }
 
     fn mark_ok(&self, started: Instant) {
@@ -211,6 +242,11 @@ impl ClusterSource {
             };
             let Some(ev) = ev else { return };
             match ev {
+                Err(watcher::Error::WatchError(s)) if s.code == 410 => {
+                    // Routine: the history moved on; the watcher re-lists by itself.
+                    tracing::info!(cluster = %self.cluster.name, kind = K::KIND.as_str(), "watch expired (410); re-listing");
+                    continue;
+                }
                 Err(e) => {
                     let msg = describe(&self.cluster.url, &e);
                     tracing::warn!(cluster = %self.cluster.name, kind = K::KIND.as_str(), error = %msg, "watch failed; backing off");

@@ -222,3 +222,94 @@ async fn an_expired_resource_version_is_answered_in_stream_with_410() {
         (Some("Status"), Some("NotFound"))
     );
 }
+
+#[tokio::test]
+async fn kubectl_rollout_restart_patches_and_the_controller_rolls() {
+    let (sim, _stop) = sim().await;
+    sim.set_rollout_step(Duration::from_millis(50));
+    let out = kubectl(&sim)
+        .args(["-n", "my-app", "rollout", "restart", "deployment/my-app"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("deployment.apps/my-app restarted"));
+    let d = sim.get("deployments", "my-app", "my-app").unwrap();
+    assert!(d
+        .pointer("/spec/template/metadata/annotations/kubectl.kubernetes.io~1restartedAt")
+        .is_some());
+    assert_eq!(d["metadata"]["generation"], 2);
+    // `kubectl rollout status` follows the simulated controller to the end.
+    let out = kubectl(&sim)
+        .args([
+            "-n",
+            "my-app",
+            "rollout",
+            "status",
+            "deployment/my-app",
+            "--timeout=20s",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("successfully rolled out"));
+    let pods: Vec<String> = sim
+        .list("pods")
+        .iter()
+        .filter(|p| p["metadata"]["namespace"] == "my-app")
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(pods.len(), 2);
+    assert!(
+        pods.iter().all(|p| !p.starts_with("my-app-5d9c7b8f6-")),
+        "{pods:?}"
+    );
+    // Status errors: a patch of something missing, a bad content type.
+    let r = reqwest::Client::new()
+        .patch(format!(
+            "{}/apis/apps/v1/namespaces/my-app/deployments/nope",
+            sim.url()
+        ))
+        .header("content-type", "application/strategic-merge-patch+json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        (body["kind"].as_str(), body["reason"].as_str()),
+        (Some("Status"), Some("NotFound"))
+    );
+    let r = reqwest::Client::new()
+        .patch(format!(
+            "{}/apis/apps/v1/namespaces/my-app/deployments/my-app",
+            sim.url()
+        ))
+        .header("content-type", "application/json-patch+json")
+        .body("[]")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    let r = reqwest::Client::new()
+        .patch(format!(
+            "{}/apis/apps/v1/namespaces/my-app/deployments/my-app",
+            sim.url()
+        ))
+        .header("content-type", "application/merge-patch+json")
+        .body(r#"{"metadata": {"resourceVersion": "1"}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+}

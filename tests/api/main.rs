@@ -9,6 +9,7 @@ mod cli;
 mod github;
 mod helpers;
 mod http;
+mod kubernetes;
 mod kubernetes_sim;
 mod live;
 mod subscriptions;
