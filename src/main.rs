@@ -47,6 +47,10 @@ enum Command {
         /// Run the scripted weather (pushes, syncs, an app that degrades).
         #[arg(long)]
         weather: bool,
+        /// Extra Deployments in the Kubernetes simulation (5 pods each, with realistic
+        /// `managedFields` and last-applied annotations), spread over 100 namespaces.
+        #[arg(long, default_value_t = 0)]
+        kube_scale: usize,
     },
     /// Serve against real upstreams.
     Serve {
@@ -172,12 +176,17 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Simulate { scale, weather } => {
+        Command::Simulate {
+            scale,
+            weather,
+            kube_scale,
+        } => {
             telemetry::init(cli.log_format);
             run(async move {
                 let opts = DemoOptions {
                     scale,
                     weather,
+                    kube_scale,
                     ..DemoOptions::default()
                 };
                 let world = DemoWorld::start(&opts).await?;

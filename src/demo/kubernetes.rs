@@ -210,6 +210,77 @@ pub fn seed_objects(apps: &[&str]) -> Vec<(&'static str, Value)> {
     out
 }
 
+/// `managedFields` as a real API server writes them for an object two managers touched.
+fn managed_fields(kind_fields: Value) -> Value {
+    json!([
+        {"apiVersion": "v1", "fieldsType": "FieldsV1", "manager": "kubectl-client-side-apply", "operation": "Update",
+         "time": "2026-11-20T10:00:00Z", "fieldsV1": {"f:metadata": {"f:annotations": {".": {}, "f:kubectl.kubernetes.io/last-applied-configuration": {}},
+                                                                     "f:labels": {".": {}, "f:app.kubernetes.io/name": {}, "f:app.kubernetes.io/instance": {}}},
+                                                       "f:spec": kind_fields}},
+        {"apiVersion": "v1", "fieldsType": "FieldsV1", "manager": "kube-controller-manager", "operation": "Update", "subresource": "status",
+         "time": "2026-11-20T10:00:05Z", "fieldsV1": {"f:status": {"f:conditions": {".": {}, "k:{\"type\":\"Ready\"}": {".": {}, "f:lastProbeTime": {}, "f:lastTransitionTime": {}, "f:status": {}, "f:type": {}},
+                                                                                  "k:{\"type\":\"Available\"}": {".": {}, "f:lastTransitionTime": {}, "f:message": {}, "f:reason": {}, "f:status": {}, "f:type": {}}},
+                                                                   "f:observedGeneration": {}, "f:readyReplicas": {}, "f:replicas": {}, "f:phase": {}, "f:podIP": {}, "f:startTime": {}}}}
+    ])
+}
+
+/// `deployments` Deployments (with a ReplicaSet and `pods_each` pods each) over 100 namespaces,
+/// carrying `managedFields` and the last-applied annotation like objects applied with kubectl.
+pub fn bulk_objects(deployments: usize, pods_each: usize) -> Vec<(&'static str, Value)> {
+    let mut out = Vec::new();
+    if deployments == 0 {
+        return out;
+    }
+    let spec_fields = json!({"f:replicas": {}, "f:selector": {}, "f:strategy": {"f:rollingUpdate": {".": {}, "f:maxSurge": {}, "f:maxUnavailable": {}}, "f:type": {}},
+        "f:template": {"f:metadata": {"f:labels": {".": {}, "f:app.kubernetes.io/name": {}}}, "f:spec": {"f:containers": {"k:{\"name\":\"app\"}": {".": {}, "f:image": {}, "f:imagePullPolicy": {}, "f:name": {}, "f:ports": {}, "f:resources": {}}}}}});
+    let namespaces = deployments.min(100);
+    for n in 0..namespaces {
+        let ns = format!("ns-{n:03}");
+        out.push(("namespaces", json!({"metadata": meta(&ns, None, json!({"kubernetes.io/metadata.name": ns})), "status": {"phase": "Active"}})));
+    }
+    for i in 0..deployments {
+        let ns = format!("ns-{:03}", i % namespaces);
+        let name = format!("svc-{i:05}");
+        let labels = json!({"app.kubernetes.io/name": name, "app.kubernetes.io/instance": name});
+        let image = format!("registry.yourcompany.example/{name}:1.0.{i}");
+        let container = json!({"name": "app", "image": image, "imagePullPolicy": "IfNotPresent", "ports": [{"containerPort": 8080, "protocol": "TCP"}],
+            "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}}, "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File"});
+        let spec = json!({"replicas": pods_each, "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}}});
+        let last_applied = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": ns, "labels": labels}, "spec": spec}).to_string();
+        let mut m = meta(&name, Some(&ns), labels.clone());
+        m["generation"] = json!(1);
+        m["annotations"] = json!({"kubectl.kubernetes.io/last-applied-configuration": last_applied, "deployment.kubernetes.io/revision": "1"});
+        m["managedFields"] = managed_fields(spec_fields.clone());
+        let duid = m["uid"].clone();
+        out.push(("deployments", json!({"metadata": m, "spec": spec,
+            "status": {"observedGeneration": 1, "replicas": pods_each, "updatedReplicas": pods_each, "readyReplicas": pods_each, "availableReplicas": pods_each,
+                       "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"}, {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}]}})));
+        let rs = format!("{name}-7c9d8f6b5");
+        let mut rm = meta(&rs, Some(&ns), labels.clone());
+        rm["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "Deployment", "name": name, "uid": duid, "controller": true, "blockOwnerDeletion": true}]);
+        rm["managedFields"] =
+            managed_fields(json!({"f:replicas": {}, "f:selector": {}, "f:template": {}}));
+        let rsuid = rm["uid"].clone();
+        out.push(("replicasets", json!({"metadata": rm, "spec": {"replicas": pods_each}, "status": {"replicas": pods_each, "readyReplicas": pods_each}})));
+        for p in 0..pods_each {
+            let mut pm = meta(&format!("{rs}-p{p:04}"), Some(&ns), labels.clone());
+            pm["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs, "uid": rsuid, "controller": true, "blockOwnerDeletion": true}]);
+            pm["managedFields"] = managed_fields(
+                json!({"f:containers": {"k:{\"name\":\"app\"}": {".": {}, "f:image": {}, "f:name": {}, "f:ports": {}, "f:resources": {}}}, "f:nodeName": {}}),
+            );
+            out.push(("pods", json!({"metadata": pm,
+                "spec": {"nodeName": format!("node-{}", p % 20), "containers": [container], "restartPolicy": "Always", "dnsPolicy": "ClusterFirst", "serviceAccountName": "default"},
+                "status": {"phase": "Running", "podIP": format!("10.{}.{}.{}", i / 250 % 250, i % 250, p + 2), "hostIP": "192.168.0.10", "startTime": "2026-11-20T10:00:05Z",
+                           "conditions": [{"type": "Ready", "status": "True"}, {"type": "ContainersReady", "status": "True"}, {"type": "PodScheduled", "status": "True"}],
+                           "containerStatuses": [{"name": "app", "ready": true, "restartCount": 0, "image": image, "imageID": format!("registry.yourcompany.example/{name}@sha256:{:064x}", i),
+                                                  "containerID": format!("containerd://{:064x}", i * 100 + p), "state": {"running": {"startedAt": "2026-11-20T10:00:05Z"}}}]}})));
+        }
+    }
+    out
+}
+
 impl KubeSim {
     pub async fn start(
         objects: Vec<(&'static str, Value)>,
@@ -407,6 +478,19 @@ async fn handle(
     let json_ok =
         |v: Value| ([(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response();
     match path.trim_end_matches('/') {
+        // Not a Kubernetes path: the knob a benchmark in another process uses to force every
+        // watcher into a full re-list (history compacted, watches cut).
+        "/_sim/expire" if method == Method::POST => {
+            {
+                let mut s = inner.store.lock();
+                s.history.clear();
+                s.rv += 1;
+            }
+            let mut cut = inner.cut.lock();
+            cut.cancel();
+            *cut = CancellationToken::new();
+            return StatusCode::NO_CONTENT.into_response();
+        }
         "/version" => {
             return json_ok(
                 json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0-idp-graph-sim", "platform": "linux/amd64"}),
@@ -1089,7 +1173,10 @@ impl KubeSim {
     /// Forgets the change history (as etcd compaction does): a watch resumed from an older
     /// resourceVersion is answered with the in-stream `410 Expired`.
     pub fn compact(&self) {
-        self.inner.store.lock().history.clear();
+        let mut s = self.inner.store.lock();
+        s.history.clear();
+        // Other writes move the cluster's resourceVersion on meanwhile.
+        s.rv += 1;
     }
 
     /// Sets the simulated controller's pace (one step: a pod started or retired).

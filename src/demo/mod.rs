@@ -49,6 +49,8 @@ pub struct DemoOptions {
     pub github_rate_limit: u64,
     /// Longest pause between the Kubernetes watchers' reconnect attempts.
     pub kube_max_backoff_secs: f64,
+    /// Extra Deployments (5 pods each) in the Kubernetes simulation, for benchmarks.
+    pub kube_scale: usize,
 }
 
 impl Default for DemoOptions {
@@ -60,6 +62,7 @@ impl Default for DemoOptions {
             weather: false,
             github_rate_limit: 5000,
             kube_max_backoff_secs: 30.0,
+            kube_scale: 0,
         }
     }
 }
@@ -79,6 +82,7 @@ impl DemoOptions {
             weather: false,
             github_rate_limit: 5000,
             kube_max_backoff_secs: 1.0,
+            kube_scale: 0,
         }
     }
 }
@@ -143,12 +147,9 @@ impl DemoWorld {
             .copied()
             .filter(|n| *n != "namespaces")
             .collect();
-        let kubernetes = kubernetes::KubeSim::start(
-            kubernetes::seed_objects(&namespaces),
-            None,
-            shutdown.clone(),
-        )
-        .await?;
+        let mut objects = kubernetes::seed_objects(&namespaces);
+        objects.extend(kubernetes::bulk_objects(opts.kube_scale, 5));
+        let kubernetes = kubernetes::KubeSim::start(objects, None, shutdown.clone()).await?;
         kubernetes.set_rollout_step(opts.argo_timing.rollout / 3);
         // ArgoCD applying a new revision rolls the app's Deployment in the cluster.
         {

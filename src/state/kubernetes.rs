@@ -204,6 +204,8 @@ macro_rules! stored {
             pub health: Arc<SourceHealth>,
             $(pub $field: KindStore<$ty>,)*
             index: RwLock<HashMap<IndexKey, BTreeSet<ObjRef>>>,
+            /// Complete (re-)lists stored, all kinds together.
+            pub lists: std::sync::atomic::AtomicU64,
         }
 
         impl ClusterStore {
@@ -215,6 +217,7 @@ macro_rules! stored {
                     health,
                     $($field: KindStore::default(),)*
                     index: RwLock::new(HashMap::new()),
+                    lists: Default::default(),
                 }
             }
 
@@ -314,6 +317,7 @@ impl ClusterStore {
         let store = K::store(self);
         let old = std::mem::replace(&mut *store.map.write(), items.clone());
         store.synced.store(true, Ordering::Release);
+        self.lists.fetch_add(1, Ordering::Relaxed);
         let mut changed = Vec::new();
         for (k, o) in &old {
             match items.get(k) {
