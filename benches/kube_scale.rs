@@ -203,6 +203,7 @@ fn main() {
         results.push(v);
     }
     let _ = sim.kill();
+    let _ = sim.wait();
     println!("Kubernetes source, {deployments} Deployments × 5 pods (+ ReplicaSets, namespaces)");
     println!(
         "plain paged list of pods+deployments (baseline for ready): {:.0} ms",
