@@ -606,15 +606,6 @@ async fn handle(
         inner
             .lists
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let s = inner.store.lock();
-        let mut items: Vec<Value> = s
-            .items
-            .range((t.resource.to_string(), String::new(), String::new())..)
-            .take_while(|(k, _)| k.0 == t.resource)
-            .map(|(_, o)| o)
-            .filter(|o| matches(o))
-            .cloned()
-            .collect();
         let limit = param("limit")
             .and_then(|l| l.parse::<usize>().ok())
             .filter(|l| *l > 0);
@@ -634,37 +625,36 @@ async fn handle(
             },
             None => None,
         };
-        if let Some((ans, aname)) = &after {
-            items.retain(|o| {
-                let ns = o
-                    .pointer("/metadata/namespace")
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
-                let name = o
-                    .pointer("/metadata/name")
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
-                (ns, name) > (ans.as_str(), aname.as_str())
-            });
-        }
-        let total = items.len();
-        let mut cont = None;
-        if let Some(l) = limit {
-            if l < total {
-                items.truncate(l);
-                let last = items.last().cloned().unwrap_or_default();
-                let key = format!(
-                    "{}\u{0}{}",
-                    last.pointer("/metadata/namespace")
-                        .and_then(Value::as_str)
-                        .unwrap_or(""),
-                    last.pointer("/metadata/name")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                );
-                cont = Some(base64::engine::general_purpose::STANDARD.encode(key));
+        let s = inner.store.lock();
+        let start = match &after {
+            Some((ns, name)) => {
+                std::ops::Bound::Excluded((t.resource.to_string(), ns.clone(), name.clone()))
+            }
+            None => {
+                std::ops::Bound::Included((t.resource.to_string(), String::new(), String::new()))
+            }
+        };
+        let mut items: Vec<Value> = Vec::new();
+        let mut total = 0usize;
+        let mut last_key = None;
+        for (k, o) in s
+            .items
+            .range((start, std::ops::Bound::Unbounded))
+            .take_while(|(k, _)| k.0 == t.resource)
+        {
+            if !matches(o) {
+                continue;
+            }
+            total += 1;
+            if limit.is_none_or(|l| items.len() < l) {
+                items.push(o.clone());
+                last_key = Some(k);
             }
         }
+        let cont = (total > items.len()).then(|| {
+            let k = last_key.expect("BUG: a page with more to come has a last item");
+            base64::engine::general_purpose::STANDARD.encode(format!("{}\u{0}{}", k.1, k.2))
+        });
         let mut meta = json!({"resourceVersion": s.rv.to_string()});
         if let Some(c) = cont {
             meta["continue"] = json!(c);
@@ -930,6 +920,35 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// Records a core/v1 Event about an object, as a controller or the kubelet does.
+fn record_event(
+    inner: &Inner,
+    about: &Value,
+    kind: &str,
+    warning: bool,
+    reason: &str,
+    message: &str,
+    component: &str,
+) {
+    let ns = about
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("default");
+    let name = about
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let api_version = if kind == "Pod" { "v1" } else { "apps/v1" };
+    let ev_name = format!("{name}.{:016x}", rand::random::<u64>());
+    inner.apply("ADDED", "events", json!({
+        "metadata": {"name": ev_name, "namespace": ns, "uid": uuid::Uuid::new_v4().to_string(), "creationTimestamp": now()},
+        "involvedObject": {"kind": kind, "namespace": ns, "name": name, "apiVersion": api_version,
+                           "uid": about.pointer("/metadata/uid").cloned().unwrap_or(Value::Null)},
+        "reason": reason, "message": message, "type": if warning { "Warning" } else { "Normal" },
+        "count": 1, "firstTimestamp": now(), "lastTimestamp": now(),
+        "source": {"component": component}, "reportingComponent": component}));
+}
+
 /// The Deployment controller, simulated: a new ReplicaSet for the new template, then one pod
 /// at a time started (Pending, then Running and Ready) and one old pod retired, with the
 /// Deployment's and ReplicaSets' status following. A newer generation ends an older rollout.
@@ -1104,6 +1123,29 @@ async fn rollout(inner: Arc<Inner>, ns: String, name: String) {
                        "containerStatuses": [{"name": container, "ready": false, "restartCount": 0, "image": image,
                                               "state": {"waiting": {"reason": "ContainerCreating"}}}]}});
         pod = inner.apply("ADDED", "pods", pod);
+        record_event(
+            &inner,
+            &dep,
+            "Deployment",
+            false,
+            "ScalingReplicaSet",
+            &format!("Scaled up replica set {rs_name} from {} to {}", 0, desired),
+            "deployment-controller",
+        );
+        let pod_name = pod
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        record_event(
+            &inner,
+            &pod,
+            "Pod",
+            false,
+            "Scheduled",
+            &format!("Successfully assigned {ns}/{pod_name} to demo-node-1"),
+            "default-scheduler",
+        );
         set_status(&inner, "ReplicaSetUpdated");
         tokio::time::sleep(step).await;
         if !still_current(&inner) {
@@ -1112,7 +1154,16 @@ async fn rollout(inner: Arc<Inner>, ns: String, name: String) {
         pod["status"] = json!({"phase": "Running", "podIP": format!("10.244.0.{}", rand::random_range(11..250)), "startTime": now(),
             "conditions": [{"type": "Ready", "status": "True"}],
             "containerStatuses": [{"name": container, "ready": true, "restartCount": 0, "image": image, "state": {"running": {"startedAt": now()}}}]});
-        inner.apply("MODIFIED", "pods", pod);
+        let pod = inner.apply("MODIFIED", "pods", pod);
+        record_event(
+            &inner,
+            &pod,
+            "Pod",
+            false,
+            "Started",
+            &format!("Started container {}", container.as_str().unwrap_or("app")),
+            "kubelet",
+        );
         // Retire one old pod.
         let old = items_of(&inner, "pods", &ns).into_iter().find(|p| {
             let owner = p
@@ -1122,7 +1173,21 @@ async fn rollout(inner: Arc<Inner>, ns: String, name: String) {
             owner != rs_name && owner.starts_with(&format!("{name}-"))
         });
         if let Some(o) = old {
+            let owner = o
+                .pointer("/metadata/ownerReferences/0/name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             inner.apply("DELETED", "pods", o);
+            record_event(
+                &inner,
+                &dep,
+                "Deployment",
+                false,
+                "ScalingReplicaSet",
+                &format!("Scaled down replica set {owner} by 1"),
+                "deployment-controller",
+            );
         }
         set_status(&inner, "ReplicaSetUpdated");
     }
@@ -1226,6 +1291,77 @@ impl KubeSim {
             namespace.to_string(),
             name.to_string(),
         ));
+        true
+    }
+
+    /// Puts the first pod of a Deployment into CrashLoopBackOff (or back to running), with
+    /// the kubelet's Warning events and the Deployment's ready counts following.
+    pub fn set_crashloop(&self, namespace: &str, deployment: &str, on: bool) -> bool {
+        let prefix = format!("{deployment}-");
+        let Some(mut pod) = items_of(&self.inner, "pods", namespace)
+            .into_iter()
+            .find(|p| {
+                p.pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| n.starts_with(&prefix))
+            })
+        else {
+            return false;
+        };
+        let container = pod
+            .pointer("/spec/containers/0/name")
+            .cloned()
+            .unwrap_or(json!(deployment));
+        let image = pod
+            .pointer("/spec/containers/0/image")
+            .cloned()
+            .unwrap_or(Value::Null);
+        let restarts = pod
+            .pointer("/status/containerStatuses/0/restartCount")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        let (ready, state, restarts) = if on {
+            (
+                false,
+                json!({"waiting": {"reason": "CrashLoopBackOff", "message": format!("back-off 40s restarting failed container={} pod={}", container.as_str().unwrap_or(""), pod["metadata"]["name"].as_str().unwrap_or(""))}}),
+                restarts + 3,
+            )
+        } else {
+            (true, json!({"running": {"startedAt": now()}}), restarts)
+        };
+        pod["status"]["conditions"] =
+            json!([{"type": "Ready", "status": if ready { "True" } else { "False" }}]);
+        pod["status"]["containerStatuses"] = json!([{"name": container, "image": image, "ready": ready, "restartCount": restarts, "state": state,
+            "lastState": if on { json!({"terminated": {"exitCode": 1, "reason": "Error", "finishedAt": now()}}) } else { json!({}) }}]);
+        let pod = self.inner.apply("MODIFIED", "pods", pod);
+        if on {
+            record_event(
+                &self.inner,
+                &pod,
+                "Pod",
+                true,
+                "BackOff",
+                "Back-off restarting failed container",
+                "kubelet",
+            );
+        }
+        let key = (
+            "deployments".to_string(),
+            namespace.to_string(),
+            deployment.to_string(),
+        );
+        let current = self.inner.store.lock().items.get(&key).cloned();
+        if let Some(mut d) = current {
+            let desired = d
+                .pointer("/spec/replicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
+            let n = if on { desired - 1 } else { desired };
+            d["status"]["readyReplicas"] = json!(n);
+            d["status"]["availableReplicas"] = json!(n);
+            d["status"]["unavailableReplicas"] = json!(desired - n);
+            self.inner.apply("MODIFIED", "deployments", d);
+        }
         true
     }
 

@@ -180,7 +180,11 @@ impl DemoWorld {
             });
         }
         if opts.weather {
-            tokio::spawn(weather(argocd.clone(), shutdown.clone()));
+            tokio::spawn(weather(
+                argocd.clone(),
+                kubernetes.clone(),
+                shutdown.clone(),
+            ));
         }
         Ok(Self {
             git,
@@ -248,8 +252,9 @@ impl Drop for DemoWorld {
 }
 
 /// The demo's weather: every 20 s a commit lands in some app's repo (auto-sync apps follow by
-/// themselves; others wait for someone to press sync), and app-3 degrades for 15 s each minute.
-async fn weather(argocd: ArgoCdSim, shutdown: CancellationToken) {
+/// themselves; others wait for someone to press sync), and app-3 degrades for 15 s each minute
+/// (one of its pods in CrashLoopBackOff meanwhile).
+async fn weather(argocd: ArgoCdSim, kube: kubernetes::KubeSim, shutdown: CancellationToken) {
     let apps = [
         seed::APPLICATION_APPS.as_slice(),
         seed::PLATFORM_APPS.as_slice(),
@@ -272,10 +277,12 @@ async fn weather(argocd: ArgoCdSim, shutdown: CancellationToken) {
                 "Degraded",
                 Some("Deployment \"app-3\" exceeded its progress deadline"),
             );
-            let a = argocd.clone();
+            kube.set_crashloop("app-3", "app-3", true);
+            let (a, k) = (argocd.clone(), kube.clone());
             tokio::spawn(async move {
                 tokio::time::sleep(std::time::Duration::from_secs(15)).await;
                 a.set_health("app-3", "Healthy", None);
+                k.set_crashloop("app-3", "app-3", false);
             });
         }
     }

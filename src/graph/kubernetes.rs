@@ -589,9 +589,63 @@ macro_rules! k8s_object {
                 self.meta().creation_timestamp.as_ref().and_then(ts).map(|t| (Utc::now() - t).num_seconds())
             }
             async fn resource_version(&self) -> Option<&str> { self.meta().resource_version.as_deref() }
+            /// Kubernetes Events about this object, newest first.
+            async fn events(&self) -> Vec<KubeEvent> {
+                events_of(&self.cluster, $gql, self.meta())
+            }
             $($extra)*
         }
     };
+}
+
+/// A core/v1 Event about an object (`kubectl describe`'s Events section).
+#[derive(SimpleObject, Clone)]
+#[graphql(name = "KubernetesEvent")]
+pub struct KubeEvent {
+    /// `Normal` or `Warning`.
+    #[graphql(name = "type")]
+    pub kind: Option<String>,
+    pub reason: Option<String>,
+    pub message: Option<String>,
+    pub count: Option<i32>,
+    pub first_seen: Option<DateTime<Utc>>,
+    pub last_seen: Option<DateTime<Utc>>,
+    /// The component that reported it (`deployment-controller`, `kubelet`).
+    pub source: Option<String>,
+}
+
+fn events_of(c: &ClusterStore, kind: &str, meta: &ObjectMeta) -> Vec<KubeEvent> {
+    let key = IndexKey::Involved(
+        meta.namespace.clone().unwrap_or_default(),
+        kind.to_string(),
+        meta.name.clone().unwrap_or_default(),
+    );
+    let mut out: Vec<KubeEvent> = c
+        .lookup_kind::<k8s_openapi::api::core::v1::Event>(&key)
+        .into_iter()
+        .map(|e| {
+            let last = e.last_timestamp.as_ref().and_then(ts).or_else(|| {
+                e.event_time
+                    .as_ref()
+                    .and_then(|t| DateTime::from_timestamp(t.0.as_second(), 0))
+            });
+            KubeEvent {
+                kind: e.type_.clone(),
+                reason: e.reason.clone(),
+                message: e.message.clone(),
+                count: e.count,
+                first_seen: e.first_timestamp.as_ref().and_then(ts),
+                last_seen: last,
+                source: e
+                    .source
+                    .as_ref()
+                    .and_then(|s| s.component.clone())
+                    .or_else(|| e.reporting_component.clone()),
+            }
+        })
+        .collect();
+    out.sort_by_key(|e| std::cmp::Reverse(e.last_seen));
+    out
 }
 
 #[derive(SimpleObject, Clone)]
@@ -1504,11 +1558,19 @@ impl ClusterNode {
 }
 
 macro_rules! connection {
-    ($conn:ident, $node:ident, $gql:literal) => {
+    ($conn:ident, $edge:ident, $node:ident, $gql:literal, $gql_edge:literal) => {
+        #[derive(SimpleObject)]
+        #[graphql(name = $gql_edge)]
+        pub struct $edge {
+            pub cursor: String,
+            pub node: $node,
+        }
+
         #[derive(SimpleObject)]
         #[graphql(name = $gql)]
         pub struct $conn {
             pub total_count: usize,
+            pub edges: Vec<$edge>,
             pub nodes: Vec<$node>,
             pub page_info: PageInfo,
         }
@@ -1527,9 +1589,23 @@ macro_rules! connection {
                 let mut info = page.page_info;
                 info.start_cursor = page.items.first().map(|(k, _, _)| encode_cursor(k));
                 info.end_cursor = page.items.last().map(|(k, _, _)| encode_cursor(k));
+                let nodes: Vec<$node> = page
+                    .items
+                    .iter()
+                    .map(|(_, c, o)| make(c.clone(), o.clone()))
+                    .collect();
                 Self {
                     total_count: page.total,
-                    nodes: page.items.into_iter().map(|(_, c, o)| make(c, o)).collect(),
+                    edges: page
+                        .items
+                        .iter()
+                        .zip(nodes.iter())
+                        .map(|((k, _, _), n)| $edge {
+                            cursor: encode_cursor(k),
+                            node: n.clone(),
+                        })
+                        .collect(),
+                    nodes,
                     page_info: info,
                 }
             }
@@ -1537,12 +1613,56 @@ macro_rules! connection {
     };
 }
 
-connection!(DeploymentConnection, DeploymentNode, "DeploymentConnection");
-connection!(PodConnection, PodNode, "PodConnection");
-connection!(ServiceConnection, ServiceNode, "ServiceConnection");
-connection!(IngressConnection, IngressNode, "IngressConnection");
-connection!(ConfigMapConnection, ConfigMapNode, "ConfigMapConnection");
-connection!(SecretConnection, SecretNode, "SecretConnection");
+connection!(
+    DeploymentConnection,
+    DeploymentEdge,
+    DeploymentNode,
+    "DeploymentConnection",
+    "DeploymentEdge"
+);
+connection!(
+    StatefulSetConnection,
+    StatefulSetEdge,
+    StatefulSetNode,
+    "StatefulSetConnection",
+    "StatefulSetEdge"
+);
+connection!(
+    DaemonSetConnection,
+    DaemonSetEdge,
+    DaemonSetNode,
+    "DaemonSetConnection",
+    "DaemonSetEdge"
+);
+connection!(PodConnection, PodEdge, PodNode, "PodConnection", "PodEdge");
+connection!(
+    ServiceConnection,
+    ServiceEdge,
+    ServiceNode,
+    "ServiceConnection",
+    "ServiceEdge"
+);
+connection!(
+    IngressConnection,
+    IngressEdge,
+    IngressNode,
+    "IngressConnection",
+    "IngressEdge"
+);
+connection!(
+    ConfigMapConnection,
+    ConfigMapEdge,
+    ConfigMapNode,
+    "ConfigMapConnection",
+    "ConfigMapEdge"
+);
+connection!(
+    SecretConnection,
+    SecretEdge,
+    SecretNode,
+    "SecretConnection",
+    "SecretEdge"
+);
 
 /// What a catalog entity or an application has running, across clusters.
 #[derive(SimpleObject, Default)]
@@ -1720,6 +1840,13 @@ macro_rules! object_list {
     };
 }
 
+object_list!(
+    stateful_sets,
+    StatefulSet,
+    StatefulSetConnection,
+    StatefulSetNode
+);
+object_list!(daemon_sets, DaemonSet, DaemonSetConnection, DaemonSetNode);
 object_list!(services, Service, ServiceConnection, ServiceNode);
 object_list!(ingresses, Ingress, IngressConnection, IngressNode);
 object_list!(config_maps, ConfigMap, ConfigMapConnection, ConfigMapNode);

@@ -246,6 +246,24 @@ impl Query {
     ) -> Result<Option<k8s::PodNode>> {
         k8s::one(ctx, &cluster, &namespace, &name, k8s::PodNode::new)
     }
+    async fn stateful_sets(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<k8s::ObjectFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<k8s::StatefulSetConnection> {
+        k8s::stateful_sets(ctx, filter, first, after)
+    }
+    async fn daemon_sets(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<k8s::ObjectFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<k8s::DaemonSetConnection> {
+        k8s::daemon_sets(ctx, filter, first, after)
+    }
     async fn services(
         &self,
         ctx: &Context<'_>,

@@ -83,6 +83,24 @@ pub enum IndexKey {
     ArgoApp(String),
     /// The controller owner: (namespace, owner kind, owner name).
     Owner(String, String, String),
+    /// Events about an object: (namespace, kind, name) of `involvedObject`.
+    Involved(String, String, String),
+}
+
+/// Every index key of an object: from its metadata, and for Events their `involvedObject`.
+fn keys_of<K: Stored>(o: &K) -> Vec<IndexKey> {
+    let mut keys = index_keys(o.meta());
+    if let Some(ev) = (o as &dyn std::any::Any).downcast_ref::<CoreEvent>() {
+        let io = &ev.involved_object;
+        if let (Some(kind), Some(name)) = (&io.kind, &io.name) {
+            keys.push(IndexKey::Involved(
+                io.namespace.clone().unwrap_or_default(),
+                kind.clone(),
+                name.clone(),
+            ));
+        }
+    }
+    keys
 }
 
 fn index_keys(meta: &ObjectMeta) -> Vec<IndexKey> {
@@ -259,16 +277,19 @@ impl ClusterStore {
         Kind::ALL.iter().all(|k| self.synced_of(*k))
     }
 
-    fn reindex(&self, kind: Kind, old: Option<&ObjectMeta>, new: Option<&ObjectMeta>) {
-        let old_keys = old.map(index_keys).unwrap_or_default();
-        let new_keys = new.map(index_keys).unwrap_or_default();
-        if old_keys == new_keys && old.map(obj_key) == new.map(obj_key) {
+    fn reindex<K: Stored>(&self, old: Option<&K>, new: Option<&K>) {
+        let old_keys = old.map(keys_of).unwrap_or_default();
+        let new_keys = new.map(keys_of).unwrap_or_default();
+        let (old_at, new_at) = (
+            old.map(|o| obj_key(o.meta())),
+            new.map(|n| obj_key(n.meta())),
+        );
+        if old_keys == new_keys && old_at == new_at {
             return;
         }
         let mut index = self.index.write();
-        if let Some(m) = old {
-            let (ns, name) = obj_key(m);
-            let r = (kind, ns, name);
+        if let Some((ns, name)) = old_at {
+            let r = (K::KIND, ns, name);
             for k in old_keys {
                 if let Some(set) = index.get_mut(&k) {
                     set.remove(&r);
@@ -278,13 +299,12 @@ impl ClusterStore {
                 }
             }
         }
-        if let Some(m) = new {
-            let (ns, name) = obj_key(m);
+        if let Some((ns, name)) = new_at {
             for k in new_keys {
                 index
                     .entry(k)
                     .or_default()
-                    .insert((kind, ns.clone(), name.clone()));
+                    .insert((K::KIND, ns.clone(), name.clone()));
             }
         }
     }
@@ -294,7 +314,7 @@ impl ClusterStore {
         let key = obj_key(obj.meta());
         let obj = Arc::new(obj);
         let old = K::store(self).map.write().insert(key, obj.clone());
-        self.reindex(K::KIND, old.as_ref().map(|o| o.meta()), Some(obj.meta()));
+        self.reindex(old.as_deref(), Some(&*obj));
         (old, obj)
     }
 
@@ -302,7 +322,7 @@ impl ClusterStore {
         let key = obj_key(obj.meta());
         let old = K::store(self).map.write().remove(&key);
         if let Some(o) = &old {
-            self.reindex(K::KIND, Some(o.meta()), None);
+            self.reindex(Some(&**o), None);
         }
         old
     }
@@ -334,11 +354,7 @@ impl ClusterStore {
             }
         }
         for (o, n) in &changed {
-            self.reindex(
-                K::KIND,
-                o.as_ref().map(|o| o.meta()),
-                n.as_ref().map(|n| n.meta()),
-            );
+            self.reindex(o.as_deref(), n.as_deref());
         }
         changed
     }

@@ -195,25 +195,7 @@ async fn a_secret_value_never_reaches_any_response() {
     .await;
     assert_eq!(d["secrets"]["nodes"][0]["keys"], json!(["plain", "token"]));
     // Every field the Secret type has, from introspection, so a field added later is covered.
-    let intro = app
-        .data(r#"{ __type(name: "Secret") { fields { name type { kind ofType { kind ofType { kind ofType { kind } } } } } } }"#)
-        .await;
-    let mut selection = Vec::new();
-    for f in intro["__type"]["fields"].as_array().unwrap() {
-        let name = f["name"].as_str().unwrap();
-        let leaf = |t: &Value| matches!(t["kind"].as_str(), Some("SCALAR" | "ENUM"));
-        let t = &f["type"];
-        let is_leaf = leaf(t)
-            || leaf(&t["ofType"])
-            || leaf(&t["ofType"]["ofType"])
-            || leaf(&t["ofType"]["ofType"]["ofType"]);
-        selection.push(if is_leaf {
-            name.to_string()
-        } else {
-            format!("{name} {{ key value }}")
-        });
-    }
-    let everything = selection.join(" ");
+    let everything = all_fields(&app, "Secret", 2).await;
     let queries = [
         format!("{{ secrets(first: 1000) {{ nodes {{ {everything} }} }} }}"),
         format!(
@@ -253,6 +235,37 @@ async fn a_secret_value_never_reaches_any_response() {
         .await
         .unwrap();
     assert!(!metrics.contains(&value) && !metrics.contains(&b64));
+}
+
+/// A selection of every field of a type (object fields expanded `depth` levels, by
+/// introspection), so a test reading "everything" keeps doing so as the schema grows.
+async fn all_fields(app: &TestApp, type_name: &str, depth: usize) -> String {
+    let q = format!(
+        r#"{{ __type(name: "{type_name}") {{ fields {{ name args {{ name }} type {{ kind name ofType {{ kind name ofType {{ kind name ofType {{ kind name }} }} }} }} }} }} }}"#
+    );
+    let intro = app.data(&q).await;
+    let mut selection = Vec::new();
+    for f in intro["__type"]["fields"].as_array().unwrap() {
+        if !f["args"].as_array().unwrap().is_empty() {
+            continue;
+        }
+        let name = f["name"].as_str().unwrap().to_string();
+        let mut t = &f["type"];
+        while matches!(t["kind"].as_str(), Some("NON_NULL" | "LIST")) {
+            t = &t["ofType"];
+        }
+        match t["kind"].as_str() {
+            Some("SCALAR" | "ENUM") => selection.push(name),
+            Some("OBJECT") if depth > 0 => {
+                let inner = Box::pin(all_fields(app, t["name"].as_str().unwrap(), depth - 1)).await;
+                if !inner.is_empty() {
+                    selection.push(format!("{name} {{ {inner} }}"));
+                }
+            }
+            _ => {}
+        }
+    }
+    selection.join(" ")
 }
 
 #[tokio::test]
@@ -600,4 +613,46 @@ async fn filters_paging_and_joins_of_the_other_kinds() {
         .gql(r#"{ pods(filter: {labelSelector: "in in in"}) { totalCount } }"#)
         .await;
     assert_eq!(crate::helpers::first_code(&body), "BAD_USER_INPUT");
+}
+
+#[tokio::test]
+async fn a_crash_loop_shows_on_the_pod_with_its_events_and_clears() {
+    let app = spawn_demo().await;
+    assert!(app.world.kubernetes.set_crashloop("app-3", "app-3", true));
+    let q = r#"{ pods(filter: {namespace: "app-3", waitingReason: "CrashLoopBackOff"}) { nodes { name ready restarts containers { lastExitCode lastReason } events { type reason source } deployment { replicas { ready desired } } } } }"#;
+    let d = wait_for("the crash loop in the graph", WAIT, || async {
+        let d = app.data(q).await;
+        let n = d["pods"]["nodes"].as_array().unwrap();
+        (n.len() == 1
+            && n[0]["deployment"]["replicas"]["ready"] == 1
+            && !n[0]["events"].as_array().unwrap().is_empty())
+        .then_some(d)
+    })
+    .await;
+    let p = &d["pods"]["nodes"][0];
+    assert_eq!(p["ready"], false);
+    assert_eq!(p["containers"][0]["lastExitCode"], 1);
+    assert_eq!(
+        p["events"][0],
+        json!({"type": "Warning", "reason": "BackOff", "source": "kubelet"})
+    );
+    assert!(app.world.kubernetes.set_crashloop("app-3", "app-3", false));
+    wait_for("the crash loop cleared", WAIT, || async {
+        (app.data(q).await["pods"]["nodes"]
+            .as_array()
+            .unwrap()
+            .is_empty())
+        .then_some(())
+    })
+    .await;
+    // A rollout leaves the controller's events on the Deployment.
+    app.data(r#"mutation { restartDeployment(cluster: "demo", namespace: "my-app", name: "my-app") { auditId } }"#).await;
+    wait_for("scaling events on the deployment", WAIT, || async {
+        let d = app.data(r#"{ deployment(cluster: "demo", namespace: "my-app", name: "my-app") { events { reason source } rollout { state } } }"#).await;
+        let ev = d["deployment"]["events"].as_array().unwrap();
+        (d["deployment"]["rollout"]["state"] == "COMPLETE"
+            && ev.iter().any(|e| e["reason"] == "ScalingReplicaSet" && e["source"] == "deployment-controller"))
+            .then_some(())
+    })
+    .await;
 }
