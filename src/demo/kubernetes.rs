@@ -1103,7 +1103,7 @@ async fn rollout(inner: Arc<Inner>, ns: String, name: String) {
         .pointer("/spec/containers/0/name")
         .cloned()
         .unwrap_or(json!(name));
-    for _ in 0..desired {
+    for up in 1..=desired {
         tokio::time::sleep(step).await;
         if !still_current(&inner) {
             return;
@@ -1129,7 +1129,7 @@ async fn rollout(inner: Arc<Inner>, ns: String, name: String) {
             "Deployment",
             false,
             "ScalingReplicaSet",
-            &format!("Scaled up replica set {rs_name} from {} to {}", 0, desired),
+            &format!("Scaled up replica set {rs_name} to {up}"),
             "deployment-controller",
         );
         let pod_name = pod

@@ -202,21 +202,211 @@ pub fn rollout(d: &Deployment) -> Rollout {
     )
 }
 
+/// Kubernetes times (jiff) as chrono times.
+pub fn to_chrono(
+    t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::from_timestamp(t.0.as_second(), t.0.subsec_nanosecond().max(0) as u32)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerState {
+    Waiting,
+    Running,
+    Terminated,
+    Unknown,
+}
+
+/// One container of a pod, as the graph shows it.
+#[derive(Debug, Clone)]
+pub struct ContainerInfo {
+    pub name: String,
+    pub image: Option<String>,
+    pub ready: bool,
+    pub restart_count: i32,
+    pub state: ContainerState,
+    pub reason: Option<String>,
+    pub message: Option<String>,
+    pub exit_code: Option<i32>,
+    pub started_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub last_exit_code: Option<i32>,
+    pub last_reason: Option<String>,
+    pub init: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConditionInfo {
+    pub type_: String,
+    pub status: String,
+    pub reason: Option<String>,
+    pub message: Option<String>,
+    pub last_transition_time: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A Pod as this server holds it: what the graph shows, not the whole generated `Pod` (whose
+/// structs are ~2 KiB each before any data, and most of a pod spec is never read). Parsed from
+/// the full object, which is dropped at once.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(from = "Pod")]
+pub struct PodInfo {
+    pub metadata: ObjectMeta,
+    pub phase: Option<String>,
+    pub node_name: Option<String>,
+    pub pod_ip: Option<String>,
+    pub pod_ips: Vec<String>,
+    pub host_ip: Option<String>,
+    pub start_time: Option<chrono::DateTime<chrono::Utc>>,
+    pub conditions: Vec<ConditionInfo>,
+    /// Init containers first, then the others.
+    pub containers: Vec<ContainerInfo>,
+}
+
+impl From<Pod> for PodInfo {
+    fn from(p: Pod) -> Self {
+        let spec = p.spec.unwrap_or_default();
+        let status = p.status.unwrap_or_default();
+        let images: BTreeMap<String, String> = spec
+            .containers
+            .iter()
+            .chain(spec.init_containers.iter().flatten())
+            .filter_map(|c| Some((c.name.clone(), c.image.clone()?)))
+            .collect();
+        let conv = |c: k8s_openapi::api::core::v1::ContainerStatus, init: bool| {
+            let s = c.state.unwrap_or_default();
+            let (state, reason, message, exit_code, started_at) = if let Some(w) = s.waiting {
+                (ContainerState::Waiting, w.reason, w.message, None, None)
+            } else if let Some(r) = s.running {
+                (
+                    ContainerState::Running,
+                    None,
+                    None,
+                    None,
+                    r.started_at.as_ref().and_then(to_chrono),
+                )
+            } else if let Some(t) = s.terminated {
+                let started = t.started_at.as_ref().and_then(to_chrono);
+                (
+                    ContainerState::Terminated,
+                    t.reason,
+                    t.message,
+                    Some(t.exit_code),
+                    started,
+                )
+            } else {
+                (ContainerState::Unknown, None, None, None, None)
+            };
+            let last = c.last_state.and_then(|l| l.terminated);
+            ContainerInfo {
+                image: Some(c.image)
+                    .filter(|i| !i.is_empty())
+                    .or_else(|| images.get(&c.name).cloned()),
+                name: c.name,
+                ready: c.ready,
+                restart_count: c.restart_count,
+                state,
+                reason,
+                message,
+                exit_code,
+                started_at,
+                last_exit_code: last.as_ref().map(|t| t.exit_code),
+                last_reason: last.and_then(|t| t.reason),
+                init,
+            }
+        };
+        let mut containers: Vec<ContainerInfo> = status
+            .init_container_statuses
+            .into_iter()
+            .flatten()
+            .map(|c| conv(c, true))
+            .chain(
+                status
+                    .container_statuses
+                    .into_iter()
+                    .flatten()
+                    .map(|c| conv(c, false)),
+            )
+            .collect();
+        // Containers without a status yet (just scheduled) still show, as Unknown.
+        for c in &spec.containers {
+            if !containers.iter().any(|k| k.name == c.name) {
+                containers.push(ContainerInfo {
+                    name: c.name.clone(),
+                    image: c.image.clone(),
+                    ready: false,
+                    restart_count: 0,
+                    state: ContainerState::Unknown,
+                    reason: None,
+                    message: None,
+                    exit_code: None,
+                    started_at: None,
+                    last_exit_code: None,
+                    last_reason: None,
+                    init: false,
+                });
+            }
+        }
+        Self {
+            metadata: p.metadata,
+            phase: status.phase,
+            node_name: spec.node_name,
+            pod_ip: status.pod_ip,
+            pod_ips: status.pod_ips.into_iter().flatten().map(|i| i.ip).collect(),
+            host_ip: status.host_ip,
+            start_time: status.start_time.as_ref().and_then(to_chrono),
+            conditions: status
+                .conditions
+                .into_iter()
+                .flatten()
+                .map(|c| ConditionInfo {
+                    last_transition_time: c.last_transition_time.as_ref().and_then(to_chrono),
+                    type_: c.type_,
+                    status: c.status,
+                    reason: c.reason,
+                    message: c.message,
+                })
+                .collect(),
+            containers,
+        }
+    }
+}
+
+impl kube::Resource for PodInfo {
+    type DynamicType = ();
+    type Scope = k8s_openapi::NamespaceResourceScope;
+    fn kind(_: &()) -> std::borrow::Cow<'_, str> {
+        "Pod".into()
+    }
+    fn group(_: &()) -> std::borrow::Cow<'_, str> {
+        "".into()
+    }
+    fn version(_: &()) -> std::borrow::Cow<'_, str> {
+        "v1".into()
+    }
+    fn plural(_: &()) -> std::borrow::Cow<'_, str> {
+        "pods".into()
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
 /// A pod's Ready condition.
-pub fn pod_ready(p: &Pod) -> bool {
-    p.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+pub fn pod_ready(p: &PodInfo) -> bool {
+    p.conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
         .is_some_and(|c| c.status == "True")
 }
 
-pub fn pod_restarts(p: &Pod) -> i32 {
-    p.status
-        .as_ref()
-        .and_then(|s| s.container_statuses.as_ref())
-        .map(|c| c.iter().map(|c| c.restart_count).sum())
-        .unwrap_or(0)
+pub fn pod_restarts(p: &PodInfo) -> i32 {
+    p.containers
+        .iter()
+        .filter(|c| !c.init)
+        .map(|c| c.restart_count)
+        .sum()
 }
 
 #[cfg(test)]
@@ -254,6 +444,42 @@ mod tests {
         let r = rollout(&deployment(v));
         assert_eq!(r.state, RolloutState::Stalled);
         assert_eq!(r.reason.as_deref(), Some("ProgressDeadlineExceeded"));
+    }
+
+    #[test]
+    fn a_pod_is_kept_as_what_the_graph_shows() {
+        let p: PodInfo = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web-1", "namespace": "a", "managedFields": []},
+            "spec": {"nodeName": "n1", "containers": [{"name": "app", "image": "web:1"}, {"name": "sidecar", "image": "proxy:2"}],
+                     "initContainers": [{"name": "migrate", "image": "web:1"}], "volumes": [{"name": "v", "emptyDir": {}}]},
+            "status": {"phase": "Running", "podIP": "10.0.0.1", "podIPs": [{"ip": "10.0.0.1"}], "startTime": "2026-11-26T10:00:00Z",
+                       "conditions": [{"type": "Ready", "status": "False"}],
+                       "initContainerStatuses": [{"name": "migrate", "image": "web:1", "imageID": "", "ready": true, "restartCount": 0,
+                                                  "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}],
+                       "containerStatuses": [{"name": "app", "image": "web:1", "imageID": "", "ready": false, "restartCount": 7,
+                                              "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                                              "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}]}
+        }))
+        .unwrap();
+        assert!(!pod_ready(&p));
+        assert_eq!(pod_restarts(&p), 7);
+        assert_eq!(p.pod_ips, ["10.0.0.1"]);
+        let names: Vec<(&str, ContainerState, bool)> = p
+            .containers
+            .iter()
+            .map(|c| (c.name.as_str(), c.state, c.init))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("migrate", ContainerState::Terminated, true),
+                ("app", ContainerState::Waiting, false),
+                ("sidecar", ContainerState::Unknown, false)
+            ]
+        );
+        assert_eq!(p.containers[1].last_exit_code, Some(137));
+        assert_eq!(p.containers[2].image.as_deref(), Some("proxy:2"));
+        assert!(std::mem::size_of::<PodInfo>() < std::mem::size_of::<Pod>() / 3);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use async_graphql::{Context, Enum, ErrorExtensions, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -26,7 +26,9 @@ use super::error::{bad_input, coded, FORBIDDEN, NOT_FOUND};
 use super::paging::{encode_cursor, paginate, PageInfo, PageRequest};
 use super::{gctx, Viewer};
 use crate::domain::argocd::Application;
-use crate::domain::kubernetes::{self as k8s, RolloutState, SecretInfo};
+use crate::domain::kubernetes::{
+    self as k8s, to_chrono as ts, PodInfo as Pod, RolloutState, SecretInfo,
+};
 use crate::domain::selector::LabelSelector;
 use crate::domain::Entity;
 use crate::state::kubernetes::{ClusterStore, IndexKey, Kind, ObjRef, Stored};
@@ -46,11 +48,6 @@ fn kv(m: &Option<BTreeMap<String, String>>) -> Vec<KeyValue> {
 
 fn labels(meta: &ObjectMeta) -> BTreeMap<String, String> {
     meta.labels.clone().unwrap_or_default()
-}
-
-/// Kubernetes times (jiff) as the schema's chrono times.
-fn ts(t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> Option<DateTime<Utc>> {
-    DateTime::from_timestamp(t.0.as_second(), t.0.subsec_nanosecond().max(0) as u32)
 }
 
 fn int_or_string(v: &IntOrString) -> String {
@@ -176,7 +173,7 @@ pub enum PodPhase {
 
 impl PodPhase {
     fn of(p: &Pod) -> Self {
-        match p.status.as_ref().and_then(|s| s.phase.as_deref()) {
+        match p.phase.as_deref() {
             Some("Pending") => Self::Pending,
             Some("Running") => Self::Running,
             Some("Succeeded") => Self::Succeeded,
@@ -1018,76 +1015,27 @@ pub struct ContainerStatus {
 }
 
 fn container_statuses(p: &Pod) -> Vec<ContainerStatus> {
-    let Some(st) = &p.status else {
-        return Vec::new();
-    };
-    let spec_images: BTreeMap<&str, Option<&String>> = p
-        .spec
+    p.containers
         .iter()
-        .flat_map(|s| {
-            s.containers
-                .iter()
-                .chain(s.init_containers.iter().flatten())
-        })
-        .map(|c| (c.name.as_str(), c.image.as_ref()))
-        .collect();
-    let conv = |c: &k8s_openapi::api::core::v1::ContainerStatus, init: bool| {
-        let s = c.state.clone().unwrap_or_default();
-        let (state, reason, message, exit_code, started_at) = if let Some(w) = &s.waiting {
-            (
-                ContainerStateCode::Waiting,
-                w.reason.clone(),
-                w.message.clone(),
-                None,
-                None,
-            )
-        } else if let Some(r) = &s.running {
-            (
-                ContainerStateCode::Running,
-                None,
-                None,
-                None,
-                r.started_at.as_ref().and_then(ts),
-            )
-        } else if let Some(t) = &s.terminated {
-            (
-                ContainerStateCode::Terminated,
-                t.reason.clone(),
-                t.message.clone(),
-                Some(t.exit_code),
-                t.started_at.as_ref().and_then(ts),
-            )
-        } else {
-            (ContainerStateCode::Unknown, None, None, None, None)
-        };
-        let last = c.last_state.as_ref().and_then(|l| l.terminated.as_ref());
-        ContainerStatus {
+        .map(|c| ContainerStatus {
             name: c.name.clone(),
-            image: Some(c.image.clone())
-                .filter(|i| !i.is_empty())
-                .or_else(|| spec_images.get(c.name.as_str()).copied().flatten().cloned()),
+            image: c.image.clone(),
             ready: c.ready,
             restart_count: c.restart_count,
-            state,
-            reason,
-            message,
-            exit_code,
-            started_at,
-            last_exit_code: last.map(|t| t.exit_code),
-            last_reason: last.and_then(|t| t.reason.clone()),
-            init,
-        }
-    };
-    st.init_container_statuses
-        .iter()
-        .flatten()
-        .map(|c| conv(c, true))
-        .chain(
-            st.container_statuses
-                .iter()
-                .flatten()
-                .map(|c| conv(c, false)),
-        )
+            state: match c.state {
+                k8s::ContainerState::Waiting => ContainerStateCode::Waiting,
+                k8s::ContainerState::Running => ContainerStateCode::Running,
+                k8s::ContainerState::Terminated => ContainerStateCode::Terminated,
+                k8s::ContainerState::Unknown => ContainerStateCode::Unknown,
+            },
+            reason: c.reason.clone(),
+            message: c.message.clone(),
+            exit_code: c.exit_code,
+            started_at: c.started_at,
+            last_exit_code: c.last_exit_code,
+            last_reason: c.last_reason.clone(),
+            init: c.init,
+        })
         .collect()
 }
 
@@ -1121,43 +1069,33 @@ k8s_object!(PodNode, Pod, "Pod", "A core/v1 Pod.", {
         container_statuses(&self.obj)
     }
     async fn node(&self) -> Option<&str> {
-        self.obj.spec.as_ref()?.node_name.as_deref()
+        self.obj.node_name.as_deref()
     }
     #[graphql(name = "podIP")]
     async fn pod_ip(&self) -> Option<&str> {
-        self.obj.status.as_ref()?.pod_ip.as_deref()
+        self.obj.pod_ip.as_deref()
     }
     #[graphql(name = "podIPs")]
-    async fn pod_ips(&self) -> Vec<String> {
-        self.obj
-            .status
-            .as_ref()
-            .and_then(|s| s.pod_ips.as_ref())
-            .into_iter()
-            .flatten()
-            .map(|i| i.ip.clone())
-            .collect()
+    async fn pod_ips(&self) -> &[String] {
+        &self.obj.pod_ips
     }
     #[graphql(name = "hostIP")]
     async fn host_ip(&self) -> Option<&str> {
-        self.obj.status.as_ref()?.host_ip.as_deref()
+        self.obj.host_ip.as_deref()
     }
     async fn started_at(&self) -> Option<DateTime<Utc>> {
-        self.obj.status.as_ref()?.start_time.as_ref().and_then(ts)
+        self.obj.start_time
     }
     async fn conditions(&self) -> Vec<Condition> {
         self.obj
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .into_iter()
-            .flatten()
+            .conditions
+            .iter()
             .map(|c| Condition {
                 kind: c.type_.clone(),
                 status: c.status.clone(),
                 reason: c.reason.clone(),
                 message: c.message.clone(),
-                last_transition_time: c.last_transition_time.as_ref().and_then(ts),
+                last_transition_time: c.last_transition_time,
             })
             .collect()
     }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Event as CoreEvent, Namespace, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Event as CoreEvent, Namespace, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
@@ -141,7 +141,7 @@ impl ClusterSource {
             ReplicaSet,
             StatefulSet,
             DaemonSet,
-            Pod,
+            crate::domain::kubernetes::PodInfo,
             Service,
             Ingress,
             ConfigMap,
@@ -200,7 +200,7 @@ impl ClusterSource {
             Kind::ReplicaSet => list_one::<ReplicaSet>(c).await,
             Kind::StatefulSet => list_one::<StatefulSet>(c).await,
             Kind::DaemonSet => list_one::<DaemonSet>(c).await,
-            Kind::Pod => list_one::<Pod>(c).await,
+            Kind::Pod => list_one::<crate::domain::kubernetes::PodInfo>(c).await,
             Kind::Service => list_one::<Service>(c).await,
             Kind::Ingress => list_one::<Ingress>(c).await,
             Kind::ConfigMap => list_one::<ConfigMap>(c).await,
