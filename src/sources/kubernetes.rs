@@ -23,7 +23,7 @@ use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::KubernetesSettings;
-use crate::domain::kubernetes::{rollout, strip, READ_ACCESS};
+use crate::domain::kubernetes::{rollout, strip};
 use crate::events::Change;
 use crate::state::kubernetes::{obj_key, ClusterStore, Kind, ObjKey, RolloutChange, Stored};
 use crate::state::{SourceHealth, State};
@@ -128,8 +128,7 @@ impl ClusterSource {
         });
         let started = Instant::now();
         let mut set = tokio::task::JoinSet::new();
-        // READ_ACCESS is what RBAC grants; every kind watched must be in it.
-        debug_assert_eq!(READ_ACCESS.len(), Kind::ALL.len());
+        // Every kind watched is granted by READ_ACCESS (unit test below).
         macro_rules! spawn_kind {
             ($($ty:ty),*) => {$(
                 set.spawn(me.clone().watch::<$ty>(kh.clone(), started, token.clone()));
@@ -405,5 +404,57 @@ pub fn client_error(url: &str, e: &kube::Error) -> SourceError {
             url: url.to_string(),
             reason: other.to_string(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::kubernetes::{PodInfo, SecretInfo, READ_ACCESS};
+
+    fn granted<K: Stored>() -> (String, String) {
+        (K::group(&()).to_string(), K::plural(&()).to_string())
+    }
+
+    /// What the source watches is what the ClusterRole grants (list + watch), kind for kind.
+    #[test]
+    fn every_watched_kind_is_granted_by_read_access() {
+        let watched = [
+            granted::<Namespace>(),
+            granted::<Deployment>(),
+            granted::<ReplicaSet>(),
+            granted::<StatefulSet>(),
+            granted::<DaemonSet>(),
+            granted::<PodInfo>(),
+            granted::<Service>(),
+            granted::<Ingress>(),
+            granted::<ConfigMap>(),
+            granted::<SecretInfo>(),
+            granted::<CoreEvent>(),
+        ];
+        assert_eq!(watched.len(), Kind::ALL.len());
+        assert_eq!(watched.len(), READ_ACCESS.len());
+        for (group, resource) in &watched {
+            assert!(
+                READ_ACCESS.iter().any(|(g, r, verbs)| g == group
+                    && r == resource
+                    && verbs.contains(&"list")
+                    && verbs.contains(&"watch")),
+                "{group}/{resource} is watched but not granted"
+            );
+        }
+    }
+
+    #[test]
+    fn backoff_grows_to_its_cap_and_resets() {
+        use kube::runtime::utils::Backoff as _;
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
+        let first = b.next().unwrap();
+        assert!(first <= Duration::from_millis(100));
+        let later: Vec<Duration> = (0..10).map(|_| b.next().unwrap()).collect();
+        assert!(later.iter().all(|d| *d <= Duration::from_secs(1)));
+        assert!(*later.last().unwrap() >= Duration::from_millis(500));
+        b.reset();
+        assert!(b.next().unwrap() <= Duration::from_millis(100));
     }
 }
