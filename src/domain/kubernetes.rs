@@ -115,6 +115,66 @@ impl kube::Resource for SecretInfo {
     }
 }
 
+/// A ConfigMap as this server holds it: metadata and key names. The graph serves keys only,
+/// so the values (often whole config files) are skipped while parsing, not kept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(from = "ConfigMapWire")]
+pub struct ConfigMapInfo {
+    pub metadata: ObjectMeta,
+    /// Keys of `data` and `binaryData`, sorted.
+    pub keys: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct ConfigMapWire {
+    #[serde(default)]
+    metadata: ObjectMeta,
+    #[serde(default)]
+    data: Option<BTreeMap<String, IgnoredAny>>,
+    #[serde(rename = "binaryData", default)]
+    binary_data: Option<BTreeMap<String, IgnoredAny>>,
+}
+
+impl From<ConfigMapWire> for ConfigMapInfo {
+    fn from(w: ConfigMapWire) -> Self {
+        let mut keys: Vec<String> = w
+            .data
+            .into_iter()
+            .chain(w.binary_data)
+            .flat_map(|m| m.into_keys())
+            .collect();
+        keys.sort();
+        keys.dedup();
+        Self {
+            metadata: w.metadata,
+            keys,
+        }
+    }
+}
+
+impl kube::Resource for ConfigMapInfo {
+    type DynamicType = ();
+    type Scope = k8s_openapi::NamespaceResourceScope;
+    fn kind(_: &()) -> std::borrow::Cow<'_, str> {
+        "ConfigMap".into()
+    }
+    fn group(_: &()) -> std::borrow::Cow<'_, str> {
+        "".into()
+    }
+    fn version(_: &()) -> std::borrow::Cow<'_, str> {
+        "v1".into()
+    }
+    fn plural(_: &()) -> std::borrow::Cow<'_, str> {
+        "configmaps".into()
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RolloutState {
     Complete,

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use async_graphql::{Context, Enum, ErrorExtensions, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
+use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -27,7 +27,8 @@ use super::paging::{encode_cursor, paginate, PageInfo, PageRequest};
 use super::{gctx, Viewer};
 use crate::domain::argocd::Application;
 use crate::domain::kubernetes::{
-    self as k8s, to_chrono as ts, PodInfo as Pod, RolloutState, SecretInfo,
+    self as k8s, to_chrono as ts, ConfigMapInfo as ConfigMap, PodInfo as Pod, RolloutState,
+    SecretInfo,
 };
 use crate::domain::selector::LabelSelector;
 use crate::domain::Entity;
@@ -1400,16 +1401,8 @@ k8s_object!(
     "A core/v1 ConfigMap (key names; values are not served).",
     {
         /// Keys of `data` and `binaryData`.
-        async fn keys(&self) -> Vec<String> {
-            let mut k: Vec<String> = self
-                .obj
-                .data
-                .iter()
-                .flat_map(|d| d.keys().cloned())
-                .chain(self.obj.binary_data.iter().flat_map(|d| d.keys().cloned()))
-                .collect();
-            k.sort();
-            k
+        async fn keys(&self) -> &[String] {
+            &self.obj.keys
         }
     }
 );

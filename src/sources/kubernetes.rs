@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Event as CoreEvent, Namespace, Service};
+use k8s_openapi::api::core::v1::{Event as CoreEvent, Namespace, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
@@ -143,7 +143,7 @@ impl ClusterSource {
             crate::domain::kubernetes::PodInfo,
             Service,
             Ingress,
-            ConfigMap,
+            crate::domain::kubernetes::ConfigMapInfo,
             crate::domain::kubernetes::SecretInfo,
             CoreEvent
         );
@@ -202,7 +202,7 @@ impl ClusterSource {
             Kind::Pod => list_one::<crate::domain::kubernetes::PodInfo>(c).await,
             Kind::Service => list_one::<Service>(c).await,
             Kind::Ingress => list_one::<Ingress>(c).await,
-            Kind::ConfigMap => list_one::<ConfigMap>(c).await,
+            Kind::ConfigMap => list_one::<crate::domain::kubernetes::ConfigMapInfo>(c).await,
             Kind::Secret => list_one::<crate::domain::kubernetes::SecretInfo>(c).await,
             Kind::Event => list_one::<CoreEvent>(c).await,
         }
@@ -428,7 +428,7 @@ mod tests {
             granted::<PodInfo>(),
             granted::<Service>(),
             granted::<Ingress>(),
-            granted::<ConfigMap>(),
+            granted::<crate::domain::kubernetes::ConfigMapInfo>(),
             granted::<SecretInfo>(),
             granted::<CoreEvent>(),
         ];

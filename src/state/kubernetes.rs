@@ -9,14 +9,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Event as CoreEvent, Namespace, Service};
+use k8s_openapi::api::core::v1::{Event as CoreEvent, Namespace, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use parking_lot::RwLock;
 
 use super::sources::SourceHealth;
 use crate::domain::kubernetes::{
-    PodInfo, SecretInfo, INSTANCE_LABEL, KUBERNETES_ID_LABEL, TRACKING_ID,
+    ConfigMapInfo, PodInfo, SecretInfo, INSTANCE_LABEL, KUBERNETES_ID_LABEL, TRACKING_ID,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -268,7 +268,7 @@ stored! {
     PodInfo => Pod, pods;
     Service => Service, services;
     Ingress => Ingress, ingresses;
-    ConfigMap => ConfigMap, config_maps;
+    ConfigMapInfo => ConfigMap, config_maps;
     SecretInfo => Secret, secrets;
     CoreEvent => Event, events;
 }
