@@ -1608,10 +1608,16 @@ pub struct Workloads {
     pub secrets: Vec<SecretNode>,
 }
 
-fn workloads(ctx: &Context<'_>, refs: BTreeMap<String, BTreeSet<ObjRef>>) -> Workloads {
+/// The objects `refs` names, per cluster; each cluster in `relevant` that is down adds an error.
+fn workloads(
+    ctx: &Context<'_>,
+    refs: BTreeMap<String, BTreeSet<ObjRef>>,
+    relevant: &[Arc<ClusterStore>],
+) -> Workloads {
     let mut w = Workloads::default();
     for c in gctx(ctx).state.clusters.all() {
-        if !c.health.snapshot().connected || !c.synced() {
+        let is_relevant = relevant.iter().any(|r| r.name == c.name);
+        if is_relevant && (!c.health.snapshot().connected || !c.synced()) {
             report(ctx, cluster_error(&c));
         }
         let Some(refs) = refs.get(&c.name) else {
@@ -1663,11 +1669,18 @@ fn workloads(ctx: &Context<'_>, refs: BTreeMap<String, BTreeSet<ObjRef>>) -> Wor
 }
 
 pub fn workloads_of_app(ctx: &Context<'_>, app: &Application) -> Workloads {
-    workloads(ctx, refs_of_app(ctx, app))
+    workloads(ctx, refs_of_app(ctx, app), &clusters_of_app(ctx, app))
 }
 
+/// An entity without Kubernetes annotations reads no cluster (and hears of no outage).
 pub fn workloads_of_entity(ctx: &Context<'_>, e: &Entity) -> Workloads {
-    workloads(ctx, refs_of_entity(ctx, e))
+    let joined = e.join.kubernetes_id.is_some() || e.join.kubernetes_label_selector.is_some();
+    let relevant = if joined {
+        gctx(ctx).state.clusters.all()
+    } else {
+        Vec::new()
+    };
+    workloads(ctx, refs_of_entity(ctx, e), &relevant)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -379,6 +379,17 @@ async fn a_cluster_that_is_down_degrades_to_a_field_error_and_the_other_answers(
         .await;
     assert_eq!(body["data"]["deployments"]["totalCount"], 0);
     assert_eq!(body["errors"][0]["extensions"]["source"], "edge");
+    // A join that reads every cluster: the healthy one's objects, the down one's error.
+    let body = app
+        .gql(r#"{ entity(ref: "component:default/sample-app") { ... on Component { kubernetes { deployments { cluster name } } } } }"#)
+        .await;
+    assert_eq!(
+        body["data"]["entity"]["kubernetes"]["deployments"],
+        json!([{"cluster": "demo", "name": "sample-app"}]),
+        "{body}"
+    );
+    assert_eq!(body["errors"][0]["extensions"]["source"], "edge");
+    assert_eq!(body["errors"][0]["path"], json!(["entity", "kubernetes"]));
     // Unknown cluster: a clear input error.
     let body = app
         .gql(r#"{ deployments(filter: {cluster: "nope"}) { totalCount } }"#)
