@@ -108,6 +108,12 @@ fn api_version(group: &str, version: &str) -> String {
     }
 }
 
+/// The Status an expired watch ends with, in-stream.
+fn expired_status(message: &str) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+           "message": message, "reason": "Expired", "code": 410})
+}
+
 fn status(code: u16, reason: &str, message: &str) -> Response {
     let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                       "message": message, "reason": reason, "code": code});
@@ -120,21 +126,27 @@ fn status(code: u16, reason: &str, message: &str) -> Response {
 }
 
 impl Inner {
+    fn drop_watches(&self) {
+        let mut cut = self.cut.lock();
+        cut.cancel();
+        *cut = CancellationToken::new();
+    }
+
+    /// Forgets the change history, as etcd compaction does; other writes move the cluster's
+    /// resourceVersion on meanwhile.
+    fn compact(&self) {
+        let mut s = self.store.lock();
+        s.history.clear();
+        s.rv += 1;
+    }
+
     fn apply(&self, kind: &'static str, resource: &str, mut object: Value) -> Value {
         let mut s = self.store.lock();
         s.rv += 1;
         let rv = s.rv;
         object["metadata"]["resourceVersion"] = json!(rv.to_string());
-        let ns = object
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let name = object
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+        let ns = text(&object, "/metadata/namespace").to_string();
+        let name = text(&object, "/metadata/name").to_string();
         let key = (resource.to_string(), ns, name);
         if kind == "DELETED" {
             s.items.remove(&key);
@@ -154,6 +166,11 @@ impl Inner {
         let _ = self.changes.send(change);
         object
     }
+}
+
+/// The string at a JSON pointer, "" when absent.
+fn text<'a>(o: &'a Value, pointer: &str) -> &'a str {
+    o.pointer(pointer).and_then(Value::as_str).unwrap_or("")
 }
 
 fn meta(name: &str, ns: Option<&str>, labels: Value) -> Value {
@@ -320,16 +337,8 @@ impl KubeSim {
 
     /// Creates or replaces an object (`resource` is the plural, e.g. `pods`).
     pub fn upsert(&self, resource: &str, object: Value) -> Value {
-        let ns = object
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let name = object
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+        let ns = text(&object, "/metadata/namespace").to_string();
+        let name = text(&object, "/metadata/name").to_string();
         let exists = self
             .inner
             .store
@@ -481,14 +490,8 @@ async fn handle(
         // Not a Kubernetes path: the knob a benchmark in another process uses to force every
         // watcher into a full re-list (history compacted, watches cut).
         "/_sim/expire" if method == Method::POST => {
-            {
-                let mut s = inner.store.lock();
-                s.history.clear();
-                s.rv += 1;
-            }
-            let mut cut = inner.cut.lock();
-            cut.cancel();
-            *cut = CancellationToken::new();
+            inner.compact();
+            inner.drop_watches();
             return StatusCode::NO_CONTENT.into_response();
         }
         "/version" => {
@@ -550,14 +553,10 @@ async fn handle(
         }
     };
     let field_sel = param("fieldSelector").unwrap_or_default();
-    let ns_of = |o: &Value| {
-        o.pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string()
-    };
     let matches = |o: &Value| {
-        t.namespace.as_deref().is_none_or(|n| ns_of(o) == n)
+        t.namespace
+            .as_deref()
+            .is_none_or(|n| text(o, "/metadata/namespace") == n)
             && label_sel.as_ref().is_none_or(|s| {
                 let labels: BTreeMap<String, String> = o
                     .pointer("/metadata/labels")
@@ -719,9 +718,8 @@ async fn handle(
         match first {
             Err((rv, oldest)) => {
                 expired();
-                let st = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                    "message": format!("too old resource version: {rv} ({oldest})"), "reason": "Expired", "code": 410});
-                let _ = tx.send(Ok(line("ERROR", st))).await;
+                let msg = format!("too old resource version: {rv} ({oldest})");
+                let _ = tx.send(Ok(line("ERROR", expired_status(&msg)))).await;
                 return;
             }
             Ok(events) => {
@@ -749,7 +747,7 @@ async fn handle(
                     Ok(c) => {
                         last_rv = c.rv;
                         if c.resource != resource { continue; }
-                        let ns = c.object.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("");
+                        let ns = text(&c.object, "/metadata/namespace");
                         if ns_filter.as_deref().is_some_and(|n| n != ns) { continue; }
                         let labels: BTreeMap<String, String> = c.object.pointer("/metadata/labels")
                             .and_then(|l| serde_json::from_value(l.clone()).ok()).unwrap_or_default();
@@ -760,8 +758,8 @@ async fn handle(
                     }
                     // Fell behind the history: the client must re-list, as with a 410.
                     Err(broadcast::error::RecvError::Lagged(_)) => {
-                        let st = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                            "message": "too old resource version", "reason": "Expired", "code": 410});
+                        expired();
+                        let st = expired_status("too old resource version");
                         let _ = tx.send(Ok(line("ERROR", st))).await;
                         return;
                     }
@@ -916,6 +914,23 @@ fn items_of(inner: &Inner, resource: &str, ns: &str) -> Vec<Value> {
         .collect()
 }
 
+/// A Deployment's pods (through its ReplicaSets, by owner references), each with the name of
+/// the ReplicaSet that owns it.
+fn pods_of(inner: &Inner, ns: &str, deployment: &str) -> Vec<(String, Value)> {
+    let sets: std::collections::HashSet<String> = items_of(inner, "replicasets", ns)
+        .iter()
+        .filter(|r| owned_by(r, "Deployment", deployment))
+        .map(|r| text(r, "/metadata/name").to_string())
+        .collect();
+    items_of(inner, "pods", ns)
+        .into_iter()
+        .filter_map(|p| {
+            let rs = text(&p, "/metadata/ownerReferences/0/name").to_string();
+            sets.contains(&rs).then_some((rs, p))
+        })
+        .collect()
+}
+
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
@@ -934,10 +949,7 @@ fn record_event(
         .pointer("/metadata/namespace")
         .and_then(Value::as_str)
         .unwrap_or("default");
-    let name = about
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("");
+    let name = text(about, "/metadata/name");
     let api_version = if kind == "Pod" { "v1" } else { "apps/v1" };
     let ev_name = format!("{name}.{:016x}", rand::random::<u64>());
     inner.apply("ADDED", "events", json!({
@@ -1025,22 +1037,10 @@ async fn rollout(inner: Arc<Inner>, ns: String, name: String) {
             == Some(generation)
     };
     let set_status = |inner: &Inner, progressing_reason: &str| {
-        let pods = items_of(inner, "pods", &ns);
-        let rs_of = |p: &Value| {
-            p.pointer("/metadata/ownerReferences/0/name")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        };
-        let ours: Vec<&Value> = pods
-            .iter()
-            .filter(|p| rs_of(p).is_some_and(|r| r.starts_with(&format!("{name}-"))))
-            .collect();
+        let ours = pods_of(inner, &ns, &name);
         let ready = |p: &Value| p.pointer("/status/conditions/0/status") == Some(&json!("True"));
-        let updated = ours
-            .iter()
-            .filter(|p| rs_of(p).as_deref() == Some(rs_name.as_str()))
-            .count();
-        let ready_n = ours.iter().filter(|p| ready(p)).count();
+        let updated = ours.iter().filter(|(rs, _)| *rs == rs_name).count();
+        let ready_n = ours.iter().filter(|(_, p)| ready(p)).count();
         let Some(mut d) = inner
             .store
             .lock()
@@ -1072,14 +1072,11 @@ async fn rollout(inner: Arc<Inner>, ns: String, name: String) {
             .into_iter()
             .filter(|r| owned_by(r, "Deployment", &name))
         {
-            let rname = r
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            let mine: Vec<&&Value> = ours
+            let rname = text(&r, "/metadata/name").to_string();
+            let mine: Vec<&Value> = ours
                 .iter()
-                .filter(|p| rs_of(p).as_deref() == Some(rname.as_str()))
+                .filter(|(rs, _)| *rs == rname)
+                .map(|(_, p)| p)
                 .collect();
             let n = mine.len();
             let rdy = mine.iter().filter(|p| ready(p)).count();
@@ -1132,11 +1129,7 @@ async fn rollout(inner: Arc<Inner>, ns: String, name: String) {
             &format!("Scaled up replica set {rs_name} to {up}"),
             "deployment-controller",
         );
-        let pod_name = pod
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+        let pod_name = text(&pod, "/metadata/name").to_string();
         record_event(
             &inner,
             &pod,
@@ -1165,19 +1158,10 @@ async fn rollout(inner: Arc<Inner>, ns: String, name: String) {
             "kubelet",
         );
         // Retire one old pod.
-        let old = items_of(&inner, "pods", &ns).into_iter().find(|p| {
-            let owner = p
-                .pointer("/metadata/ownerReferences/0/name")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            owner != rs_name && owner.starts_with(&format!("{name}-"))
-        });
-        if let Some(o) = old {
-            let owner = o
-                .pointer("/metadata/ownerReferences/0/name")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
+        let old = pods_of(&inner, &ns, &name)
+            .into_iter()
+            .find(|(rs, _)| *rs != rs_name);
+        if let Some((owner, o)) = old {
             inner.apply("DELETED", "pods", o);
             record_event(
                 &inner,
@@ -1192,13 +1176,10 @@ async fn rollout(inner: Arc<Inner>, ns: String, name: String) {
         set_status(&inner, "ReplicaSetUpdated");
     }
     // Whatever old pods are left go too (scale-down).
-    for o in items_of(&inner, "pods", &ns).into_iter().filter(|p| {
-        let owner = p
-            .pointer("/metadata/ownerReferences/0/name")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        owner != rs_name && owner.starts_with(&format!("{name}-"))
-    }) {
+    for (_, o) in pods_of(&inner, &ns, &name)
+        .into_iter()
+        .filter(|(rs, _)| *rs != rs_name)
+    {
         inner.apply("DELETED", "pods", o);
     }
     set_status(&inner, "NewReplicaSetAvailable");
@@ -1208,9 +1189,7 @@ impl KubeSim {
     /// Cuts every open watch (the connection ends), as a load balancer or API server restart
     /// does. Clients must resume from their last resourceVersion.
     pub fn drop_watches(&self) {
-        let mut cut = self.inner.cut.lock();
-        cut.cancel();
-        *cut = CancellationToken::new();
+        self.inner.drop_watches();
     }
 
     /// Watches answered with the in-stream `410 Expired` so far.
@@ -1238,10 +1217,7 @@ impl KubeSim {
     /// Forgets the change history (as etcd compaction does): a watch resumed from an older
     /// resourceVersion is answered with the in-stream `410 Expired`.
     pub fn compact(&self) {
-        let mut s = self.inner.store.lock();
-        s.history.clear();
-        // Other writes move the cluster's resourceVersion on meanwhile.
-        s.rv += 1;
+        self.inner.compact();
     }
 
     /// Sets the simulated controller's pace (one step: a pod started or retired).
@@ -1297,14 +1273,9 @@ impl KubeSim {
     /// Puts the first pod of a Deployment into CrashLoopBackOff (or back to running), with
     /// the kubelet's Warning events and the Deployment's ready counts following.
     pub fn set_crashloop(&self, namespace: &str, deployment: &str, on: bool) -> bool {
-        let prefix = format!("{deployment}-");
-        let Some(mut pod) = items_of(&self.inner, "pods", namespace)
+        let Some((_, mut pod)) = pods_of(&self.inner, namespace, deployment)
             .into_iter()
-            .find(|p| {
-                p.pointer("/metadata/name")
-                    .and_then(Value::as_str)
-                    .is_some_and(|n| n.starts_with(&prefix))
-            })
+            .next()
         else {
             return false;
         };

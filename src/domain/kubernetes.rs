@@ -39,6 +39,52 @@ pub const TRACKING_ID: &str = "argocd.argoproj.io/tracking-id";
 pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
+/// The ArgoCD applications an object says it belongs to: its `app.kubernetes.io/instance`
+/// label and the app of its `argocd.argoproj.io/tracking-id` annotation (deduplicated).
+pub fn argocd_apps_of(meta: &ObjectMeta) -> Vec<&str> {
+    let mut apps = Vec::new();
+    if let Some(app) = meta.labels.as_ref().and_then(|l| l.get(INSTANCE_LABEL)) {
+        apps.push(app.as_str());
+    }
+    if let Some(app) = meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(TRACKING_ID))
+        .and_then(|t| t.split(':').next())
+        .filter(|a| !a.is_empty())
+    {
+        if !apps.contains(&app) {
+            apps.push(app);
+        }
+    }
+    apps
+}
+
+/// Whether a catalog entity claims an object, as the Backstage Kubernetes plugin reads its
+/// annotations: the label selector if set, else the `backstage.io/kubernetes-id` label; the
+/// namespace annotation narrows.
+pub fn entity_claims(join: &crate::domain::annotations::JoinKeys, meta: &ObjectMeta) -> bool {
+    let ns = meta.namespace.as_deref().unwrap_or("");
+    if join
+        .kubernetes_namespace
+        .as_deref()
+        .is_some_and(|n| n != ns)
+    {
+        return false;
+    }
+    let labels = meta.labels.clone().unwrap_or_default();
+    match (
+        join.kubernetes_label_selector
+            .as_deref()
+            .and_then(|s| crate::domain::selector::LabelSelector::parse(s).ok()),
+        &join.kubernetes_id,
+    ) {
+        (Some(sel), _) => sel.matches(&labels),
+        (None, Some(id)) => labels.get(KUBERNETES_ID_LABEL) == Some(id),
+        (None, None) => false,
+    }
+}
+
 /// Drops what costs memory and is never shown: `managedFields` (often larger than the object)
 /// and the client-side-apply copy of the whole manifest.
 pub fn strip(meta: &mut ObjectMeta) {
@@ -49,6 +95,47 @@ pub fn strip(meta: &mut ObjectMeta) {
             meta.annotations = None;
         }
     }
+}
+
+/// `kube::Resource` for a core/v1 namespaced kind kept as our own projection (the API paths
+/// are the kind's; only the Rust type is ours).
+macro_rules! projection_resource {
+    ($ty:ty, $kind:literal, $plural:literal) => {
+        impl kube::Resource for $ty {
+            type DynamicType = ();
+            type Scope = k8s_openapi::NamespaceResourceScope;
+            fn kind(_: &()) -> std::borrow::Cow<'_, str> {
+                $kind.into()
+            }
+            fn group(_: &()) -> std::borrow::Cow<'_, str> {
+                "".into()
+            }
+            fn version(_: &()) -> std::borrow::Cow<'_, str> {
+                "v1".into()
+            }
+            fn plural(_: &()) -> std::borrow::Cow<'_, str> {
+                $plural.into()
+            }
+            fn meta(&self) -> &ObjectMeta {
+                &self.metadata
+            }
+            fn meta_mut(&mut self) -> &mut ObjectMeta {
+                &mut self.metadata
+            }
+        }
+    };
+}
+
+/// The keys of maps whose values were skipped while parsing, sorted and unique.
+fn key_names(maps: impl IntoIterator<Item = Option<BTreeMap<String, IgnoredAny>>>) -> Vec<String> {
+    let mut keys: Vec<String> = maps
+        .into_iter()
+        .flatten()
+        .flat_map(|m| m.into_keys())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
 }
 
 /// A Secret as this server holds it: metadata, type and key names. The values are skipped
@@ -76,44 +163,15 @@ struct SecretWire {
 
 impl From<SecretWire> for SecretInfo {
     fn from(w: SecretWire) -> Self {
-        let mut keys: Vec<String> = w
-            .data
-            .into_iter()
-            .chain(w.string_data)
-            .flat_map(|m| m.into_keys())
-            .collect();
-        keys.sort();
-        keys.dedup();
         Self {
             metadata: w.metadata,
             type_: w.type_,
-            keys,
+            keys: key_names([w.data, w.string_data]),
         }
     }
 }
 
-impl kube::Resource for SecretInfo {
-    type DynamicType = ();
-    type Scope = k8s_openapi::NamespaceResourceScope;
-    fn kind(_: &()) -> std::borrow::Cow<'_, str> {
-        "Secret".into()
-    }
-    fn group(_: &()) -> std::borrow::Cow<'_, str> {
-        "".into()
-    }
-    fn version(_: &()) -> std::borrow::Cow<'_, str> {
-        "v1".into()
-    }
-    fn plural(_: &()) -> std::borrow::Cow<'_, str> {
-        "secrets".into()
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+projection_resource!(SecretInfo, "Secret", "secrets");
 
 /// A ConfigMap as this server holds it: metadata and key names. The graph serves keys only,
 /// so the values (often whole config files) are skipped while parsing, not kept.
@@ -137,43 +195,14 @@ struct ConfigMapWire {
 
 impl From<ConfigMapWire> for ConfigMapInfo {
     fn from(w: ConfigMapWire) -> Self {
-        let mut keys: Vec<String> = w
-            .data
-            .into_iter()
-            .chain(w.binary_data)
-            .flat_map(|m| m.into_keys())
-            .collect();
-        keys.sort();
-        keys.dedup();
         Self {
             metadata: w.metadata,
-            keys,
+            keys: key_names([w.data, w.binary_data]),
         }
     }
 }
 
-impl kube::Resource for ConfigMapInfo {
-    type DynamicType = ();
-    type Scope = k8s_openapi::NamespaceResourceScope;
-    fn kind(_: &()) -> std::borrow::Cow<'_, str> {
-        "ConfigMap".into()
-    }
-    fn group(_: &()) -> std::borrow::Cow<'_, str> {
-        "".into()
-    }
-    fn version(_: &()) -> std::borrow::Cow<'_, str> {
-        "v1".into()
-    }
-    fn plural(_: &()) -> std::borrow::Cow<'_, str> {
-        "configmaps".into()
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+projection_resource!(ConfigMapInfo, "ConfigMap", "configmaps");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RolloutState {
@@ -430,28 +459,7 @@ impl From<Pod> for PodInfo {
     }
 }
 
-impl kube::Resource for PodInfo {
-    type DynamicType = ();
-    type Scope = k8s_openapi::NamespaceResourceScope;
-    fn kind(_: &()) -> std::borrow::Cow<'_, str> {
-        "Pod".into()
-    }
-    fn group(_: &()) -> std::borrow::Cow<'_, str> {
-        "".into()
-    }
-    fn version(_: &()) -> std::borrow::Cow<'_, str> {
-        "v1".into()
-    }
-    fn plural(_: &()) -> std::borrow::Cow<'_, str> {
-        "pods".into()
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+projection_resource!(PodInfo, "Pod", "pods");
 
 /// A pod's Ready condition.
 pub fn pod_ready(p: &PodInfo) -> bool {

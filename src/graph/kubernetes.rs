@@ -184,15 +184,22 @@ impl PodPhase {
     }
 }
 
-/// Which workloads (Deployments, and the `rolloutEvents` subscription).
+/// For every kind: services, ingresses, config maps, secrets, stateful and daemon sets.
 #[derive(InputObject, Default, Clone, Debug)]
-pub struct WorkloadFilter {
+pub struct ObjectFilter {
     pub cluster: Option<String>,
     pub namespace: Option<String>,
     /// A Kubernetes label selector (`app=web,tier in (a,b),!canary`).
     pub label_selector: Option<String>,
     /// Case-insensitive substring of the name.
     pub name: Option<String>,
+}
+
+/// Which workloads (Deployments, and the `rolloutEvents` subscription).
+#[derive(InputObject, Default, Clone, Debug)]
+pub struct WorkloadFilter {
+    #[graphql(flatten)]
+    pub object: ObjectFilter,
     /// Owned by this ArgoCD application (by name).
     pub application: Option<String>,
     /// Belongs to this catalog entity (`component:default/sample-app`).
@@ -202,11 +209,11 @@ pub struct WorkloadFilter {
 
 #[derive(InputObject, Default, Clone, Debug)]
 pub struct PodFilter {
-    pub cluster: Option<String>,
-    pub namespace: Option<String>,
-    pub label_selector: Option<String>,
-    pub name: Option<String>,
+    #[graphql(flatten)]
+    pub object: ObjectFilter,
+    /// Owned by this ArgoCD application (by name).
     pub application: Option<String>,
+    /// Belongs to this catalog entity (`component:default/sample-app`).
     pub entity: Option<String>,
     pub phase: Option<PodPhase>,
     pub ready: Option<bool>,
@@ -214,21 +221,61 @@ pub struct PodFilter {
     pub waiting_reason: Option<String>,
 }
 
-/// For services, ingresses, config maps and secrets.
-#[derive(InputObject, Default, Clone, Debug)]
-pub struct ObjectFilter {
-    pub cluster: Option<String>,
-    pub namespace: Option<String>,
-    pub label_selector: Option<String>,
-    pub name: Option<String>,
+/// The fields every filter has, parsed once; judged on an object's metadata.
+struct ObjectMatch {
+    cluster: Option<String>,
+    namespace: Option<String>,
+    selector: Option<LabelSelector>,
+    /// Lower-cased.
+    name: Option<String>,
 }
 
-/// The common part of every filter, parsed once.
+impl ObjectMatch {
+    fn parse(f: ObjectFilter) -> Result<Self> {
+        Ok(Self {
+            selector: f
+                .label_selector
+                .as_deref()
+                .map(LabelSelector::parse)
+                .transpose()
+                .map_err(|e| bad_input(format!("`labelSelector`: {e}")))?,
+            cluster: f.cluster,
+            namespace: f.namespace,
+            name: f.name.map(|n| n.to_lowercase()),
+        })
+    }
+
+    fn matches(&self, cluster: &str, meta: &ObjectMeta) -> bool {
+        self.cluster.as_deref().is_none_or(|c| c == cluster)
+            && self
+                .namespace
+                .as_deref()
+                .is_none_or(|n| meta.namespace.as_deref() == Some(n))
+            && self
+                .selector
+                .as_ref()
+                .is_none_or(|s| s.matches(&labels(meta)))
+            && self.name.as_ref().is_none_or(|n| {
+                meta.name
+                    .as_deref()
+                    .unwrap_or("")
+                    .to_lowercase()
+                    .contains(n.as_str())
+            })
+    }
+}
+
+/// An `entity` filter argument as a ref string (kind defaults to component).
+fn entity_ref(e: &str) -> Result<String> {
+    crate::domain::EntityRef::parse_with_defaults(e, Some("component"), "default")
+        .map(|r| r.to_string())
+        .map_err(|err| bad_input(format!("`entity`: {err}")))
+}
+
+/// A list filter: the common fields plus ownership by an application / entity, resolved to
+/// the owned objects once per query.
 pub struct Matcher {
-    pub cluster: Option<String>,
-    pub namespace: Option<String>,
-    selector: Option<LabelSelector>,
-    name: Option<String>,
+    base: ObjectMatch,
     /// Objects owned by the application / entity, per cluster.
     owned: Option<BTreeMap<String, BTreeSet<ObjRef>>>,
 }
@@ -236,18 +283,11 @@ pub struct Matcher {
 impl Matcher {
     fn new(
         ctx: &Context<'_>,
-        cluster: Option<String>,
-        namespace: Option<String>,
-        label_selector: Option<String>,
-        name: Option<String>,
+        object: ObjectFilter,
         application: Option<String>,
         entity: Option<String>,
     ) -> Result<Self> {
-        let selector = label_selector
-            .as_deref()
-            .map(LabelSelector::parse)
-            .transpose()
-            .map_err(|e| bad_input(format!("`labelSelector`: {e}")))?;
+        let base = ObjectMatch::parse(object)?;
         let mut owned: Option<BTreeMap<String, BTreeSet<ObjRef>>> = None;
         let mut intersect = |set: BTreeMap<String, BTreeSet<ObjRef>>| {
             owned = Some(match owned.take() {
@@ -279,52 +319,27 @@ impl Matcher {
             intersect(set);
         }
         if let Some(e) = &entity {
-            let r = crate::domain::EntityRef::parse_with_defaults(e, Some("component"), "default")
-                .map_err(|err| bad_input(format!("`entity`: {err}")))?;
+            let r = entity_ref(e)?;
             let snapshot = gctx(ctx).state.catalog.snapshot();
-            let set = match snapshot.get(&r.to_string()) {
+            let set = match snapshot.get(&r) {
                 Some(ent) if Viewer::of(ctx).sees_entity(ent) => refs_of_entity(ctx, ent),
                 _ => BTreeMap::new(),
             };
             intersect(set);
         }
-        Ok(Self {
-            cluster,
-            namespace,
-            selector,
-            name: name.map(|n| n.to_lowercase()),
-            owned,
-        })
+        Ok(Self { base, owned })
     }
 
     fn matches(&self, c: &ClusterStore, kind: Kind, meta: &ObjectMeta) -> bool {
-        if let Some(sel) = &self.selector {
-            if !sel.matches(&labels(meta)) {
-                return false;
-            }
-        }
-        if let Some(n) = &self.name {
-            if !meta
-                .name
-                .as_deref()
-                .unwrap_or("")
-                .to_lowercase()
-                .contains(n.as_str())
-            {
-                return false;
-            }
-        }
-        if let Some(owned) = &self.owned {
-            let r = (
-                kind,
-                meta.namespace.clone().unwrap_or_default(),
-                meta.name.clone().unwrap_or_default(),
-            );
-            if !owned.get(&c.name).is_some_and(|s| s.contains(&r)) {
-                return false;
-            }
-        }
-        true
+        self.base.matches(&c.name, meta)
+            && self.owned.as_ref().is_none_or(|owned| {
+                let r = (
+                    kind,
+                    meta.namespace.clone().unwrap_or_default(),
+                    meta.name.clone().unwrap_or_default(),
+                );
+                owned.get(&c.name).is_some_and(|s| s.contains(&r))
+            })
     }
 
     /// Visible objects of one kind that match, across the chosen clusters, in key order.
@@ -334,8 +349,8 @@ impl Matcher {
         extra: impl Fn(&K) -> bool,
     ) -> Result<Vec<(Arc<ClusterStore>, Arc<K>)>> {
         let mut out = Vec::new();
-        for c in clusters_for(ctx, self.cluster.as_deref())? {
-            for o in K::store(&c).list(self.namespace.as_deref()) {
+        for c in clusters_for(ctx, self.base.cluster.as_deref())? {
+            for o in K::store(&c).list(self.base.namespace.as_deref()) {
                 if self.matches(&c, K::KIND, o.meta()) && sees(ctx, &c.name, o.meta()) && extra(&o)
                 {
                     out.push((c.clone(), o));
@@ -477,22 +492,7 @@ pub fn refs_of_entity(ctx: &Context<'_>, e: &Entity) -> BTreeMap<String, BTreeSe
 /// ArgoCD applications that own an object: by its instance label / tracking id, deploying to
 /// its cluster.
 fn apps_of_object(ctx: &Context<'_>, c: &ClusterStore, meta: &ObjectMeta) -> Vec<ApplicationNode> {
-    let mut names = BTreeSet::new();
-    if let Some(l) = meta
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(k8s::INSTANCE_LABEL))
-    {
-        names.insert(l.clone());
-    }
-    if let Some(t) = meta
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(k8s::TRACKING_ID))
-        .and_then(|t| t.split(':').next())
-    {
-        names.insert(t.to_string());
-    }
+    let names = k8s::argocd_apps_of(meta);
     let viewer = Viewer::of(ctx);
     let mut apps: Vec<Arc<Application>> = names
         .iter()
@@ -519,16 +519,9 @@ fn entities_of_object(ctx: &Context<'_>, c: &ClusterStore, meta: &ObjectMeta) ->
         .as_ref()
         .and_then(|l| l.get(k8s::KUBERNETES_ID_LABEL))
     {
-        let ns = meta.namespace.as_deref().unwrap_or("");
         let found: Vec<EntityItem> = snapshot
             .by_kubernetes_id(id)
-            .filter(|e| {
-                e.join
-                    .kubernetes_namespace
-                    .as_deref()
-                    .is_none_or(|n| n == ns)
-            })
-            .filter(|e| viewer.sees_entity(e))
+            .filter(|e| k8s::entity_claims(&e.join, meta) && viewer.sees_entity(e))
             .map(|e| EntityItem::from(EntityNode::new(e.clone(), snapshot.clone())))
             .collect();
         if !found.is_empty() {
@@ -1697,7 +1690,11 @@ pub fn clusters(ctx: &Context<'_>) -> Vec<ClusterNode> {
 }
 
 pub fn namespaces(ctx: &Context<'_>, cluster: Option<String>) -> Result<Vec<NamespaceNode>> {
-    let m = Matcher::new(ctx, cluster, None, None, None, None, None)?;
+    let object = ObjectFilter {
+        cluster,
+        ..Default::default()
+    };
+    let m = Matcher::new(ctx, object, None, None)?;
     Ok(m.collect::<Namespace>(ctx, |_| true)?
         .into_iter()
         .map(|(c, o)| NamespaceNode::new(c, o))
@@ -1712,15 +1709,7 @@ pub fn deployments(
 ) -> Result<DeploymentConnection> {
     let req = PageRequest::new(first, after, gctx(ctx).limits.max_page_size)?;
     let f = filter.unwrap_or_default();
-    let m = Matcher::new(
-        ctx,
-        f.cluster,
-        f.namespace,
-        f.label_selector,
-        f.name,
-        f.application,
-        f.entity,
-    )?;
+    let m = Matcher::new(ctx, f.object, f.application, f.entity)?;
     let rollout = f.rollout;
     let items = m.collect::<Deployment>(ctx, |d| {
         rollout.is_none_or(|r| RolloutStateCode::from(k8s::rollout(d).state) == r)
@@ -1736,15 +1725,7 @@ pub fn pods(
 ) -> Result<PodConnection> {
     let req = PageRequest::new(first, after, gctx(ctx).limits.max_page_size)?;
     let f = filter.unwrap_or_default();
-    let m = Matcher::new(
-        ctx,
-        f.cluster,
-        f.namespace,
-        f.label_selector,
-        f.name,
-        f.application,
-        f.entity,
-    )?;
+    let m = Matcher::new(ctx, f.object, f.application, f.entity)?;
     let (phase, ready, reason) = (f.phase, f.ready, f.waiting_reason);
     let items = m.collect::<Pod>(ctx, |p| {
         phase.is_none_or(|ph| PodPhase::of(p) == ph)
@@ -1766,15 +1747,7 @@ macro_rules! object_list {
         ) -> Result<$conn> {
             let req = PageRequest::new(first, after, gctx(ctx).limits.max_page_size)?;
             let f = filter.unwrap_or_default();
-            let m = Matcher::new(
-                ctx,
-                f.cluster,
-                f.namespace,
-                f.label_selector,
-                f.name,
-                None,
-                None,
-            )?;
+            let m = Matcher::new(ctx, f, None, None)?;
             Ok($conn::page(
                 m.collect::<$ty>(ctx, |_| true)?,
                 &req,
@@ -1915,11 +1888,9 @@ pub async fn restart_deployment(
 /// (the owning application and entity by labels, so new Deployments match too).
 pub struct RolloutMatcher {
     state: Arc<crate::state::State>,
-    cluster: Option<String>,
-    namespace: Option<String>,
-    selector: Option<LabelSelector>,
-    name: Option<String>,
+    base: ObjectMatch,
     application: Option<String>,
+    /// An entity ref.
     entity: Option<String>,
     rollout: Option<RolloutStateCode>,
 }
@@ -1927,95 +1898,36 @@ pub struct RolloutMatcher {
 impl RolloutMatcher {
     pub fn new(state: Arc<crate::state::State>, f: Option<WorkloadFilter>) -> Result<Self> {
         let f = f.unwrap_or_default();
-        if let Some(c) = &f.cluster {
+        if let Some(c) = &f.object.cluster {
             if state.clusters.get(c).is_none() {
                 return Err(bad_input(format!("unknown cluster `{c}`")));
             }
         }
-        let entity = f
-            .entity
-            .as_deref()
-            .map(|e| {
-                crate::domain::EntityRef::parse_with_defaults(e, Some("component"), "default")
-                    .map(|r| r.to_string())
-                    .map_err(|err| bad_input(format!("`entity`: {err}")))
-            })
-            .transpose()?;
         Ok(Self {
-            selector: f
-                .label_selector
-                .as_deref()
-                .map(LabelSelector::parse)
-                .transpose()
-                .map_err(|e| bad_input(format!("`labelSelector`: {e}")))?,
+            entity: f.entity.as_deref().map(entity_ref).transpose()?,
+            base: ObjectMatch::parse(f.object)?,
             state,
-            cluster: f.cluster,
-            namespace: f.namespace,
-            name: f.name.map(|n| n.to_lowercase()),
             application: f.application,
-            entity,
             rollout: f.rollout,
         })
     }
 
     pub fn matches(&self, cluster: &str, d: &Deployment) -> bool {
         let meta = &d.metadata;
-        let ns = meta.namespace.as_deref().unwrap_or("");
-        let l = labels(meta);
-        if self.cluster.as_deref().is_some_and(|c| c != cluster)
-            || self.namespace.as_deref().is_some_and(|n| n != ns)
-            || self.selector.as_ref().is_some_and(|s| !s.matches(&l))
-            || self.name.as_ref().is_some_and(|n| {
-                !meta
-                    .name
-                    .as_deref()
-                    .unwrap_or("")
-                    .to_lowercase()
-                    .contains(n.as_str())
-            })
-            || self
+        self.base.matches(cluster, meta)
+            && self
                 .rollout
-                .is_some_and(|r| RolloutStateCode::from(k8s::rollout(d).state) != r)
-        {
-            return false;
-        }
-        if let Some(app) = &self.application {
-            let tracked = meta
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(k8s::TRACKING_ID))
-                .and_then(|t| t.split(':').next());
-            if l.get(k8s::INSTANCE_LABEL) != Some(app) && tracked != Some(app.as_str()) {
-                return false;
-            }
-        }
-        if let Some(e) = &self.entity {
-            let snapshot = self.state.catalog.snapshot();
-            let Some(ent) = snapshot.get(e) else {
-                return false;
-            };
-            if ent
-                .join
-                .kubernetes_namespace
+                .is_none_or(|r| RolloutStateCode::from(k8s::rollout(d).state) == r)
+            && self
+                .application
                 .as_deref()
-                .is_some_and(|n| n != ns)
-            {
-                return false;
-            }
-            let by_selector = ent
-                .join
-                .kubernetes_label_selector
-                .as_deref()
-                .and_then(|s| LabelSelector::parse(s).ok());
-            let hit = match (by_selector, &ent.join.kubernetes_id) {
-                (Some(sel), _) => sel.matches(&l),
-                (None, Some(id)) => l.get(k8s::KUBERNETES_ID_LABEL) == Some(id),
-                (None, None) => false,
-            };
-            if !hit {
-                return false;
-            }
-        }
-        true
+                .is_none_or(|app| k8s::argocd_apps_of(meta).contains(&app))
+            && self.entity.as_ref().is_none_or(|e| {
+                self.state
+                    .catalog
+                    .snapshot()
+                    .get(e)
+                    .is_some_and(|ent| k8s::entity_claims(&ent.join, meta))
+            })
     }
 }

@@ -16,7 +16,7 @@ use parking_lot::RwLock;
 
 use super::sources::SourceHealth;
 use crate::domain::kubernetes::{
-    ConfigMapInfo, PodInfo, SecretInfo, INSTANCE_LABEL, KUBERNETES_ID_LABEL, TRACKING_ID,
+    argocd_apps_of, ConfigMapInfo, PodInfo, SecretInfo, KUBERNETES_ID_LABEL,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -106,26 +106,16 @@ fn keys_of<K: Stored>(o: &K) -> Vec<IndexKey> {
 }
 
 fn index_keys(meta: &ObjectMeta) -> Vec<IndexKey> {
-    let mut out = Vec::new();
-    if let Some(labels) = &meta.labels {
-        if let Some(id) = labels.get(KUBERNETES_ID_LABEL) {
-            out.push(IndexKey::KubernetesId(id.clone()));
-        }
-        if let Some(app) = labels.get(INSTANCE_LABEL) {
-            out.push(IndexKey::ArgoApp(app.clone()));
-        }
-    }
-    if let Some(app) = meta
-        .annotations
+    let mut out: Vec<IndexKey> = argocd_apps_of(meta)
+        .into_iter()
+        .map(|a| IndexKey::ArgoApp(a.to_string()))
+        .collect();
+    if let Some(id) = meta
+        .labels
         .as_ref()
-        .and_then(|a| a.get(TRACKING_ID))
-        .and_then(|t| t.split(':').next())
-        .filter(|a| !a.is_empty())
+        .and_then(|l| l.get(KUBERNETES_ID_LABEL))
     {
-        let key = IndexKey::ArgoApp(app.to_string());
-        if !out.contains(&key) {
-            out.push(key);
-        }
+        out.push(IndexKey::KubernetesId(id.clone()));
     }
     if let Some(owner) = meta
         .owner_references
@@ -337,24 +327,28 @@ impl ClusterStore {
         items: BTreeMap<ObjKey, Arc<K>>,
     ) -> Vec<(Option<Arc<K>>, Option<Arc<K>>)> {
         let store = K::store(self);
-        let old = std::mem::replace(&mut *store.map.write(), items.clone());
+        let mut changed = Vec::new();
+        {
+            // Compared and swapped under one lock, without copying the new list.
+            let mut map = store.map.write();
+            for (k, o) in map.iter() {
+                match items.get(k) {
+                    None => changed.push((Some(o.clone()), None)),
+                    Some(n) if n.meta().resource_version != o.meta().resource_version => {
+                        changed.push((Some(o.clone()), Some(n.clone())))
+                    }
+                    Some(_) => {}
+                }
+            }
+            for (k, n) in &items {
+                if !map.contains_key(k) {
+                    changed.push((None, Some(n.clone())));
+                }
+            }
+            *map = items;
+        }
         store.synced.store(true, Ordering::Release);
         self.lists.fetch_add(1, Ordering::Relaxed);
-        let mut changed = Vec::new();
-        for (k, o) in &old {
-            match items.get(k) {
-                None => changed.push((Some(o.clone()), None)),
-                Some(n) if n.meta().resource_version != o.meta().resource_version => {
-                    changed.push((Some(o.clone()), Some(n.clone())))
-                }
-                Some(_) => {}
-            }
-        }
-        for (k, n) in &items {
-            if !old.contains_key(k) {
-                changed.push((None, Some(n.clone())));
-            }
-        }
         for (o, n) in &changed {
             self.reindex(o.as_deref(), n.as_deref());
         }

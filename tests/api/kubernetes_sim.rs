@@ -223,6 +223,21 @@ async fn an_expired_resource_version_is_answered_in_stream_with_410() {
     );
 }
 
+async fn patch(
+    sim: &KubeSim,
+    path: &str,
+    content_type: &str,
+    body: &'static str,
+) -> reqwest::Response {
+    reqwest::Client::new()
+        .patch(format!("{}{path}", sim.url()))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn kubectl_rollout_restart_patches_and_the_controller_rolls() {
     let (sim, _stop) = sim().await;
@@ -274,42 +289,33 @@ async fn kubectl_rollout_restart_patches_and_the_controller_rolls() {
         "{pods:?}"
     );
     // Status errors: a patch of something missing, a bad content type.
-    let r = reqwest::Client::new()
-        .patch(format!(
-            "{}/apis/apps/v1/namespaces/my-app/deployments/nope",
-            sim.url()
-        ))
-        .header("content-type", "application/strategic-merge-patch+json")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
+    let r = patch(
+        &sim,
+        "/apis/apps/v1/namespaces/my-app/deployments/nope",
+        "application/strategic-merge-patch+json",
+        "{}",
+    )
+    .await;
     assert_eq!(r.status(), 404);
     let body: Value = r.json().await.unwrap();
     assert_eq!(
         (body["kind"].as_str(), body["reason"].as_str()),
         (Some("Status"), Some("NotFound"))
     );
-    let r = reqwest::Client::new()
-        .patch(format!(
-            "{}/apis/apps/v1/namespaces/my-app/deployments/my-app",
-            sim.url()
-        ))
-        .header("content-type", "application/json-patch+json")
-        .body("[]")
-        .send()
-        .await
-        .unwrap();
+    let r = patch(
+        &sim,
+        "/apis/apps/v1/namespaces/my-app/deployments/my-app",
+        "application/json-patch+json",
+        "[]",
+    )
+    .await;
     assert_eq!(r.status(), 415);
-    let r = reqwest::Client::new()
-        .patch(format!(
-            "{}/apis/apps/v1/namespaces/my-app/deployments/my-app",
-            sim.url()
-        ))
-        .header("content-type", "application/merge-patch+json")
-        .body(r#"{"metadata": {"resourceVersion": "1"}}"#)
-        .send()
-        .await
-        .unwrap();
+    let r = patch(
+        &sim,
+        "/apis/apps/v1/namespaces/my-app/deployments/my-app",
+        "application/merge-patch+json",
+        r#"{"metadata": {"resourceVersion": "1"}}"#,
+    )
+    .await;
     assert_eq!(r.status(), 409);
 }
