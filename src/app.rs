@@ -12,10 +12,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::audit::AuditLog;
-use crate::auth::Policy;
+use crate::auth::{Authenticator, Policy};
 use crate::config::{ResolvedSecrets, Settings};
 use crate::graph::argocd_tree::ArgoCdActions;
 use crate::graph::{build_schema, loaders::CatalogLookup, GraphContext};
+use crate::http::pipeline::Pipeline;
 use crate::http::{self, HttpState, Metrics};
 use crate::sources::argocd::{ArgoCdClient, ArgoCdWatcher};
 use crate::sources::backstage::{BackstageClient, BackstagePoller};
@@ -223,13 +224,20 @@ impl App {
             catalog_wake: catalog_wake.clone(),
             kubernetes: Arc::new(kube_clients),
         });
+        let metrics = Arc::new(Metrics::default());
+        let limits = Arc::new(settings.limits.clone());
         let router = http::router(HttpState {
+            pipeline: Arc::new(Pipeline {
+                schema,
+                limits: limits.clone(),
+                metrics: metrics.clone(),
+                auth: Arc::new(Authenticator::default()),
+            }),
             shutdown: shutdown.clone(),
             github: github_for_metrics,
-            schema,
             state: state.clone(),
-            metrics: Arc::new(Metrics::default()),
-            limits: Arc::new(settings.limits.clone()),
+            metrics,
+            limits,
         });
         Ok(Self {
             listener,

@@ -30,6 +30,37 @@ impl Principal {
     }
 }
 
+/// Why a caller could not be identified. Messages never contain the token.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AuthError {
+    #[error("this endpoint needs a bearer token")]
+    Missing,
+    #[error("the bearer token was refused: {0}")]
+    Invalid(String),
+}
+
+impl AuthError {
+    pub fn code(&self) -> &'static str {
+        "UNAUTHENTICATED"
+    }
+
+    pub fn status(&self) -> http::StatusCode {
+        http::StatusCode::UNAUTHORIZED
+    }
+}
+
+/// Turns the credentials a request carries (an `Authorization` header value, from HTTP or a
+/// websocket init payload) into a `Principal`. The request pipeline is its only caller.
+#[derive(Debug, Default)]
+pub struct Authenticator {}
+
+impl Authenticator {
+    /// `auth.mode: none`: everyone is the anonymous principal.
+    pub fn authenticate(&self, _authorization: Option<&str>) -> Result<Arc<Principal>, AuthError> {
+        Ok(Principal::anonymous())
+    }
+}
+
 /// What an object is, as far as the policy needs to know to decide visibility.
 #[derive(Debug, Clone, Copy)]
 pub enum Scope<'a> {

@@ -1,9 +1,11 @@
 //! axum routes: GraphQL over HTTP (`/graphql`), websockets (`/graphql/ws`), GraphiQL (`/`),
 //! `/healthz`, `/readyz` and `/metrics`. One clone-cheap `HttpState` serves them all.
 
+pub mod error;
 mod graphql;
 mod health;
 pub mod metrics;
+pub mod pipeline;
 mod sse;
 pub mod ws;
 
@@ -13,14 +15,14 @@ use axum::routing::get;
 use axum::Router;
 
 use crate::config::Limits;
-use crate::graph::AppSchema;
 use crate::state::State;
 
 pub use metrics::Metrics;
 
 #[derive(Clone)]
 pub struct HttpState {
-    pub schema: AppSchema,
+    /// Every transport's way in: caller, parsing, limits, execution, error codes.
+    pub pipeline: Arc<pipeline::Pipeline>,
     pub state: Arc<State>,
     pub metrics: Arc<Metrics>,
     pub limits: Arc<Limits>,

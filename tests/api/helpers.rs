@@ -149,14 +149,18 @@ pub type Ws =
 
 /// A graphql-transport-ws connection to `addr` (`host:port`), not yet initialised.
 pub async fn ws_connect(addr: &str) -> Ws {
+    ws_connect_with(addr, "graphql-transport-ws").await
+}
+
+/// A websocket to `addr` speaking `subprotocol` (`graphql-transport-ws` or the legacy
+/// `graphql-ws`), not yet initialised.
+pub async fn ws_connect_with(addr: &str, subprotocol: &str) -> Ws {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let mut req = format!("ws://{addr}/graphql/ws")
         .into_client_request()
         .unwrap();
-    req.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", subprotocol.parse().unwrap());
     tokio_tungstenite::connect_async(req).await.unwrap().0
 }
 

@@ -12,6 +12,7 @@ mod http;
 mod kubernetes;
 mod kubernetes_sim;
 mod live;
+mod pipeline;
 mod subscriptions;
 mod templates;
 mod watch;

@@ -1,0 +1,362 @@
+//! The one request pipeline. POST, GET, both websocket protocols and SSE hand it the same
+//! thing — an operation as JSON fields or URL parameters, the transport, and the credentials
+//! they carry — and it does, in this order and nowhere else:
+//!
+//! 1. reads the operation's fields (types checked: `query` a string, `variables` an object...);
+//! 2. authenticates the caller into a `Principal` (`auth::Authenticator`);
+//! 3. parses the document once, picks the operation, and refuses what the transport may not
+//!    run (mutations over GET, subscriptions over plain HTTP);
+//! 4. applies the limits the executor does not know (aliases; depth and complexity are the
+//!    schema's, the body size the transport's, since it must stop reading);
+//! 5. executes (bounded in time for single results) and gives every error an
+//!    `extensions.code`, so that a refusal is a `RequestError` with the same code on every
+//!    transport.
+//!
+//! Transports keep only their framing: media types and status codes (`graphql.rs`), message
+//! types and close codes (`ws.rs`), events (`sse.rs`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
+};
+use async_graphql::{ServerError, Variables};
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use serde_json::Value;
+
+use super::error::{error_code, RequestError, INTERNAL, TOO_COMPLEX, VALIDATION_FAILED};
+use super::metrics::Metrics;
+use crate::auth::{Authenticator, Principal};
+use crate::config::Limits;
+use crate::graph::AppSchema;
+
+/// Where a request came in; decides which operation types it may run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    HttpPost,
+    HttpGet,
+    WebSocket,
+    Sse,
+}
+
+/// One operation as a client sent it, fields checked but not yet parsed.
+#[derive(Debug, Clone)]
+pub struct Operation {
+    pub query: String,
+    pub operation_name: Option<String>,
+    pub variables: Option<Value>,
+    pub extensions: Option<Value>,
+}
+
+impl Operation {
+    /// From a JSON request body, a websocket `subscribe`/`start` payload or an SSE body.
+    pub fn from_json(v: Value) -> Result<Self, RequestError> {
+        let mut map = match v {
+            Value::Object(m) => m,
+            Value::Array(_) => return Err(RequestError::BatchNotSupported),
+            _ => {
+                return Err(RequestError::BadRequest(
+                    "the request body must be a JSON object".into(),
+                ))
+            }
+        };
+        let query = match map.remove("query") {
+            Some(Value::String(q)) => q,
+            Some(_) => return Err(bad("`query` must be a string")),
+            None => return Err(bad("the request has no `query`")),
+        };
+        let operation_name = match map.remove("operationName") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s),
+            Some(_) => return Err(bad("`operationName` must be a string or null")),
+        };
+        let variables = match map.remove("variables") {
+            None | Some(Value::Null) => None,
+            Some(v @ Value::Object(_)) => Some(v),
+            Some(_) => return Err(bad("`variables` must be an object or null")),
+        };
+        let extensions = match map.remove("extensions") {
+            None | Some(Value::Null) => None,
+            Some(v @ Value::Object(_)) => Some(v),
+            Some(_) => return Err(bad("`extensions` must be an object or null")),
+        };
+        Ok(Self {
+            query,
+            operation_name,
+            variables,
+            extensions,
+        })
+    }
+
+    /// From URL parameters (`GET /graphql`, `GET /graphql/sse`). JSON-valued parameters
+    /// (`variables`, `extensions`) are decoded here.
+    pub fn from_params(raw: &str) -> Result<Self, RequestError> {
+        let mut fields = serde_json::Map::new();
+        for (k, v) in url::form_urlencoded::parse(raw.as_bytes()) {
+            match k.as_ref() {
+                "query" => {
+                    fields.insert("query".into(), Value::String(v.into_owned()));
+                }
+                "operationName" if !v.is_empty() => {
+                    fields.insert("operationName".into(), Value::String(v.into_owned()));
+                }
+                key @ ("variables" | "extensions") if !v.is_empty() => {
+                    let parsed = serde_json::from_str::<Value>(&v)
+                        .map_err(|_| bad(format!("`{key}` must be a JSON object")))?;
+                    fields.insert(key.to_string(), parsed);
+                }
+                _ => {}
+            }
+        }
+        if !fields.contains_key("query") {
+            return Err(bad(
+                "a GET request needs a `query` parameter (GraphiQL is at /)",
+            ));
+        }
+        Self::from_json(Value::Object(fields))
+    }
+}
+
+fn bad(message: impl Into<String>) -> RequestError {
+    RequestError::BadRequest(message.into())
+}
+
+/// An operation ready to execute, with its caller attached.
+pub struct Prepared {
+    pub request: async_graphql::Request,
+    pub operation_type: OperationType,
+    pub principal: Arc<Principal>,
+}
+
+impl Prepared {
+    /// `query`, `mutation` or `subscription` (metrics and logs).
+    pub fn label(&self) -> &'static str {
+        op_label(Some(self.operation_type))
+    }
+}
+
+/// The pipeline; one per server, shared by every transport.
+pub struct Pipeline {
+    pub schema: AppSchema,
+    pub limits: Arc<Limits>,
+    pub metrics: Arc<Metrics>,
+    pub auth: Arc<Authenticator>,
+}
+
+impl Pipeline {
+    /// The caller of a request that carries `Authorization: <value>` (or nothing).
+    pub fn principal(&self, authorization: Option<&str>) -> Result<Arc<Principal>, RequestError> {
+        Ok(self.auth.authenticate(authorization)?)
+    }
+
+    /// Steps 3 and 4: parse, choose, check the transport and the limits, attach the caller.
+    pub fn prepare(
+        &self,
+        op: Operation,
+        principal: Arc<Principal>,
+        transport: Transport,
+    ) -> Result<Prepared, RequestError> {
+        let doc = async_graphql::parser::parse_query(&op.query)
+            .map_err(|e| RequestError::ParseFailed(e.to_string()))?;
+        // An unknown operation name or an ambiguous document is left to the executor, which
+        // reports it as a validation error; the transport check needs a known type.
+        let operation_type = selected_operation(&doc, op.operation_name.as_deref());
+        match (transport, operation_type) {
+            (Transport::HttpGet, Some(OperationType::Mutation)) => {
+                return Err(RequestError::MutationOverGet)
+            }
+            (Transport::HttpGet | Transport::HttpPost, Some(OperationType::Subscription)) => {
+                return Err(RequestError::SubscriptionOverHttp)
+            }
+            _ => {}
+        }
+        let found = document_aliases(&doc);
+        if found > self.limits.max_aliases {
+            return Err(RequestError::TooManyAliases {
+                found,
+                max: self.limits.max_aliases,
+            });
+        }
+        let mut request = async_graphql::Request::new(op.query).data(principal.clone());
+        if let Some(name) = op.operation_name {
+            request = request.operation_name(name);
+        }
+        if let Some(vars) = op.variables {
+            request = request.variables(Variables::from_json(vars));
+        }
+        request.set_parsed_query(doc);
+        Ok(Prepared {
+            request,
+            operation_type: operation_type.unwrap_or(OperationType::Query),
+            principal,
+        })
+    }
+
+    /// Executes a query or mutation within the request timeout.
+    pub async fn execute(&self, p: Prepared) -> Result<async_graphql::Response, RequestError> {
+        let timeout = Duration::from_secs_f64(self.limits.request_timeout_secs);
+        let response = tokio::time::timeout(timeout, self.schema.execute(p.request))
+            .await
+            .map_err(|_| RequestError::Timeout(timeout))?;
+        self.finish(response)
+    }
+
+    /// Executes any operation as a stream of results (websockets, SSE). A refusal by the
+    /// executor comes back as the error, before anything is streamed.
+    pub async fn stream(
+        &self,
+        p: Prepared,
+    ) -> Result<BoxStream<'static, async_graphql::Response>, RequestError> {
+        let mut results = self.schema.execute_stream(p.request).boxed();
+        let Some(first) = results.next().await else {
+            return Ok(futures::stream::empty().boxed());
+        };
+        let first = self.finish(first)?;
+        let metrics = self.metrics.clone();
+        let rest = results.map(move |r| label_errors(&metrics, r, false));
+        Ok(futures::stream::once(async move { first })
+            .chain(rest)
+            .boxed())
+    }
+
+    /// Codes every error; a response that is only pathless errors is a refusal.
+    fn finish(&self, response: async_graphql::Response) -> Result<async_graphql::Response, RequestError> {
+        let refused = response.data == async_graphql::Value::Null
+            && !response.errors.is_empty()
+            && response.errors.iter().all(|e| e.path.is_empty());
+        let response = label_errors(&self.metrics, response, refused);
+        if refused {
+            return Err(RequestError::Rejected(response.errors));
+        }
+        Ok(response)
+    }
+}
+
+/// Gives every error a code (counted in metrics); uncoded field errors are internal.
+fn label_errors(
+    metrics: &Metrics,
+    mut response: async_graphql::Response,
+    refused: bool,
+) -> async_graphql::Response {
+    for err in &mut response.errors {
+        ensure_code(err, refused);
+        if let Some(code) = error_code(err) {
+            metrics.error(code);
+            if code == INTERNAL {
+                tracing::warn!(message = %err.message, "resolver error without a code");
+            }
+        }
+    }
+    response
+}
+
+fn ensure_code(err: &mut ServerError, refused: bool) {
+    if error_code(err).is_some() {
+        return;
+    }
+    let code = if err.message.starts_with("Query is nested too deep")
+        || err.message.starts_with("Query is too complex")
+        || err.message.contains("too many directives")
+        || err.message.contains("recursion depth")
+    {
+        TOO_COMPLEX
+    } else if refused {
+        VALIDATION_FAILED
+    } else {
+        INTERNAL
+    };
+    err.extensions
+        .get_or_insert_with(Default::default)
+        .set("code", code);
+}
+
+fn selected_operation(doc: &ExecutableDocument, name: Option<&str>) -> Option<OperationType> {
+    match (&doc.operations, name) {
+        (DocumentOperations::Single(op), _) => Some(op.node.ty),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops
+            .iter()
+            .find(|(n, _)| n.as_str() == name)
+            .map(|(_, op)| op.node.ty),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
+            ops.values().next().map(|op| op.node.ty)
+        }
+        _ => None,
+    }
+}
+
+fn count_aliases(set: &SelectionSet) -> usize {
+    set.items
+        .iter()
+        .map(|sel| match &sel.node {
+            Selection::Field(f) => {
+                usize::from(f.node.alias.is_some()) + count_aliases(&f.node.selection_set.node)
+            }
+            Selection::InlineFragment(f) => count_aliases(&f.node.selection_set.node),
+            Selection::FragmentSpread(_) => 0,
+        })
+        .sum()
+}
+
+fn document_aliases(doc: &ExecutableDocument) -> usize {
+    let ops: usize = doc
+        .operations
+        .iter()
+        .map(|(_, op)| count_aliases(&op.node.selection_set.node))
+        .sum();
+    let frags: usize = doc
+        .fragments
+        .values()
+        .map(|f| count_aliases(&f.node.selection_set.node))
+        .sum();
+    ops + frags
+}
+
+pub fn op_label(ty: Option<OperationType>) -> &'static str {
+    match ty {
+        Some(OperationType::Query) => "query",
+        Some(OperationType::Mutation) => "mutation",
+        Some(OperationType::Subscription) => "subscription",
+        None => "none",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aliases_are_counted_in_operations_and_fragments() {
+        let doc = async_graphql::parser::parse_query(
+            "query { a: x { b: y } ...F } fragment F on Q { c: z }",
+        )
+        .unwrap();
+        assert_eq!(document_aliases(&doc), 3);
+    }
+
+    #[test]
+    fn operation_fields_are_type_checked_the_same_from_json_and_params() {
+        assert!(matches!(
+            Operation::from_json(serde_json::json!([])),
+            Err(RequestError::BatchNotSupported)
+        ));
+        for bad in [
+            serde_json::json!({}),
+            serde_json::json!({"query": 5}),
+            serde_json::json!({"query": "{a}", "variables": [1]}),
+            serde_json::json!({"query": "{a}", "operationName": 7}),
+        ] {
+            assert_eq!(Operation::from_json(bad).unwrap_err().code(), "BAD_REQUEST");
+        }
+        assert_eq!(
+            Operation::from_params("query=%7Ba%7D&variables=%5B1%5D")
+                .unwrap_err()
+                .code(),
+            "BAD_REQUEST"
+        );
+        let op = Operation::from_params("query=%7Ba%7D&variables=%7B%22x%22%3A1%7D").unwrap();
+        assert_eq!(op.query, "{a}");
+        assert_eq!(op.variables, Some(serde_json::json!({"x": 1})));
+    }
+}
