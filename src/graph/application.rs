@@ -11,7 +11,6 @@ use super::error::bad_input;
 use super::paging::{encode_cursor, paginate, PageInfo, PageRequest};
 use super::{gctx, Viewer};
 use crate::domain::argocd::{self as argo, Application};
-use crate::domain::joins::entity_has_app;
 use crate::domain::selector::LabelSelector;
 use crate::domain::Entity;
 
@@ -190,16 +189,10 @@ async fn commit_of(
     repo_url: &str,
     revision: &str,
 ) -> Result<Option<super::github::CommitNode>> {
-    let Some(slug) = super::github::slug_for_repo_url(ctx, repo_url) else {
+    let Some((slug, sha)) = super::github::commit_of_revision(ctx, repo_url, revision) else {
         return Ok(None);
     };
-    if !(revision.len() >= 7
-        && revision.len() <= 40
-        && revision.chars().all(|c| c.is_ascii_hexdigit()))
-    {
-        return Ok(None);
-    }
-    super::github::load_commit(ctx, &slug, revision).await
+    super::github::load_commit(ctx, &slug, &sha).await
 }
 
 /// One deployment in `status.history`.
@@ -421,38 +414,24 @@ impl ApplicationNode {
     }
 }
 
+/// The visible entities that claim an application (`State::entities_of_app`).
 fn entities_of_app(ctx: &Context<'_>, app: &Application) -> Vec<EntityItem> {
+    let state = &gctx(ctx).state;
+    let snapshot = state.catalog.snapshot();
     let viewer = Viewer::of(ctx);
-    let snapshot = gctx(ctx).state.catalog.snapshot();
-    let mut found: Vec<Arc<Entity>> = snapshot
-        .argocd_candidates(&app.key.name)
-        .filter(|e| entity_has_app(&e.join, app) && viewer.sees_entity(e))
-        .cloned()
-        .collect();
-    found.sort_by(|a, b| a.ref_string.cmp(&b.ref_string));
-    found.dedup_by(|a, b| a.ref_string == b.ref_string);
-    found
+    state
+        .entities_of_app(app)
         .into_iter()
+        .filter(|e| viewer.sees_entity(e))
         .map(|e| EntityItem::from(EntityNode::new(e, snapshot.clone())))
         .collect()
 }
 
-/// Visible applications of an entity, sorted by key.
+/// The visible applications of an entity, sorted by key (`State::apps_of_entity`).
 pub fn apps_of_entity(ctx: &Context<'_>, e: &Entity) -> Vec<Arc<Application>> {
-    let state = &gctx(ctx).state;
     let viewer = Viewer::of(ctx);
-    let mut apps: Vec<Arc<Application>> = e
-        .join
-        .argocd_app_names
-        .iter()
-        .flat_map(|n| state.apps.by_name(n))
-        .collect();
-    if e.join.argocd_app_selector.is_some() {
-        apps.extend(state.apps.select(|a| entity_has_app(&e.join, a)));
-    }
-    apps.retain(|a| entity_has_app(&e.join, a) && viewer.sees_app(a));
-    apps.sort_by(|a, b| a.key_string.cmp(&b.key_string));
-    apps.dedup_by(|a, b| a.key_string == b.key_string);
+    let mut apps = gctx(ctx).state.apps_of_entity(e);
+    apps.retain(|a| viewer.sees_app(a));
     apps
 }
 

@@ -146,11 +146,16 @@ pub async fn load_commit(ctx: &Context<'_>, slug: &str, sha: &str) -> Result<Opt
     Ok(deliver(ctx, fetched)?.map(|(c, _, _)| CommitNode(c)))
 }
 
-/// The `owner/repo` of an ArgoCD source repo URL, when it is on the configured GitHub.
-pub fn slug_for_repo_url(ctx: &Context<'_>, repo_url: &str) -> Option<String> {
+/// The commit an ArgoCD revision of a source repo URL names, when the repo is on the
+/// configured GitHub (`state::joins::commit_of_revision`).
+pub fn commit_of_revision(
+    ctx: &Context<'_>,
+    repo_url: &str,
+    revision: &str,
+) -> Option<(String, String)> {
     let source = ctx.data_opt::<Arc<GitHubSource>>()?;
     let host = source.client().web_host();
-    crate::domain::joins::github_slug_of_repo_url(repo_url, &[host.as_str(), "github.com"])
+    crate::state::joins::commit_of_revision(repo_url, revision, &[host.as_str(), "github.com"])
 }
 
 fn valid_sha(s: &str) -> bool {
@@ -379,12 +384,14 @@ impl RepositoryNode {
     }
     /// Catalog entities whose `github.com/project-slug` names this repository.
     async fn components(&self, ctx: &Context<'_>) -> Vec<EntityItem> {
-        let snapshot = gctx(ctx).state.catalog.snapshot();
+        let state = &gctx(ctx).state;
+        let snapshot = state.catalog.snapshot();
         let viewer = Viewer::of(ctx);
-        snapshot
-            .by_github_slug(&self.repo.slug)
+        state
+            .entities_of_repository(&self.repo.slug)
+            .into_iter()
             .filter(|e| viewer.sees_entity(e))
-            .map(|e| EntityItem::from(EntityNode::new(e.clone(), snapshot.clone())))
+            .map(|e| EntityItem::from(EntityNode::new(e, snapshot.clone())))
             .collect()
     }
 }

@@ -312,7 +312,7 @@ impl Matcher {
                 .collect();
             let mut set: BTreeMap<String, BTreeSet<ObjRef>> = BTreeMap::new();
             for a in &apps {
-                for (c, refs) in refs_of_app(ctx, a) {
+                for (c, refs) in gctx(ctx).state.objects_of_app(a) {
                     set.entry(c).or_default().extend(refs);
                 }
             }
@@ -322,7 +322,9 @@ impl Matcher {
             let r = entity_ref(e)?;
             let snapshot = gctx(ctx).state.catalog.snapshot();
             let set = match snapshot.get(&r) {
-                Some(ent) if Viewer::of(ctx).sees_entity(ent) => refs_of_entity(ctx, ent),
+                Some(ent) if Viewer::of(ctx).sees_entity(ent) => {
+                    gctx(ctx).state.objects_of_entity(ent)
+                }
                 _ => BTreeMap::new(),
             };
             intersect(set);
@@ -364,177 +366,29 @@ impl Matcher {
 // ---------------------------------------------------------------------------------------------
 // Joins
 
-/// Clusters an application deploys to (by `destination.server` / `destination.name`).
-fn clusters_of_app(ctx: &Context<'_>, app: &Application) -> Vec<Arc<ClusterStore>> {
+/// The visible applications that own an object (`State::apps_of_object`).
+fn apps_of_object(ctx: &Context<'_>, c: &ClusterStore, meta: &ObjectMeta) -> Vec<ApplicationNode> {
+    let viewer = Viewer::of(ctx);
     gctx(ctx)
         .state
-        .clusters
-        .all()
+        .apps_of_object(c, meta)
         .into_iter()
-        .filter(|c| {
-            c.is_destination(
-                app.destination.server.as_deref(),
-                app.destination.name.as_deref(),
-            )
-        })
+        .filter(|a| viewer.sees_app(a))
+        .map(ApplicationNode)
         .collect()
 }
 
-/// Adds the pods (and ReplicaSets) under the Deployments, StatefulSets and DaemonSets in `refs`.
-fn with_children(c: &ClusterStore, refs: &mut BTreeSet<ObjRef>) {
-    let owners: Vec<ObjRef> = refs
-        .iter()
-        .filter(|(k, _, _)| matches!(k, Kind::Deployment | Kind::StatefulSet | Kind::DaemonSet))
-        .cloned()
-        .collect();
-    for (kind, ns, name) in owners {
-        let mut pod_owners = vec![(kind.as_str(), name.clone())];
-        if kind == Kind::Deployment {
-            for rs in c.owned::<ReplicaSet>(&ns, "Deployment", &name) {
-                let rs_name = rs.metadata.name.clone().unwrap_or_default();
-                refs.insert((Kind::ReplicaSet, ns.clone(), rs_name.clone()));
-                pod_owners.push(("ReplicaSet", rs_name));
-            }
-        }
-        for (okind, oname) in pod_owners {
-            for p in c.owned::<Pod>(&ns, okind, &oname) {
-                refs.insert((
-                    Kind::Pod,
-                    ns.clone(),
-                    p.metadata.name.clone().unwrap_or_default(),
-                ));
-            }
-        }
-    }
-}
-
-/// What an ArgoCD application owns, per cluster: objects labelled or annotated with its name,
-/// the objects in its resource list, and the pods under its workloads.
-pub fn refs_of_app(ctx: &Context<'_>, app: &Application) -> BTreeMap<String, BTreeSet<ObjRef>> {
-    let mut out = BTreeMap::new();
-    for c in clusters_of_app(ctx, app) {
-        let mut refs: BTreeSet<ObjRef> = c
-            .lookup(&IndexKey::ArgoApp(app.key.name.clone()))
-            .into_iter()
-            .collect();
-        let dest_ns = app.destination.namespace.clone().unwrap_or_default();
-        for r in &app.resources {
-            if let Some(kind) = Kind::parse(&r.kind) {
-                let ns = if kind == Kind::Namespace {
-                    String::new()
-                } else {
-                    r.namespace.clone().unwrap_or_else(|| dest_ns.clone())
-                };
-                refs.insert((kind, ns, r.name.clone()));
-            }
-        }
-        with_children(&c, &mut refs);
-        out.insert(c.name.clone(), refs);
-    }
-    out
-}
-
-/// What a catalog entity names in every cluster, as the Backstage Kubernetes plugin reads it:
-/// `backstage.io/kubernetes-label-selector` if set, else the label
-/// `backstage.io/kubernetes-id=<id>`; `backstage.io/kubernetes-namespace` narrows to one
-/// namespace. The id is an index lookup; a selector is a scan (of one namespace when given).
-pub fn refs_of_entity(ctx: &Context<'_>, e: &Entity) -> BTreeMap<String, BTreeSet<ObjRef>> {
-    let mut out = BTreeMap::new();
-    let selector = e
-        .join
-        .kubernetes_label_selector
-        .as_deref()
-        .and_then(|s| LabelSelector::parse(s).ok());
-    if selector.is_none() && e.join.kubernetes_id.is_none() {
-        return out;
-    }
-    let ns = e.join.kubernetes_namespace.as_deref();
-    for c in gctx(ctx).state.clusters.all() {
-        let mut refs: BTreeSet<ObjRef> = BTreeSet::new();
-        if let Some(sel) = &selector {
-            fn scan<K: Stored>(
-                c: &ClusterStore,
-                ns: Option<&str>,
-                sel: &LabelSelector,
-                refs: &mut BTreeSet<ObjRef>,
-            ) {
-                for o in K::store(c).list(ns) {
-                    if sel.matches(&labels(o.meta())) {
-                        let (n, name) = crate::state::kubernetes::obj_key(o.meta());
-                        refs.insert((K::KIND, n, name));
-                    }
-                }
-            }
-            scan::<Deployment>(&c, ns, sel, &mut refs);
-            scan::<StatefulSet>(&c, ns, sel, &mut refs);
-            scan::<DaemonSet>(&c, ns, sel, &mut refs);
-            scan::<ReplicaSet>(&c, ns, sel, &mut refs);
-            scan::<Pod>(&c, ns, sel, &mut refs);
-            scan::<Service>(&c, ns, sel, &mut refs);
-            scan::<Ingress>(&c, ns, sel, &mut refs);
-            scan::<ConfigMap>(&c, ns, sel, &mut refs);
-            scan::<SecretInfo>(&c, ns, sel, &mut refs);
-        } else if let Some(id) = &e.join.kubernetes_id {
-            refs.extend(
-                c.lookup(&IndexKey::KubernetesId(id.clone()))
-                    .into_iter()
-                    .filter(|(_, n, _)| ns.is_none_or(|ns| ns == n)),
-            );
-        }
-        with_children(&c, &mut refs);
-        if !refs.is_empty() {
-            out.insert(c.name.clone(), refs);
-        }
-    }
-    out
-}
-
-/// ArgoCD applications that own an object: by its instance label / tracking id, deploying to
-/// its cluster.
-fn apps_of_object(ctx: &Context<'_>, c: &ClusterStore, meta: &ObjectMeta) -> Vec<ApplicationNode> {
-    let names = k8s::argocd_apps_of(meta);
-    let viewer = Viewer::of(ctx);
-    let mut apps: Vec<Arc<Application>> = names
-        .iter()
-        .flat_map(|n| gctx(ctx).state.apps.by_name(n))
-        .filter(|a| {
-            c.is_destination(
-                a.destination.server.as_deref(),
-                a.destination.name.as_deref(),
-            ) && viewer.sees_app(a)
-        })
-        .collect();
-    apps.sort_by(|a, b| a.key_string.cmp(&b.key_string));
-    apps.dedup_by(|a, b| a.key_string == b.key_string);
-    apps.into_iter().map(ApplicationNode).collect()
-}
-
-/// Catalog entities an object belongs to: by its `backstage.io/kubernetes-id` label, else
-/// through its applications.
+/// The visible catalog entities an object belongs to (`State::entities_of_object`).
 fn entities_of_object(ctx: &Context<'_>, c: &ClusterStore, meta: &ObjectMeta) -> Vec<EntityItem> {
-    let snapshot = gctx(ctx).state.catalog.snapshot();
+    let state = &gctx(ctx).state;
+    let snapshot = state.catalog.snapshot();
     let viewer = Viewer::of(ctx);
-    if let Some(id) = meta
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(k8s::KUBERNETES_ID_LABEL))
-    {
-        let found: Vec<EntityItem> = snapshot
-            .by_kubernetes_id(id)
-            .filter(|e| k8s::entity_claims(&e.join, meta) && viewer.sees_entity(e))
-            .map(|e| EntityItem::from(EntityNode::new(e.clone(), snapshot.clone())))
-            .collect();
-        if !found.is_empty() {
-            return found;
-        }
-    }
-    let mut out = Vec::new();
-    for app in apps_of_object(ctx, c, meta) {
-        if let Some(e) = app.entity_of(ctx) {
-            out.push(e);
-        }
-    }
-    out
+    state
+        .entities_of_object(c, meta)
+        .into_iter()
+        .filter(|e| viewer.sees_entity(e))
+        .map(|e| EntityItem::from(EntityNode::new(e, snapshot.clone())))
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1112,28 +966,17 @@ k8s_object!(PodNode, Pod, "Pod", "A core/v1 Pod.", {
     async fn deployment(&self) -> Option<DeploymentNode> {
         self.deployment_node()
     }
-    /// The ArgoCD application (its own labels, else its Deployment's).
+    /// The ArgoCD application (its own labels, else its controller's).
     async fn application(&self, ctx: &Context<'_>) -> Option<ApplicationNode> {
         apps_of_object(ctx, &self.cluster, self.meta())
             .into_iter()
             .next()
-            .or_else(|| {
-                let d = self.deployment_node()?;
-                apps_of_object(ctx, &self.cluster, &d.obj.metadata)
-                    .into_iter()
-                    .next()
-            })
     }
+    /// The catalog entity (its own labels, else its controller's).
     async fn entity(&self, ctx: &Context<'_>) -> Option<EntityItem> {
         entities_of_object(ctx, &self.cluster, self.meta())
             .into_iter()
             .next()
-            .or_else(|| {
-                let d = self.deployment_node()?;
-                entities_of_object(ctx, &self.cluster, &d.obj.metadata)
-                    .into_iter()
-                    .next()
-            })
     }
 });
 
@@ -1662,7 +1505,8 @@ fn workloads(
 }
 
 pub fn workloads_of_app(ctx: &Context<'_>, app: &Application) -> Workloads {
-    workloads(ctx, refs_of_app(ctx, app), &clusters_of_app(ctx, app))
+    let state = &gctx(ctx).state;
+    workloads(ctx, state.objects_of_app(app), &state.clusters_of_app(app))
 }
 
 /// An entity without Kubernetes annotations reads no cluster (and hears of no outage).
@@ -1673,7 +1517,7 @@ pub fn workloads_of_entity(ctx: &Context<'_>, e: &Entity) -> Workloads {
     } else {
         Vec::new()
     };
-    workloads(ctx, refs_of_entity(ctx, e), &relevant)
+    workloads(ctx, gctx(ctx).state.objects_of_entity(e), &relevant)
 }
 
 // ---------------------------------------------------------------------------------------------

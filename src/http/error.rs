@@ -89,7 +89,9 @@ impl RequestError {
     pub fn errors_json(&self) -> Value {
         match self {
             Self::Rejected(errors) => serde_json::to_value(errors).unwrap_or_else(|_| json!([])),
-            other => json!([{ "message": other.to_string(), "extensions": { "code": other.code() } }]),
+            other => {
+                json!([{ "message": other.to_string(), "extensions": { "code": other.code() } }])
+            }
         }
     }
 }

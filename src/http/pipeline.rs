@@ -222,7 +222,10 @@ impl Pipeline {
     }
 
     /// Codes every error; a response that is only pathless errors is a refusal.
-    fn finish(&self, response: async_graphql::Response) -> Result<async_graphql::Response, RequestError> {
+    fn finish(
+        &self,
+        response: async_graphql::Response,
+    ) -> Result<async_graphql::Response, RequestError> {
         let refused = response.data == async_graphql::Value::Null
             && !response.errors.is_empty()
             && response.errors.iter().all(|e| e.path.is_empty());

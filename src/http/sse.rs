@@ -58,7 +58,11 @@ pub async fn stream_get(
     run(http, &headers, op).await
 }
 
-async fn run(http: HttpState, headers: &HeaderMap, op: Result<Operation, RequestError>) -> Response {
+async fn run(
+    http: HttpState,
+    headers: &HeaderMap,
+    op: Result<Operation, RequestError>,
+) -> Response {
     let pipeline = &http.pipeline;
     let authorization = headers
         .get(header::AUTHORIZATION)

@@ -242,7 +242,9 @@ async fn run_operation(
         Err(e) => {
             subs.lock().remove(&id);
             let _ = out
-                .send(text(json!({"id": id, "type": "error", "payload": e.errors_json()})))
+                .send(text(
+                    json!({"id": id, "type": "error", "payload": e.errors_json()}),
+                ))
                 .await;
             return;
         }

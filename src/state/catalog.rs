@@ -38,6 +38,9 @@ pub struct CatalogSnapshot {
     /// `github.com/project-slug` (lower-cased) → entities.
     by_github_slug: HashMap<String, Vec<usize>>,
     by_kubernetes_id: HashMap<String, Vec<usize>>,
+    /// Entities that name their Kubernetes objects by `backstage.io/kubernetes-label-selector`
+    /// (no index can answer "which selectors match these labels"; they are few).
+    kubernetes_selectors: Vec<usize>,
     /// When the poll that produced this snapshot finished.
     pub observed_at: Option<DateTime<Utc>>,
 }
@@ -53,7 +56,11 @@ impl CatalogSnapshot {
         let mut argocd_selectors = Vec::new();
         let mut by_github_slug: HashMap<String, Vec<usize>> = HashMap::new();
         let mut by_kubernetes_id: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut kubernetes_selectors = Vec::new();
         for (i, e) in entities.iter().enumerate() {
+            if e.join.kubernetes_label_selector.is_some() {
+                kubernetes_selectors.push(i);
+            }
             if let Some(id) = &e.join.kubernetes_id {
                 by_kubernetes_id.entry(id.clone()).or_default().push(i);
             }
@@ -111,6 +118,7 @@ impl CatalogSnapshot {
             argocd_selectors,
             by_github_slug,
             by_kubernetes_id,
+            kubernetes_selectors,
             observed_at: Some(observed_at),
         }
     }
@@ -148,7 +156,20 @@ impl CatalogSnapshot {
             .map(|&i| &self.entities[i])
     }
 
-    /// The entity at a position an `Edge` points to.
+    /// Entities that may claim an object with this `backstage.io/kubernetes-id` label (if any):
+    /// those with that id, and those that select by labels (the caller applies
+    /// `domain::kubernetes::entity_claims`).
+    pub fn kubernetes_candidates<'a>(
+        &'a self,
+        id: Option<&str>,
+    ) -> impl Iterator<Item = &'a Arc<Entity>> + 'a {
+        id.and_then(|id| self.by_kubernetes_id.get(id))
+            .into_iter()
+            .flatten()
+            .chain(self.kubernetes_selectors.iter())
+            .filter_map(|i| self.entities.get(*i))
+    }
+
     /// Entities whose `backstage.io/kubernetes-id` is `id`.
     pub fn by_kubernetes_id(&self, id: &str) -> impl Iterator<Item = &Arc<Entity>> {
         self.by_kubernetes_id

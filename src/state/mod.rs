@@ -3,6 +3,7 @@
 
 pub mod apps;
 pub mod catalog;
+pub mod joins;
 pub mod kubernetes;
 pub mod sources;
 

@@ -148,9 +148,11 @@ async fn over_ws(ws: &mut Ws, start: &str, id: &str, p: &Value) -> String {
 
 async fn initialised(app: &TestApp, subprotocol: &str) -> Ws {
     let mut ws = ws_connect_with(&app.addr.to_string(), subprotocol).await;
-    ws.send(Message::text(json!({"type": "connection_init"}).to_string()))
-        .await
-        .unwrap();
+    ws.send(Message::text(
+        json!({"type": "connection_init"}).to_string(),
+    ))
+    .await
+    .unwrap();
     assert_eq!(next(&mut ws).await["type"], "connection_ack");
     ws
 }
