@@ -2,8 +2,8 @@
 
 use async_graphql::{InputObject, Result};
 
-use super::error::bad_input;
 use crate::domain::{Entity, EntityRef, RelationType};
+use crate::graph::error::bad_input;
 use crate::state::CatalogSnapshot;
 
 #[derive(InputObject, Default, Clone, Debug)]

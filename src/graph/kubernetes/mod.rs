@@ -1,0 +1,445 @@
+//! Kubernetes in the graph: clusters, namespaces and the workload kinds, answered from the
+//! watch-fed store (never a call to the API server per query); the joins to catalog entities
+//! (`backstage.io/kubernetes-id`, `-label-selector`, `-namespace`) and ArgoCD applications
+//! (`app.kubernetes.io/instance`, `argocd.argoproj.io/tracking-id`, the app's resource list)
+//! and back (Pod → ReplicaSet → Deployment → Application → Component) through the store's
+//! indexes; `restartDeployment`.
+//!
+//! A cluster that is down or not yet listed adds one error per field that reads it
+//! (`extensions.code` UPSTREAM_UNAVAILABLE, `extensions.source` the cluster's name); the other
+//! clusters still answer, and a cluster that was listed before serves its last known state.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use async_graphql::{Context, Enum, ErrorExtensions, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::application::ApplicationNode;
+use super::entity::{EntityItem, EntityNode, KeyValue};
+use super::error::{bad_input, coded, FORBIDDEN, NOT_FOUND};
+use super::paging::{encode_cursor, paginate, PageInfo, PageRequest};
+use super::{gctx, Viewer};
+use crate::domain::argocd::Application;
+use crate::domain::kubernetes::{
+    self as k8s, to_chrono as ts, ConfigMapInfo as ConfigMap, PodInfo as Pod, RolloutState,
+    SecretInfo,
+};
+use crate::domain::Entity;
+use crate::state::kubernetes::{ClusterStore, IndexKey, Kind, ObjRef, Stored};
+
+// ---------------------------------------------------------------------------------------------
+// Shared pieces
+
+fn kv(m: &Option<BTreeMap<String, String>>) -> Vec<KeyValue> {
+    m.iter()
+        .flatten()
+        .map(|(k, v)| KeyValue {
+            key: k.clone(),
+            value: v.clone(),
+        })
+        .collect()
+}
+
+pub(crate) fn labels(meta: &ObjectMeta) -> BTreeMap<String, String> {
+    meta.labels.clone().unwrap_or_default()
+}
+
+fn int_or_string(v: &IntOrString) -> String {
+    match v {
+        IntOrString::Int(i) => i.to_string(),
+        IntOrString::String(s) => s.clone(),
+    }
+}
+
+/// The key connections sort and page by: cluster, namespace, name, separated by a character
+/// that sorts below every character a name may hold, so string order equals tuple order.
+fn sort_key(cluster: &str, meta: &ObjectMeta) -> String {
+    format!(
+        "{cluster}\u{1}{}\u{1}{}",
+        meta.namespace.as_deref().unwrap_or(""),
+        meta.name.as_deref().unwrap_or("")
+    )
+}
+
+/// The error a field gets for a cluster it could not read (or reads from an old snapshot).
+pub fn cluster_error(c: &ClusterStore) -> async_graphql::Error {
+    let snap = c.health.snapshot();
+    let why = snap
+        .last_error
+        .clone()
+        .unwrap_or_else(|| "first list not finished".into());
+    let message = if c.synced() {
+        format!(
+            "cluster `{}` is unreachable ({why}); showing its state as of {}",
+            c.name,
+            snap.last_sync_at
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_else(|| "the last sync".into())
+        )
+    } else {
+        format!(
+            "cluster `{}` has not been listed yet ({why}); its objects are missing",
+            c.name
+        )
+    };
+    let name = c.name.clone();
+    async_graphql::Error::new(message).extend_with(move |_, e| {
+        e.set("code", "UPSTREAM_UNAVAILABLE");
+        e.set("source", name.as_str());
+    })
+}
+
+/// The clusters a field reads (one, when `cluster` is given), with an error added to the
+/// response for each one that is down; clusters never listed are left out.
+pub(crate) fn clusters_for(
+    ctx: &Context<'_>,
+    cluster: Option<&str>,
+) -> Result<Vec<Arc<ClusterStore>>> {
+    let all = gctx(ctx).state.clusters.all();
+    let chosen: Vec<Arc<ClusterStore>> = match cluster {
+        None => all,
+        Some(name) => {
+            let c = all
+                .iter()
+                .find(|c| c.name == name)
+                .cloned()
+                .ok_or_else(|| {
+                    bad_input(format!(
+                        "unknown cluster `{name}`; configured: {}",
+                        all.iter()
+                            .map(|c| c.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                })?;
+            vec![c]
+        }
+    };
+    Ok(chosen
+        .into_iter()
+        .filter(|c| {
+            let healthy = !c.health.is_stale() && c.synced();
+            if !healthy {
+                report(ctx, cluster_error(c));
+            }
+            c.synced()
+        })
+        .collect())
+}
+
+fn report(ctx: &Context<'_>, e: async_graphql::Error) {
+    let err = e.into_server_error(ctx.item.pos);
+    ctx.add_error(ctx.set_error_path(err));
+}
+
+pub(crate) fn sees(ctx: &Context<'_>, cluster: &str, meta: &ObjectMeta) -> bool {
+    Viewer::of(ctx).sees_namespace(cluster, meta.namespace.as_deref().unwrap_or(""))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Filters
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum RolloutStateCode {
+    /// Every replica runs the current template and is available.
+    Complete,
+    /// Updating (x of y), or waiting for old replicas to go.
+    Progressing,
+    /// The progress deadline passed (`ProgressDeadlineExceeded`).
+    Stalled,
+}
+
+impl From<RolloutState> for RolloutStateCode {
+    fn from(s: RolloutState) -> Self {
+        match s {
+            RolloutState::Complete => Self::Complete,
+            RolloutState::Progressing => Self::Progressing,
+            RolloutState::Stalled => Self::Stalled,
+        }
+    }
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum PodPhase {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Unknown,
+}
+
+impl PodPhase {
+    fn of(p: &Pod) -> Self {
+        match p.phase.as_deref() {
+            Some("Pending") => Self::Pending,
+            Some("Running") => Self::Running,
+            Some("Succeeded") => Self::Succeeded,
+            Some("Failed") => Self::Failed,
+            _ => Self::Unknown,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Joins
+
+/// The visible applications that own an object (`State::apps_of_object`).
+fn apps_of_object(ctx: &Context<'_>, c: &ClusterStore, meta: &ObjectMeta) -> Vec<ApplicationNode> {
+    let viewer = Viewer::of(ctx);
+    gctx(ctx)
+        .state
+        .apps_of_object(c, meta)
+        .into_iter()
+        .filter(|a| viewer.sees_app(a))
+        .map(ApplicationNode)
+        .collect()
+}
+
+/// The visible catalog entities an object belongs to (`State::entities_of_object`).
+fn entities_of_object(ctx: &Context<'_>, c: &ClusterStore, meta: &ObjectMeta) -> Vec<EntityItem> {
+    let state = &gctx(ctx).state;
+    let snapshot = state.catalog.snapshot();
+    let viewer = Viewer::of(ctx);
+    state
+        .entities_of_object(c, meta)
+        .into_iter()
+        .filter(|e| viewer.sees_entity(e))
+        .map(|e| EntityItem::from(EntityNode::new(e, snapshot.clone())))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Object types
+
+macro_rules! k8s_object {
+    ($node:ident, $ty:ty, $gql:literal, $doc:literal, { $($extra:tt)* }) => {
+        #[doc = $doc]
+        #[derive(Clone)]
+        pub struct $node {
+            pub cluster: Arc<ClusterStore>,
+            pub obj: Arc<$ty>,
+        }
+
+        impl $node {
+            pub fn new(cluster: Arc<ClusterStore>, obj: Arc<$ty>) -> Self {
+                Self { cluster, obj }
+            }
+            #[allow(dead_code)]
+            fn meta(&self) -> &ObjectMeta {
+                kube::Resource::meta(&*self.obj)
+            }
+        }
+
+        #[Object(name = $gql)]
+        impl $node {
+            /// `cluster/Kind/namespace/name`.
+            async fn id(&self) -> String {
+                format!("{}/{}/{}/{}", self.cluster.name, $gql, self.meta().namespace.as_deref().unwrap_or(""), self.meta().name.as_deref().unwrap_or(""))
+            }
+            async fn cluster(&self) -> &str { &self.cluster.name }
+            async fn namespace(&self) -> Option<&str> { self.meta().namespace.as_deref() }
+            async fn name(&self) -> &str { self.meta().name.as_deref().unwrap_or("") }
+            async fn uid(&self) -> Option<&str> { self.meta().uid.as_deref() }
+            async fn labels(&self) -> Vec<KeyValue> { kv(&self.meta().labels) }
+            /// Annotations (the `last-applied-configuration` copy is not kept).
+            async fn annotations(&self) -> Vec<KeyValue> { kv(&self.meta().annotations) }
+            async fn created_at(&self) -> Option<DateTime<Utc>> {
+                self.meta().creation_timestamp.as_ref().and_then(ts)
+            }
+            /// Seconds since creation.
+            async fn age_seconds(&self) -> Option<i64> {
+                self.meta().creation_timestamp.as_ref().and_then(ts).map(|t| (Utc::now() - t).num_seconds())
+            }
+            async fn resource_version(&self) -> Option<&str> { self.meta().resource_version.as_deref() }
+            /// Kubernetes Events about this object, newest first.
+            async fn events(&self) -> Vec<KubeEvent> {
+                events_of(&self.cluster, $gql, self.meta())
+            }
+            $($extra)*
+        }
+    };
+}
+
+/// A core/v1 Event about an object (`kubectl describe`'s Events section).
+#[derive(SimpleObject, Clone)]
+#[graphql(name = "KubernetesEvent")]
+pub struct KubeEvent {
+    /// `Normal` or `Warning`.
+    #[graphql(name = "type")]
+    pub kind: Option<String>,
+    pub reason: Option<String>,
+    pub message: Option<String>,
+    pub count: Option<i32>,
+    pub first_seen: Option<DateTime<Utc>>,
+    pub last_seen: Option<DateTime<Utc>>,
+    /// The component that reported it (`deployment-controller`, `kubelet`).
+    pub source: Option<String>,
+}
+
+fn events_of(c: &ClusterStore, kind: &str, meta: &ObjectMeta) -> Vec<KubeEvent> {
+    let key = IndexKey::Involved(
+        meta.namespace.clone().unwrap_or_default(),
+        kind.to_string(),
+        meta.name.clone().unwrap_or_default(),
+    );
+    let mut out: Vec<KubeEvent> = c
+        .lookup_kind::<k8s_openapi::api::core::v1::Event>(&key)
+        .into_iter()
+        .map(|e| {
+            let last = e.last_timestamp.as_ref().and_then(ts).or_else(|| {
+                e.event_time
+                    .as_ref()
+                    .and_then(|t| DateTime::from_timestamp(t.0.as_second(), 0))
+            });
+            KubeEvent {
+                kind: e.type_.clone(),
+                reason: e.reason.clone(),
+                message: e.message.clone(),
+                count: e.count,
+                first_seen: e.first_timestamp.as_ref().and_then(ts),
+                last_seen: last,
+                source: e
+                    .source
+                    .as_ref()
+                    .and_then(|s| s.component.clone())
+                    .or_else(|| e.reporting_component.clone()),
+            }
+        })
+        .collect();
+    out.sort_by_key(|e| std::cmp::Reverse(e.last_seen));
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Query fields (called from `Query`)
+
+pub fn clusters(ctx: &Context<'_>) -> Vec<ClusterNode> {
+    gctx(ctx)
+        .state
+        .clusters
+        .all()
+        .into_iter()
+        .map(ClusterNode)
+        .collect()
+}
+
+pub fn namespaces(ctx: &Context<'_>, cluster: Option<String>) -> Result<Vec<NamespaceNode>> {
+    let object = ObjectFilter {
+        cluster,
+        ..Default::default()
+    };
+    let m = Matcher::new(ctx, object, None, None)?;
+    Ok(m.collect::<Namespace>(ctx, |_| true)?
+        .into_iter()
+        .map(|(c, o)| NamespaceNode::new(c, o))
+        .collect())
+}
+
+pub fn deployments(
+    ctx: &Context<'_>,
+    filter: Option<WorkloadFilter>,
+    first: Option<i32>,
+    after: Option<String>,
+) -> Result<DeploymentConnection> {
+    let req = PageRequest::new(first, after, gctx(ctx).limits.max_page_size)?;
+    let f = filter.unwrap_or_default();
+    let m = Matcher::new(ctx, f.object, f.application, f.entity)?;
+    let rollout = f.rollout;
+    let items = m.collect::<Deployment>(ctx, |d| {
+        rollout.is_none_or(|r| RolloutStateCode::from(k8s::rollout(d).state) == r)
+    })?;
+    Ok(DeploymentConnection::page(items, &req, DeploymentNode::new))
+}
+
+pub fn pods(
+    ctx: &Context<'_>,
+    filter: Option<PodFilter>,
+    first: Option<i32>,
+    after: Option<String>,
+) -> Result<PodConnection> {
+    let req = PageRequest::new(first, after, gctx(ctx).limits.max_page_size)?;
+    let f = filter.unwrap_or_default();
+    let m = Matcher::new(ctx, f.object, f.application, f.entity)?;
+    let (phase, ready, reason) = (f.phase, f.ready, f.waiting_reason);
+    let items = m.collect::<Pod>(ctx, |p| {
+        phase.is_none_or(|ph| PodPhase::of(p) == ph)
+            && ready.is_none_or(|r| k8s::pod_ready(p) == r)
+            && reason
+                .as_ref()
+                .is_none_or(|r| waiting_reasons(p).iter().any(|w| w == r))
+    })?;
+    Ok(PodConnection::page(items, &req, PodNode::new))
+}
+
+macro_rules! object_list {
+    ($fn:ident, $ty:ty, $conn:ident, $node:ident) => {
+        pub fn $fn(
+            ctx: &Context<'_>,
+            filter: Option<ObjectFilter>,
+            first: Option<i32>,
+            after: Option<String>,
+        ) -> Result<$conn> {
+            let req = PageRequest::new(first, after, gctx(ctx).limits.max_page_size)?;
+            let f = filter.unwrap_or_default();
+            let m = Matcher::new(ctx, f, None, None)?;
+            Ok($conn::page(
+                m.collect::<$ty>(ctx, |_| true)?,
+                &req,
+                $node::new,
+            ))
+        }
+    };
+}
+
+object_list!(
+    stateful_sets,
+    StatefulSet,
+    StatefulSetConnection,
+    StatefulSetNode
+);
+object_list!(daemon_sets, DaemonSet, DaemonSetConnection, DaemonSetNode);
+object_list!(services, Service, ServiceConnection, ServiceNode);
+object_list!(ingresses, Ingress, IngressConnection, IngressNode);
+object_list!(config_maps, ConfigMap, ConfigMapConnection, ConfigMapNode);
+object_list!(secrets, SecretInfo, SecretConnection, SecretNode);
+
+/// One object by cluster, namespace and name (null when absent or not visible).
+pub fn one<K: Stored, N>(
+    ctx: &Context<'_>,
+    cluster: &str,
+    namespace: &str,
+    name: &str,
+    make: impl Fn(Arc<ClusterStore>, Arc<K>) -> N,
+) -> Result<Option<N>> {
+    let Some(c) = clusters_for(ctx, Some(cluster))?.into_iter().next() else {
+        return Ok(None);
+    };
+    Ok(K::store(&c)
+        .get(namespace, name)
+        .filter(|o| sees(ctx, &c.name, o.meta()))
+        .map(|o| make(c.clone(), o)))
+}
+
+mod cluster;
+mod configuration;
+mod network;
+mod pods;
+mod restart;
+mod workloads;
+
+use crate::graph::filter::kubernetes::Matcher;
+pub use crate::graph::filter::kubernetes::{
+    ObjectFilter, PodFilter, RolloutMatcher, WorkloadFilter,
+};
+pub use cluster::*;
+pub use configuration::*;
+pub use network::*;
+pub use pods::*;
+pub use restart::*;
+pub use workloads::*;

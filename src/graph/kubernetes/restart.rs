@@ -1,0 +1,98 @@
+//! `restartDeployment`: authorize, ask the Kubernetes source to restart, store and publish.
+
+use super::*;
+
+// ---------------------------------------------------------------------------------------------
+// restartDeployment
+
+#[derive(SimpleObject)]
+pub struct RestartResult {
+    /// The Deployment as the API server returned it after the patch.
+    pub deployment: DeploymentNode,
+    /// The `kubectl.kubernetes.io/restartedAt` value set.
+    pub restarted_at: String,
+    pub audit_id: u64,
+}
+
+/// `kubectl rollout restart`: a strategic-merge patch of the pod template's
+/// `kubectl.kubernetes.io/restartedAt` annotation, which makes the Deployment roll.
+pub async fn restart_deployment(
+    ctx: &Context<'_>,
+    cluster: String,
+    namespace: String,
+    name: String,
+) -> Result<RestartResult> {
+    let g = gctx(ctx);
+    let viewer = Viewer::of(ctx);
+    let target = format!("{cluster}/deployments/{namespace}/{name}");
+    let audit = |result: &str, message: Option<String>| {
+        g.audit.record(
+            viewer.principal.display_name(),
+            "restartDeployment",
+            &target,
+            result,
+            message,
+        )
+    };
+    if name.trim().is_empty() || namespace.trim().is_empty() {
+        return Err(bad_input("`namespace` and `name` must not be empty"));
+    }
+    let store = g
+        .state
+        .clusters
+        .get(&cluster)
+        .ok_or_else(|| bad_input(format!("unknown cluster `{cluster}`")))?;
+    let scope = crate::auth::Scope::KubernetesNamespace {
+        cluster: &cluster,
+        namespace: &namespace,
+    };
+    if !viewer.sees_namespace(&cluster, &namespace) {
+        return Err(coded(
+            NOT_FOUND,
+            format!("no deployment `{namespace}/{name}` in `{cluster}`"),
+        ));
+    }
+    if !viewer
+        .policy
+        .can_act(viewer.principal, crate::auth::Action::Restart, scope)
+    {
+        audit(FORBIDDEN, None);
+        return Err(coded(
+            FORBIDDEN,
+            format!("not allowed to restart `{namespace}/{name}`"),
+        ));
+    }
+    let Some((client, url)) = g.kubernetes.get(&cluster) else {
+        return Err(coded(
+            NOT_FOUND,
+            format!("cluster `{cluster}` has no client"),
+        ));
+    };
+    let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let patch = serde_json::json!({"spec": {"template": {"metadata": {"annotations": {k8s::RESTARTED_AT: now}}}}});
+    let api: kube::Api<Deployment> = kube::Api::namespaced(client.clone(), &namespace);
+    let params = kube::api::PatchParams {
+        field_manager: Some("idp-graph".into()),
+        ..Default::default()
+    };
+    match api
+        .patch(&name, &params, &kube::api::Patch::Strategic(&patch))
+        .await
+    {
+        Ok(mut d) => {
+            k8s::strip(&mut d.metadata);
+            let stored = crate::sources::kubernetes::apply_and_publish(&g.state, &store, d);
+            let audit_id = audit("ok", None);
+            Ok(RestartResult {
+                deployment: DeploymentNode::new(store.clone(), stored),
+                restarted_at: now,
+                audit_id,
+            })
+        }
+        Err(e) => {
+            let err = crate::sources::kubernetes::client_error(url, &e);
+            audit(err.code(), Some(err.to_string()));
+            Err(crate::graph::error::upstream(&cluster, &err))
+        }
+    }
+}
