@@ -70,10 +70,11 @@ fn main() {
             relist_interval_secs: 300.0,
             timeout_secs: 30.0,
         }];
-        let secrets = ResolvedSecrets {
-            argocd: [("main".to_string(), token.clone().into())].into(),
-            ..ResolvedSecrets::default()
-        };
+        let secrets = ResolvedSecrets::default().with(
+            idp_graph::state::SourceKind::ArgoCd,
+            "main",
+            token.clone(),
+        );
         let started = Instant::now();
         let app = App::build(settings, secrets).await.unwrap();
         let url = format!("http://{}", app.local_addr());

@@ -14,14 +14,11 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::audit::AuditLog;
 use crate::auth::{Authenticator, Policy};
 use crate::config::{ResolvedSecrets, Settings};
-use crate::graph::argocd_tree::ArgoCdActions;
-use crate::graph::{build_schema, loaders::CatalogLookup, GraphContext};
+use crate::graph::{build_schema, GraphContext};
 use crate::http::pipeline::Pipeline;
 use crate::http::{self, HttpState, Metrics};
-use crate::sources::argocd::{ArgoCdClient, ArgoCdWatcher};
-use crate::sources::backstage::{BackstageClient, BackstagePoller};
-use crate::sources::github::{GitHubClient, GitHubSource, GitHubTtls};
-use crate::state::{SourceKind, State};
+use crate::sources::{StartContext, StartError, Upstreams};
+use crate::state::State;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -30,8 +27,8 @@ pub enum AppError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("cannot set up source {name}: {message}")]
-    Source { name: String, message: String },
+    #[error(transparent)]
+    Source(#[from] StartError),
     #[error("server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -44,8 +41,8 @@ pub struct App {
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
     grace: Duration,
-    /// Wakes the catalog poller now (tests, and later the template flow).
-    catalog_wake: Option<Arc<Notify>>,
+    /// The started sources (the catalog poller's wake-up for tests).
+    upstreams: Arc<Upstreams>,
 }
 
 impl App {
@@ -68,131 +65,20 @@ impl App {
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
 
-        let mut catalog_health = None;
-        let mut catalog_lookup = None;
-        let mut catalog_wake = None;
-        let mut backstage_client = None;
-        if let Some(b) = &settings.backstage {
-            let client = BackstageClient::new(
-                &b.url,
-                secrets.backstage.clone(),
-                b.timeout_secs,
-                b.page_size,
-            )
-            .map_err(|e| AppError::Source {
-                name: "backstage".into(),
-                message: e.to_string(),
-            })?;
-            let health =
-                state
-                    .sources
-                    .register("backstage", SourceKind::Backstage, client.base_url());
-            let wake = Arc::new(Notify::new());
-            let poller = BackstagePoller {
-                client: client.clone(),
-                state: state.clone(),
-                health: health.clone(),
-                interval: Duration::from_secs_f64(b.poll_interval_secs),
-                wake: wake.clone(),
-            };
-            let token = shutdown.clone();
-            tasks.spawn(tracing::Instrument::instrument(
-                poller.run(token),
-                tracing::info_span!("source", kind = "backstage", name = "backstage"),
-            ));
-            catalog_health = Some(health);
-            backstage_client = Some(client.clone());
-            catalog_lookup = Some(CatalogLookup::new(client, Duration::from_secs(5)));
-            catalog_wake = Some(wake);
+        // Every configured upstream starts through its one entry point (`sources::Source`).
+        let mut upstreams = Upstreams::default();
+        for (_, source) in settings.sources() {
+            source
+                .start(StartContext {
+                    state: &state,
+                    shutdown: &shutdown,
+                    tasks: &mut tasks,
+                    token: secrets.get(source.kind(), source.name()),
+                    upstreams: &mut upstreams,
+                })
+                .await?;
         }
-        let mut argocd_clients = std::collections::HashMap::new();
-        for a in &settings.argocd {
-            let client = ArgoCdClient::new(
-                &a.name,
-                &a.url,
-                secrets.argocd.get(&a.name).cloned(),
-                a.timeout_secs,
-            )
-            .map_err(|e| AppError::Source {
-                name: a.name.clone(),
-                message: e.to_string(),
-            })?;
-            let health = state
-                .sources
-                .register(&a.name, SourceKind::ArgoCd, client.base_url());
-            let watcher = ArgoCdWatcher {
-                client: client.clone(),
-                state: state.clone(),
-                health,
-                relist_every: Duration::from_secs_f64(a.relist_interval_secs),
-            };
-            tasks.spawn(tracing::Instrument::instrument(
-                watcher.run(shutdown.clone()),
-                tracing::info_span!("source", kind = "argocd", name = %a.name),
-            ));
-            argocd_clients.insert(a.name.clone(), client);
-        }
-        let mut kube_clients = std::collections::HashMap::new();
-        for k in &settings.kubernetes {
-            let (client, url) =
-                crate::sources::kubernetes::client_for(k, secrets.kubernetes.get(&k.name).cloned())
-                    .await
-                    .map_err(|message| AppError::Source {
-                        name: k.name.clone(),
-                        message,
-                    })?;
-            let health = state
-                .sources
-                .register(&k.name, SourceKind::Kubernetes, &url);
-            let destinations = if k.argocd_destinations.is_empty() {
-                vec![k.name.clone()]
-            } else {
-                k.argocd_destinations.clone()
-            };
-            let cluster = Arc::new(crate::state::ClusterStore::new(
-                &k.name,
-                &url,
-                destinations,
-                health,
-            ));
-            state.clusters.add(cluster.clone());
-            let source = crate::sources::kubernetes::ClusterSource {
-                client: client.clone(),
-                cluster,
-                state: state.clone(),
-                page_size: k.page_size,
-                max_backoff: Duration::from_secs_f64(k.max_backoff_secs),
-                strip: true,
-            };
-            tasks.spawn(tracing::Instrument::instrument(
-                source.run(shutdown.clone()),
-                tracing::info_span!("source", kind = "kubernetes", name = %k.name),
-            ));
-            kube_clients.insert(k.name.clone(), (client, url));
-        }
-        let mut github = None;
-        if let Some(g) = &settings.github {
-            let client = GitHubClient::new(&g.url, secrets.github.clone(), g.timeout_secs)
-                .map_err(|e| AppError::Source {
-                    name: "github".into(),
-                    message: e.to_string(),
-                })?;
-            let health = state
-                .sources
-                .register("github", SourceKind::GitHub, client.base_url());
-            // GitHub is read on demand: nothing to wait for before serving.
-            health.record_success(0, 0.0);
-            let secs = Duration::from_secs_f64;
-            let ttls = GitHubTtls {
-                repository: secs(g.ttl.repository_secs),
-                latest_commit: secs(g.ttl.latest_commit_secs),
-                pull_requests: secs(g.ttl.pull_requests_secs),
-                workflow_runs: secs(g.ttl.workflow_runs_secs),
-            };
-            github = Some(Arc::new(
-                GitHubSource::new(client, ttls, health).with_page_size(g.page_size),
-            ));
-        }
+        let upstreams = Arc::new(upstreams);
         // Readiness waits for first syncs, but not forever.
         let wait = Duration::from_secs_f64(settings.readiness.initial_sync_timeout_secs);
         let (st, token) = (state.clone(), shutdown.clone());
@@ -210,19 +96,12 @@ impl App {
             }
         });
 
-        let github_for_metrics = github.clone();
         let schema = build_schema(GraphContext {
             state: state.clone(),
             policy: Policy::default(),
             limits: settings.limits.clone(),
-            catalog_health,
-            catalog_lookup,
-            argocd: Arc::new(ArgoCdActions::new(argocd_clients)),
             audit: Arc::new(AuditLog::default()),
-            github,
-            backstage: backstage_client,
-            catalog_wake: catalog_wake.clone(),
-            kubernetes: Arc::new(kube_clients),
+            upstreams: upstreams.clone(),
         });
         let metrics = Arc::new(Metrics::default());
         let limits = Arc::new(settings.limits.clone());
@@ -234,7 +113,7 @@ impl App {
                 auth: Arc::new(Authenticator::default()),
             }),
             shutdown: shutdown.clone(),
-            github: github_for_metrics,
+            upstreams: upstreams.clone(),
             state: state.clone(),
             metrics,
             limits,
@@ -247,7 +126,7 @@ impl App {
             shutdown,
             tasks,
             grace: Duration::from_secs(settings.shutdown_grace_secs),
-            catalog_wake,
+            upstreams,
         })
     }
 
@@ -264,8 +143,9 @@ impl App {
         self.shutdown.clone()
     }
 
+    /// Wakes the catalog poller now instead of at its next tick.
     pub fn catalog_wake(&self) -> Option<Arc<Notify>> {
-        self.catalog_wake.clone()
+        self.upstreams.backstage().map(|b| b.wake.clone())
     }
 
     /// Serves until the shutdown token fires, then waits at most the grace period for

@@ -12,6 +12,13 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::Deserialize;
 
+pub use crate::sources::argocd::ArgoCdSettings;
+pub use crate::sources::backstage::BackstageSettings;
+pub use crate::sources::github::{GitHubSettings, GitHubTtlSettings};
+pub use crate::sources::kubernetes::KubernetesSettings;
+use crate::sources::Source;
+use crate::state::SourceKind;
+
 /// Environment variables with this prefix override file keys: `IDP_GRAPH__LISTEN`,
 /// `IDP_GRAPH__BACKSTAGE__URL`, `IDP_GRAPH__LIMITS__MAX_DEPTH`. Segments are lower-cased.
 pub const ENV_PREFIX: &str = "IDP_GRAPH__";
@@ -29,37 +36,89 @@ pub enum ConfigError {
     Invalid { key: String, message: String },
 }
 
-fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.into(),
         message: message.into(),
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Settings {
-    #[serde(default = "default_listen")]
-    pub listen: SocketAddr,
-    #[serde(default)]
-    pub backstage: Option<BackstageSettings>,
-    #[serde(default)]
-    pub argocd: Vec<ArgoCdSettings>,
-    #[serde(default)]
-    pub kubernetes: Vec<KubernetesSettings>,
-    #[serde(default)]
-    pub github: Option<GitHubSettings>,
-    #[serde(default)]
-    pub auth: AuthSettings,
-    #[serde(default)]
-    pub limits: Limits,
-    #[serde(default)]
-    pub readiness: Readiness,
-    #[serde(default)]
-    pub events: EventSettings,
-    /// How long in-flight requests and streams get to finish after SIGTERM.
-    #[serde(default = "default_shutdown_grace")]
-    pub shutdown_grace_secs: u64,
+/// The settings struct, with the upstreams listed once: each line is a config key and the
+/// source's own settings type (`sources/<name>/settings.rs`). The list also generates
+/// [`Settings::sources`], which validation, credential resolution and `App::build` walk, so
+/// adding a source is one line here.
+macro_rules! settings_with_sources {
+    ($($(#[$doc:meta])* $field:ident: $ty:ty,)*) => {
+        #[derive(Debug, Clone, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct Settings {
+            #[serde(default = "default_listen")]
+            pub listen: SocketAddr,
+            $($(#[$doc])* #[serde(default)] pub $field: $ty,)*
+            #[serde(default)]
+            pub auth: AuthSettings,
+            #[serde(default)]
+            pub limits: Limits,
+            #[serde(default)]
+            pub readiness: Readiness,
+            #[serde(default)]
+            pub events: EventSettings,
+            /// How long in-flight requests and streams get to finish after SIGTERM.
+            #[serde(default = "default_shutdown_grace")]
+            pub shutdown_grace_secs: u64,
+        }
+
+        impl Settings {
+            /// Settings with nothing configured: the base the demo fills in.
+            pub fn empty() -> Self {
+                Self {
+                    listen: default_listen(),
+                    $($field: Default::default(),)*
+                    auth: AuthSettings::default(),
+                    limits: Limits::default(),
+                    readiness: Readiness::default(),
+                    events: EventSettings::default(),
+                    shutdown_grace_secs: default_shutdown_grace(),
+                }
+            }
+
+            /// Every configured upstream instance with its config key (`backstage`,
+            /// `argocd[1]`), in config order.
+            pub fn sources(&self) -> Vec<(String, &dyn Source)> {
+                let mut out: Vec<(String, &dyn Source)> = Vec::new();
+                $(Configured::collect(&self.$field, stringify!($field), &mut out);)*
+                out
+            }
+        }
+    };
+}
+
+settings_with_sources! {
+    backstage: Option<BackstageSettings>,
+    argocd: Vec<ArgoCdSettings>,
+    kubernetes: Vec<KubernetesSettings>,
+    github: Option<GitHubSettings>,
+}
+
+/// A settings field that holds zero, one or many instances of a source.
+trait Configured {
+    fn collect<'a>(&'a self, key: &str, out: &mut Vec<(String, &'a dyn Source)>);
+}
+
+impl<T: Source + 'static> Configured for Option<T> {
+    fn collect<'a>(&'a self, key: &str, out: &mut Vec<(String, &'a dyn Source)>) {
+        if let Some(s) = self {
+            out.push((key.to_string(), s));
+        }
+    }
+}
+
+impl<T: Source + 'static> Configured for Vec<T> {
+    fn collect<'a>(&'a self, key: &str, out: &mut Vec<(String, &'a dyn Source)>) {
+        for (i, s) in self.iter().enumerate() {
+            out.push((format!("{key}[{i}]"), s));
+        }
+    }
 }
 
 fn default_listen() -> SocketAddr {
@@ -80,7 +139,7 @@ pub struct TokenSource {
 }
 
 impl TokenSource {
-    fn validate(&self, key: &str) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self, key: &str) -> Result<(), ConfigError> {
         if self.token_env.is_some() && self.token_file.is_some() {
             return Err(invalid(
                 format!("{key}.token_env"),
@@ -128,132 +187,6 @@ impl TokenSource {
         }
         Ok(None)
     }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BackstageSettings {
-    pub url: String,
-    #[serde(flatten)]
-    pub token: TokenSource,
-    /// Seconds between catalog polls.
-    #[serde(default = "default_poll")]
-    pub poll_interval_secs: f64,
-    /// Entities per `by-query` page.
-    #[serde(default = "default_page_size")]
-    pub page_size: u32,
-    /// Per-request timeout, seconds.
-    #[serde(default = "default_timeout")]
-    pub timeout_secs: f64,
-}
-
-fn default_poll() -> f64 {
-    30.0
-}
-fn default_page_size() -> u32 {
-    500
-}
-fn default_timeout() -> f64 {
-    10.0
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ArgoCdSettings {
-    pub name: String,
-    pub url: String,
-    #[serde(flatten)]
-    pub token: TokenSource,
-    /// Full re-list this often even while the stream is up (it can lose events silently).
-    #[serde(default = "default_relist")]
-    pub relist_interval_secs: f64,
-    /// Per-request timeout (not the stream), seconds.
-    #[serde(default = "default_timeout")]
-    pub timeout_secs: f64,
-}
-
-fn default_relist() -> f64 {
-    300.0
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KubernetesSettings {
-    pub name: String,
-    /// A kubeconfig file; `context` picks one of its contexts (default: its current context).
-    #[serde(default)]
-    pub kubeconfig: Option<PathBuf>,
-    #[serde(default)]
-    pub context: Option<String>,
-    /// The API server URL, used instead of a kubeconfig (with `token_env`/`token_file`).
-    /// Neither set: in-cluster service account, else `$KUBECONFIG` / `~/.kube/config`.
-    #[serde(default)]
-    pub url: Option<String>,
-    #[serde(flatten)]
-    pub token: TokenSource,
-    /// What ArgoCD applications name this cluster as `destination.name` / `destination.server`
-    /// (default: the cluster's name; add `https://kubernetes.default.svc` for ArgoCD's in-cluster).
-    #[serde(default)]
-    pub argocd_destinations: Vec<String>,
-    /// Objects per list page when (re-)listing.
-    #[serde(default = "default_kube_page")]
-    pub page_size: u32,
-    /// Longest wait between reconnect attempts after a watch error, seconds.
-    #[serde(default = "default_kube_backoff")]
-    pub max_backoff_secs: f64,
-}
-
-fn default_kube_page() -> u32 {
-    500
-}
-
-fn default_kube_backoff() -> f64 {
-    30.0
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GitHubSettings {
-    #[serde(default = "default_github_url")]
-    pub url: String,
-    #[serde(flatten)]
-    pub token: TokenSource,
-    /// Seconds each kind is served before a conditional refresh.
-    #[serde(default)]
-    pub ttl: GitHubTtlSettings,
-    #[serde(default = "default_timeout")]
-    pub timeout_secs: f64,
-    /// `per_page` for lists (1-100); longer lists follow `Link` headers.
-    #[serde(default = "default_gh_page")]
-    pub page_size: usize,
-}
-
-fn default_gh_page() -> usize {
-    100
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct GitHubTtlSettings {
-    pub repository_secs: f64,
-    pub latest_commit_secs: f64,
-    pub pull_requests_secs: f64,
-    pub workflow_runs_secs: f64,
-}
-
-impl Default for GitHubTtlSettings {
-    fn default() -> Self {
-        Self {
-            repository_secs: 300.0,
-            latest_commit_secs: 60.0,
-            pull_requests_secs: 60.0,
-            workflow_runs_secs: 30.0,
-        }
-    }
-}
-
-fn default_github_url() -> String {
-    "https://api.github.com".into()
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -334,22 +267,6 @@ impl Default for Readiness {
 }
 
 impl Settings {
-    /// Settings with nothing configured: the base the demo fills in.
-    pub fn empty() -> Self {
-        Self {
-            listen: default_listen(),
-            backstage: None,
-            argocd: Vec::new(),
-            kubernetes: Vec::new(),
-            github: None,
-            auth: AuthSettings::default(),
-            limits: Limits::default(),
-            readiness: Readiness::default(),
-            events: EventSettings::default(),
-            shutdown_grace_secs: default_shutdown_grace(),
-        }
-    }
-
     /// Reads, overlays the environment, parses and validates a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -392,80 +309,18 @@ impl Settings {
 
     /// Checks what serde cannot: URLs, unique names, ranges, token sources.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if let Some(b) = &self.backstage {
-            check_url("backstage.url", &b.url)?;
-            b.token.validate("backstage")?;
-            if !(b.poll_interval_secs.is_finite() && b.poll_interval_secs >= 0.05) {
-                return Err(invalid(
-                    "backstage.poll_interval_secs",
-                    "must be a number of seconds ≥ 0.05",
-                ));
-            }
-            if !(1..=1000).contains(&b.page_size) {
-                return Err(invalid("backstage.page_size", "must be between 1 and 1000"));
-            }
-            positive("backstage.timeout_secs", b.timeout_secs)?;
-        }
         let mut names = HashSet::new();
-        for (i, a) in self.argocd.iter().enumerate() {
-            let key = format!("argocd[{i}]");
-            check_name(&format!("{key}.name"), &a.name)?;
-            if !names.insert(a.name.as_str()) {
+        for (key, source) in self.sources() {
+            source.validate(&key)?;
+            if !names.insert((source.kind(), source.name())) {
                 return Err(invalid(
                     format!("{key}.name"),
-                    format!("duplicate ArgoCD instance name `{}`", a.name),
+                    format!(
+                        "duplicate {} name `{}`",
+                        source.kind().as_str(),
+                        source.name()
+                    ),
                 ));
-            }
-            check_url(&format!("{key}.url"), &a.url)?;
-            a.token.validate(&key)?;
-            positive(
-                &format!("{key}.relist_interval_secs"),
-                a.relist_interval_secs,
-            )?;
-            positive(&format!("{key}.timeout_secs"), a.timeout_secs)?;
-        }
-        let mut names = HashSet::new();
-        for (i, k) in self.kubernetes.iter().enumerate() {
-            let key = format!("kubernetes[{i}]");
-            check_name(&format!("{key}.name"), &k.name)?;
-            if !names.insert(k.name.as_str()) {
-                return Err(invalid(
-                    format!("{key}.name"),
-                    format!("duplicate cluster name `{}`", k.name),
-                ));
-            }
-            if let Some(u) = &k.url {
-                check_url(&format!("{key}.url"), u)?;
-                if k.kubeconfig.is_some() {
-                    return Err(invalid(
-                        format!("{key}.url"),
-                        "give either `url` or `kubeconfig`, not both",
-                    ));
-                }
-            }
-            k.token.validate(&key)?;
-            if !(1..=10_000).contains(&k.page_size) {
-                return Err(invalid(
-                    format!("{key}.page_size"),
-                    "must be between 1 and 10000",
-                ));
-            }
-            positive(&format!("{key}.max_backoff_secs"), k.max_backoff_secs)?;
-        }
-        if let Some(g) = &self.github {
-            check_url("github.url", &g.url)?;
-            g.token.validate("github")?;
-            positive("github.timeout_secs", g.timeout_secs)?;
-            if !(1..=100).contains(&g.page_size) {
-                return Err(invalid("github.page_size", "must be between 1 and 100"));
-            }
-            for (k, v) in [
-                ("github.ttl.repository_secs", g.ttl.repository_secs),
-                ("github.ttl.latest_commit_secs", g.ttl.latest_commit_secs),
-                ("github.ttl.pull_requests_secs", g.ttl.pull_requests_secs),
-                ("github.ttl.workflow_runs_secs", g.ttl.workflow_runs_secs),
-            ] {
-                positive(k, v)?;
             }
         }
         if self.auth.mode == AuthMode::Jwt {
@@ -507,30 +362,13 @@ impl Settings {
     /// Resolves every configured credential, so a missing variable fails at start, not at the
     /// first upstream call.
     pub fn resolve_secrets(&self) -> Result<ResolvedSecrets, ConfigError> {
-        let mut argocd = std::collections::HashMap::new();
-        for (i, a) in self.argocd.iter().enumerate() {
-            if let Some(t) = a.token.resolve(&format!("argocd[{i}]"))? {
-                argocd.insert(a.name.clone(), t);
+        let mut secrets = ResolvedSecrets::default();
+        for (key, source) in self.sources() {
+            if let Some(t) = source.token().resolve(&key)? {
+                secrets.insert(source.kind(), source.name(), t);
             }
         }
-        let mut kubernetes = std::collections::HashMap::new();
-        for (i, k) in self.kubernetes.iter().enumerate() {
-            if let Some(t) = k.token.resolve(&format!("kubernetes[{i}]"))? {
-                kubernetes.insert(k.name.clone(), t);
-            }
-        }
-        Ok(ResolvedSecrets {
-            kubernetes,
-            backstage: match &self.backstage {
-                Some(b) => b.token.resolve("backstage")?,
-                None => None,
-            },
-            argocd,
-            github: match &self.github {
-                Some(g) => g.token.resolve("github")?,
-                None => None,
-            },
-        })
+        Ok(secrets)
     }
 
     pub fn request_timeout(&self) -> Duration {
@@ -538,18 +376,30 @@ impl Settings {
     }
 }
 
-/// Credentials read from the environment or files. Debug never shows values.
+/// Credentials read from the environment or files, by source instance. Debug never shows
+/// values.
 #[derive(Debug, Default, Clone)]
 pub struct ResolvedSecrets {
-    pub backstage: Option<SecretString>,
-    /// By ArgoCD instance name.
-    pub argocd: std::collections::HashMap<String, SecretString>,
-    pub github: Option<SecretString>,
-    /// By cluster name (clusters given by `url`).
-    pub kubernetes: std::collections::HashMap<String, SecretString>,
+    by_source: std::collections::HashMap<(SourceKind, String), SecretString>,
 }
 
-fn positive(key: &str, v: f64) -> Result<(), ConfigError> {
+impl ResolvedSecrets {
+    pub fn insert(&mut self, kind: SourceKind, name: &str, secret: SecretString) {
+        self.by_source.insert((kind, name.to_string()), secret);
+    }
+
+    /// The same, for building a set in one expression (the demo, tests).
+    pub fn with(mut self, kind: SourceKind, name: &str, secret: impl Into<String>) -> Self {
+        self.insert(kind, name, SecretString::from(secret.into()));
+        self
+    }
+
+    pub fn get(&self, kind: SourceKind, name: &str) -> Option<SecretString> {
+        self.by_source.get(&(kind, name.to_string())).cloned()
+    }
+}
+
+pub(crate) fn positive(key: &str, v: f64) -> Result<(), ConfigError> {
     if v.is_finite() && v > 0.0 {
         Ok(())
     } else {
@@ -557,7 +407,7 @@ fn positive(key: &str, v: f64) -> Result<(), ConfigError> {
     }
 }
 
-fn check_url(key: &str, raw: &str) -> Result<(), ConfigError> {
+pub(crate) fn check_url(key: &str, raw: &str) -> Result<(), ConfigError> {
     let url =
         url::Url::parse(raw).map_err(|e| invalid(key, format!("`{raw}` is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
@@ -575,7 +425,7 @@ fn check_url(key: &str, raw: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn check_name(key: &str, name: &str) -> Result<(), ConfigError> {
+pub(crate) fn check_name(key: &str, name: &str) -> Result<(), ConfigError> {
     let ok = !name.is_empty()
         && name.len() <= 63
         && name

@@ -10,7 +10,7 @@ pub mod github;
 pub mod kubernetes;
 pub mod seed;
 
-use secrecy::SecretString;
+use crate::state::SourceKind;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{
@@ -231,12 +231,10 @@ impl DemoWorld {
             max_backoff_secs: opts.kube_max_backoff_secs,
         }];
         s.readiness.initial_sync_timeout_secs = 20.0;
-        let secrets = ResolvedSecrets {
-            backstage: Some(SecretString::from(DEMO_TOKEN)),
-            argocd: [("main".to_string(), SecretString::from(DEMO_TOKEN))].into(),
-            github: Some(SecretString::from(DEMO_TOKEN)),
-            kubernetes: Default::default(),
-        };
+        let secrets = ResolvedSecrets::default()
+            .with(SourceKind::Backstage, "backstage", DEMO_TOKEN)
+            .with(SourceKind::ArgoCd, "main", DEMO_TOKEN)
+            .with(SourceKind::GitHub, "github", DEMO_TOKEN);
         (s, secrets)
     }
 

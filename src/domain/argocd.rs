@@ -220,3 +220,46 @@ pub struct Project {
     /// `group/kind` entries of `clusterResourceWhitelist`; empty means none allowed.
     pub cluster_resource_whitelist: Vec<String>,
 }
+
+/// A resource an action names (`group`/`kind`/`namespace`/`name`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ResourceRef {
+    pub group: String,
+    pub kind: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// What a sync asks for (ArgoCD's `ApplicationSyncRequest`, minus the app's identity).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncOptions {
+    /// Revision to sync to; `None`: the app's target revision.
+    pub revision: Option<String>,
+    pub prune: bool,
+    pub dry_run: bool,
+    /// Sync only these resources (all when empty).
+    pub resources: Vec<ResourceRef>,
+}
+
+/// One node of an application's live resource tree (`/resource-tree`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceNode {
+    pub group: Option<String>,
+    pub version: Option<String>,
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+    pub uid: Option<String>,
+    pub health: Option<HealthStatus>,
+    pub health_message: Option<String>,
+    pub parent_refs: Vec<ResourceRef>,
+    pub images: Vec<String>,
+    pub created_at: Option<String>,
+}
+
+/// An application's resource tree, as ArgoCD computed it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ResourceTree {
+    pub nodes: Vec<ResourceNode>,
+}

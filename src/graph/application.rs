@@ -400,8 +400,8 @@ impl ApplicationNode {
     async fn resource_tree(
         &self,
         ctx: &Context<'_>,
-    ) -> Result<Option<super::argocd_tree::ResourceTree>> {
-        super::argocd_tree::resource_tree(ctx, &self.0).await
+    ) -> Result<Option<super::resource_tree::ResourceTree>> {
+        super::resource_tree::resource_tree(ctx, &self.0).await
     }
 }
 

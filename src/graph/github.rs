@@ -154,7 +154,7 @@ pub fn commit_of_revision(
     revision: &str,
 ) -> Option<(String, String)> {
     let source = ctx.data_opt::<Arc<GitHubSource>>()?;
-    let host = source.client().web_host();
+    let host = source.web_host();
     crate::state::joins::commit_of_revision(repo_url, revision, &[host.as_str(), "github.com"])
 }
 

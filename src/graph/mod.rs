@@ -1,18 +1,18 @@
 //! The GraphQL schema: `Query`, `Mutation`, `Subscription` and their types. Resolvers read
-//! `state/` through the `GraphContext` and never call an upstream directly; the only upstream
-//! traffic from here goes through loaders (`loaders.rs`), which batch and cache.
+//! `state/` through the `GraphContext` and never call an upstream directly: actions and
+//! on-demand reads go through the sources' handles (`sources::Upstreams`), batched per request
+//! by loaders where a list would otherwise ask one by one.
 
 pub mod application;
-pub mod argocd_tree;
 pub mod entity;
 pub mod error;
 pub mod filter;
 pub mod github;
 pub mod kubernetes;
-pub mod loaders;
 pub mod mutation;
 pub mod paging;
 pub mod query;
+pub mod resource_tree;
 pub mod sources;
 pub mod subscription;
 
@@ -23,7 +23,8 @@ use async_graphql::{Context, Schema};
 use crate::auth::{Policy, Principal, Scope};
 use crate::config::Limits;
 use crate::domain::Entity;
-use crate::state::{SourceHealth, State};
+use crate::sources::Upstreams;
+use crate::state::State;
 
 pub type AppSchema = Schema<query::Query, mutation::Mutation, subscription::Subscription>;
 
@@ -32,37 +33,20 @@ pub struct GraphContext {
     pub state: Arc<State>,
     pub policy: Policy,
     pub limits: Limits,
-    /// The Backstage source's health, for entity freshness.
-    pub catalog_health: Option<Arc<SourceHealth>>,
-    /// On-demand catalog lookups (entities registered since the last poll).
-    pub catalog_lookup: Option<loaders::CatalogLookup>,
-    /// ArgoCD clients by instance, for actions and on-demand resource trees.
-    pub argocd: Arc<argocd_tree::ArgoCdActions>,
     pub audit: Arc<crate::auth::audit::AuditLog>,
-    pub github: Option<Arc<crate::sources::github::GitHubSource>>,
-    /// For the scaffolder (templates).
-    pub backstage: Option<crate::sources::backstage::BackstageClient>,
-    /// Polls the catalog now (after a template registered something).
-    pub catalog_wake: Option<Arc<tokio::sync::Notify>>,
-    /// Kubernetes clients (and API server URLs) by cluster name, for `restartDeployment`.
-    pub kubernetes: Arc<std::collections::HashMap<String, (kube::Client, String)>>,
+    /// The started sources: actions and on-demand reads (domain values in and out).
+    pub upstreams: Arc<Upstreams>,
 }
 
 impl GraphContext {
-    /// A context over `state` with no upstream clients (SDL printing, benchmarks, tests).
+    /// A context over `state` with no upstreams (SDL printing, benchmarks, tests).
     pub fn bare(state: Arc<State>, limits: Limits) -> Self {
         Self {
             state,
             policy: Policy::default(),
             limits,
-            catalog_health: None,
-            catalog_lookup: None,
-            argocd: Default::default(),
             audit: Default::default(),
-            github: None,
-            backstage: None,
-            kubernetes: Default::default(),
-            catalog_wake: None,
+            upstreams: Default::default(),
         }
     }
 }
@@ -139,10 +123,10 @@ pub fn build_schema(context: GraphContext) -> AppSchema {
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(64)
         .limit_directives(16);
-    if let Some(lookup) = &context.catalog_lookup {
-        builder = builder.data(lookup.data_loader());
+    if let Some(b) = context.upstreams.backstage() {
+        builder = builder.data(entity::catalog_loader(b.lookup()));
     }
-    if let Some(gh) = &context.github {
+    if let Some(gh) = context.upstreams.github() {
         let (repos, commits) = github::loaders(gh);
         builder = builder.data(gh.clone()).data(repos).data(commits);
     }

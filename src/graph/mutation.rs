@@ -13,8 +13,9 @@ use super::error::{bad_input, coded, upstream, FORBIDDEN, NOT_FOUND};
 use super::{gctx, Viewer};
 use crate::auth::{Action, Scope};
 use crate::domain::argocd::Application;
+use crate::domain::argocd::{ResourceRef, SyncOptions};
 use crate::events::Change;
-use crate::sources::argocd::{ArgoCdClient, ResourceRef, SyncRequest};
+use crate::sources::argocd::ArgoCdHandle;
 use crate::sources::SourceError;
 
 /// Names one application. `instance` and `namespace` may be omitted while the name is unique.
@@ -120,23 +121,23 @@ fn resolve_app(
     }
 }
 
-struct Target {
+struct Target<'a> {
     app: Arc<Application>,
-    client: ArgoCdClient,
+    argocd: &'a ArgoCdHandle,
 }
 
 /// The application a mutation names, checked against the policy for `action`.
-fn target(
-    ctx: &Context<'_>,
+fn target<'a>(
+    ctx: &Context<'a>,
     name: &str,
     instance: Option<&str>,
     namespace: Option<&str>,
     action: Action,
-) -> Result<Target> {
+) -> Result<Target<'a>> {
     authorize(ctx, resolve_app(ctx, name, instance, namespace)?, action)
 }
 
-fn authorize(ctx: &Context<'_>, app: Arc<Application>, action: Action) -> Result<Target> {
+fn authorize<'a>(ctx: &Context<'a>, app: Arc<Application>, action: Action) -> Result<Target<'a>> {
     let viewer = Viewer::of(ctx);
     let scope = Scope::Application {
         instance: &app.key.instance,
@@ -149,18 +150,16 @@ fn authorize(ctx: &Context<'_>, app: Arc<Application>, action: Action) -> Result
             format!("not allowed to {action:?} `{}`", app.key.name).to_lowercase(),
         ));
     }
-    let client = gctx(ctx)
-        .argocd
-        .clients
-        .get(&app.key.instance)
-        .cloned()
+    let argocd = gctx(ctx)
+        .upstreams
+        .argocd(&app.key.instance)
         .ok_or_else(|| {
             coded(
                 NOT_FOUND,
                 format!("ArgoCD instance `{}` is not configured", app.key.instance),
             )
         })?;
-    Ok(Target { app, client })
+    Ok(Target { app, argocd })
 }
 
 /// Applies the upstream's view of the app to state and publishes the change. Returns the
@@ -197,7 +196,7 @@ fn audit(
 fn finish(
     ctx: &Context<'_>,
     action: &str,
-    target: &Target,
+    target: &Target<'_>,
     outcome: std::result::Result<(Application, Value), SourceError>,
 ) -> Result<ApplicationActionResult> {
     match outcome {
@@ -275,10 +274,10 @@ impl Mutation {
         {
             return Err(coded(FORBIDDEN, "not allowed to run this template"));
         }
-        let Some(client) = gctx(ctx).backstage.clone() else {
+        let Some(backstage) = gctx(ctx).upstreams.backstage() else {
             return Err(coded(NOT_FOUND, "Backstage is not configured"));
         };
-        let result = client.create_task(&template_ref, &input.values.0).await;
+        let result = backstage.create_task(&template_ref, &input.values.0).await;
         let (outcome, message) = match &result {
             Ok(_) => ("ok".to_string(), None),
             Err(e) => (e.code().to_string(), Some(e.to_string())),
@@ -313,8 +312,7 @@ impl Mutation {
             input.namespace.as_deref(),
             Action::Sync,
         )?;
-        let req = SyncRequest {
-            name: t.app.key.name.clone(),
+        let options = SyncOptions {
             revision: input.revision.filter(|r| !r.trim().is_empty()),
             prune: input.prune,
             dry_run: input.dry_run,
@@ -329,9 +327,8 @@ impl Mutation {
                     namespace: r.namespace,
                 })
                 .collect(),
-            app_namespace: t.app.key.namespace.clone(),
         };
-        let outcome = t.client.sync(&req).await;
+        let outcome = t.argocd.sync(&t.app.key, &options).await;
         finish(ctx, "syncApplication", &t, outcome)
     }
 
@@ -349,14 +346,8 @@ impl Mutation {
             Action::Rollback,
         )?;
         let outcome = t
-            .client
-            .rollback(
-                &t.app.key.name,
-                &t.app.key.namespace,
-                input.id,
-                input.prune,
-                input.dry_run,
-            )
+            .argocd
+            .rollback(&t.app.key, input.id, input.prune, input.dry_run)
             .await;
         finish(ctx, "rollbackApplication", &t, outcome)
     }
@@ -374,12 +365,7 @@ impl Mutation {
             input.namespace.as_deref(),
             Action::Refresh,
         )?;
-        let mode = if input.hard { "hard" } else { "normal" };
-        let outcome = t
-            .client
-            .get_application(&t.app.key.name, &t.app.key.namespace, Some(mode))
-            .await
-            .map(|a| (a, serde_json::json!({ "refresh": mode })));
+        let outcome = t.argocd.refresh(&t.app.key, input.hard).await;
         finish(ctx, "refreshApplication", &t, outcome)
     }
 
@@ -396,18 +382,7 @@ impl Mutation {
             input.namespace.as_deref(),
             Action::Terminate,
         )?;
-        let outcome = async {
-            let raw = t
-                .client
-                .terminate(&t.app.key.name, &t.app.key.namespace)
-                .await?;
-            let app = t
-                .client
-                .get_application(&t.app.key.name, &t.app.key.namespace, None)
-                .await?;
-            Ok((app, raw))
-        }
-        .await;
+        let outcome = t.argocd.terminate(&t.app.key).await;
         finish(ctx, "terminateApplicationOperation", &t, outcome)
     }
 }

@@ -11,7 +11,6 @@ use super::entity::{EntityConnection, EntityItem, EntityNode};
 use super::error::bad_input;
 use super::filter::{EntityFilter, EntityMatcher};
 use super::kubernetes as k8s;
-use super::loaders::CatalogLookup;
 use super::paging::PageRequest;
 use super::sources::SourceStatus;
 use super::{gctx, Viewer};
@@ -74,7 +73,7 @@ impl Query {
         }
         // Not in the last poll: it may have been registered since. Ask the catalog (batched,
         // cached); if Backstage is unreachable, the last poll's answer — absent — stands.
-        let Some(loader) = ctx.data_opt::<DataLoader<CatalogLookup>>() else {
+        let Some(loader) = ctx.data_opt::<DataLoader<super::entity::CatalogLoader>>() else {
             return Ok(None);
         };
         match loader.load_one(key).await {

@@ -2,31 +2,10 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Enum, SimpleObject};
+use async_graphql::SimpleObject;
 use chrono::{DateTime, Utc};
 
-use crate::state::{self, SourceHealth};
-
-#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-pub enum SourceKind {
-    Backstage,
-    #[graphql(name = "ARGOCD")]
-    ArgoCd,
-    Kubernetes,
-    #[graphql(name = "GITHUB")]
-    GitHub,
-}
-
-impl From<state::SourceKind> for SourceKind {
-    fn from(k: state::SourceKind) -> Self {
-        match k {
-            state::SourceKind::Backstage => Self::Backstage,
-            state::SourceKind::ArgoCd => Self::ArgoCd,
-            state::SourceKind::Kubernetes => Self::Kubernetes,
-            state::SourceKind::GitHub => Self::GitHub,
-        }
-    }
-}
+use crate::state::{SourceHealth, SourceKind};
 
 /// One upstream instance as this server sees it.
 #[derive(SimpleObject)]
@@ -65,7 +44,7 @@ impl From<Arc<SourceHealth>> for SourceStatus {
         let s = h.snapshot();
         Self {
             name: h.name.clone(),
-            kind: h.kind.into(),
+            kind: h.kind,
             url: h.url.clone(),
             connected: s.connected,
             ready: s.first_sync_done || s.gave_up_waiting,

@@ -346,14 +346,14 @@ impl Subscription {
         if id.is_empty() || id.len() > 200 {
             return Err(bad_input("`id` must be a task id from createFromTemplate"));
         }
-        let Some(client) = gctx(ctx).backstage.clone() else {
+        let Some(backstage) = gctx(ctx).upstreams.backstage() else {
             return Err(super::error::coded(
                 super::error::NOT_FOUND,
                 "Backstage is not configured",
             ));
         };
-        let wake = gctx(ctx).catalog_wake.clone();
-        let events = client
+        let wake = backstage.wake.clone();
+        let events = backstage
             .task_events(&id)
             .await
             .map_err(|e| super::error::upstream("backstage", &e))?;
@@ -372,9 +372,7 @@ impl Subscription {
                 let message = text("message");
                 if event_type == TemplateTaskEventType::Completion {
                     // The template registered things: look at the catalog now, not at the next poll.
-                    if let Some(w) = &wake {
-                        w.notify_one();
-                    }
+                    wake.notify_one();
                 }
                 Ok(TemplateTaskEvent {
                     id: ev.id,

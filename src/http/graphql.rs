@@ -125,7 +125,7 @@ pub async fn graphql_post(
             .map_err(|_| RequestError::PayloadTooLarge(max))?;
         let v = serde_json::from_slice(&bytes)
             .map_err(|_| RequestError::BadRequest("the request body is not valid JSON".into()))?;
-        Ok(Operation::from_json(v)?)
+        Operation::from_json(v)
     }
     .await;
     match outcome {

@@ -144,7 +144,7 @@ pub async fn render(State(http): State<HttpState>) -> impl IntoResponse {
             );
         }
     }
-    if let Some(gh) = &http.github {
+    if let Some(gh) = http.upstreams.github() {
         let b = gh.client().budget();
         for (name, help, kind, v) in [
             (

@@ -26,8 +26,8 @@ pub struct HttpState {
     pub state: Arc<State>,
     pub metrics: Arc<Metrics>,
     pub limits: Arc<Limits>,
-    /// For its request economy in `/metrics`.
-    pub github: Option<Arc<crate::sources::github::GitHubSource>>,
+    /// The started sources (GitHub's request economy in `/metrics`).
+    pub upstreams: Arc<crate::sources::Upstreams>,
     /// Fires on shutdown: websockets and SSE streams end cleanly.
     pub shutdown: tokio_util::sync::CancellationToken,
 }

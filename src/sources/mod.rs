@@ -1,10 +1,85 @@
-//! One module per upstream. Each owns its wire protocol (private wire types, auth, retries,
-//! paging) and hands typed domain values and change events to `state/` and `events/`.
+//! One module per upstream. Each owns its settings (validation, durations, credentials), its
+//! wire protocol (private wire types, auth, retries, paging), its actions, and one entry point:
+//! its settings type implements [`Source`], whose `start` registers the source's health and
+//! store, spawns its tasks and puts its handle into [`Upstreams`]. Sources hand typed domain
+//! values and change events to `state/` and `events/`; the graph reaches them only through
+//! `Upstreams`, with domain values in and out.
 
 pub mod argocd;
 pub mod backstage;
 pub mod github;
 pub mod kubernetes;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use secrecy::SecretString;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ConfigError;
+use crate::state::{SourceKind, State};
+
+/// What `App::build` lends a source while it starts.
+pub struct StartContext<'a> {
+    pub state: &'a Arc<State>,
+    pub shutdown: &'a CancellationToken,
+    /// The source's long-running tasks; aborted at shutdown.
+    pub tasks: &'a mut JoinSet<()>,
+    /// This source's credential, resolved from `token_env` / `token_file` (or given).
+    pub token: Option<SecretString>,
+    pub upstreams: &'a mut Upstreams,
+}
+
+/// A source could not be set up (bad kubeconfig, unusable URL...). Says which and why.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot set up source {name}: {message}")]
+pub struct StartError {
+    pub name: String,
+    pub message: String,
+}
+
+/// One configured upstream instance: the contract every `sources/<name>/settings.rs` fulfils.
+#[async_trait::async_trait]
+pub trait Source: std::fmt::Debug + Send + Sync {
+    fn kind(&self) -> SourceKind;
+    /// The instance name in `sources` and `extensions.source` (`backstage`, or `name`).
+    fn name(&self) -> &str;
+    /// Where its credential comes from.
+    fn token(&self) -> &crate::config::TokenSource;
+    /// What serde cannot check; errors name `key` (`argocd[1]`) and the sub-key.
+    fn validate(&self, key: &str) -> Result<(), ConfigError>;
+    /// Registers health and store, spawns the tasks, adds the handle to `ctx.upstreams`.
+    async fn start(&self, ctx: StartContext<'_>) -> Result<(), StartError>;
+}
+
+/// The started sources as the graph uses them: actions and on-demand reads, by instance.
+/// Resolvers never build an upstream request; they call these handles.
+#[derive(Default)]
+pub struct Upstreams {
+    pub(crate) backstage: Option<backstage::BackstageHandle>,
+    pub(crate) argocd: HashMap<String, argocd::ArgoCdHandle>,
+    pub(crate) clusters: HashMap<String, kubernetes::ClusterHandle>,
+    pub(crate) github: Option<Arc<github::GitHubSource>>,
+}
+
+impl Upstreams {
+    pub fn backstage(&self) -> Option<&backstage::BackstageHandle> {
+        self.backstage.as_ref()
+    }
+
+    pub fn argocd(&self, instance: &str) -> Option<&argocd::ArgoCdHandle> {
+        self.argocd.get(instance)
+    }
+
+    pub fn cluster(&self, name: &str) -> Option<&kubernetes::ClusterHandle> {
+        self.clusters.get(name)
+    }
+
+    pub fn github(&self) -> Option<&Arc<github::GitHubSource>> {
+        self.github.as_ref()
+    }
+}
 
 /// Why a call to an upstream failed. The text is shown to users in `sources.lastError` and in
 /// GraphQL errors, so it never contains a credential or a response body we did not parse.

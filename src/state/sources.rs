@@ -6,11 +6,15 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use parking_lot::{Mutex, RwLock};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+// The one list of upstream kinds: config, health, logs, metrics and the GraphQL enum
+// (`SourceStatus.kind`, names spelt as users know them) all use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, async_graphql::Enum)]
 pub enum SourceKind {
     Backstage,
+    #[graphql(name = "ARGOCD")]
     ArgoCd,
     Kubernetes,
+    #[graphql(name = "GITHUB")]
     GitHub,
 }
 

@@ -368,9 +368,11 @@ async fn two_instances_with_same_named_apps_stay_apart() {
         relist_interval_secs: 300.0,
         timeout_secs: 5.0,
     });
-    secrets
-        .argocd
-        .insert("edge".into(), "edge-token".to_string().into());
+    secrets.insert(
+        idp_graph::state::SourceKind::ArgoCd,
+        "edge",
+        "edge-token".to_string().into(),
+    );
     let app = spawn_app(settings, secrets, world).await;
     app.wait_ready().await;
 

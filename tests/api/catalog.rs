@@ -486,11 +486,11 @@ async fn a_wrong_backstage_token_is_reported_in_sources_without_the_token() {
     let (mut settings, _) = world.settings(&opts);
     settings.listen = "127.0.0.1:0".parse().unwrap();
     settings.readiness.initial_sync_timeout_secs = 0.3;
-    let secrets = idp_graph::config::ResolvedSecrets {
-        backstage: Some("wrong-token-value-123".to_string().into()),
-        github: None,
-        ..Default::default()
-    };
+    let secrets = idp_graph::config::ResolvedSecrets::default().with(
+        idp_graph::state::SourceKind::Backstage,
+        "backstage",
+        "wrong-token-value-123",
+    );
     let app = crate::helpers::spawn_app(settings, secrets, world).await;
     app.wait_ready().await;
     let s = backstage_source(&app).await;

@@ -62,35 +62,22 @@ pub async fn restart_deployment(
             format!("not allowed to restart `{namespace}/{name}`"),
         ));
     }
-    let Some((client, url)) = g.kubernetes.get(&cluster) else {
+    let Some(handle) = g.upstreams.cluster(&cluster) else {
         return Err(coded(
             NOT_FOUND,
             format!("cluster `{cluster}` has no client"),
         ));
     };
-    let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let patch = serde_json::json!({"spec": {"template": {"metadata": {"annotations": {k8s::RESTARTED_AT: now}}}}});
-    let api: kube::Api<Deployment> = kube::Api::namespaced(client.clone(), &namespace);
-    let params = kube::api::PatchParams {
-        field_manager: Some("idp-graph".into()),
-        ..Default::default()
-    };
-    match api
-        .patch(&name, &params, &kube::api::Patch::Strategic(&patch))
-        .await
-    {
-        Ok(mut d) => {
-            k8s::strip(&mut d.metadata);
-            let stored = crate::sources::kubernetes::apply_and_publish(&g.state, &store, d);
+    match handle.restart_deployment(&namespace, &name).await {
+        Ok((stored, restarted_at)) => {
             let audit_id = audit("ok", None);
             Ok(RestartResult {
                 deployment: DeploymentNode::new(store.clone(), stored),
-                restarted_at: now,
+                restarted_at,
                 audit_id,
             })
         }
-        Err(e) => {
-            let err = crate::sources::kubernetes::client_error(url, &e);
+        Err(err) => {
             audit(err.code(), Some(err.to_string()));
             Err(crate::graph::error::upstream(&cluster, &err))
         }

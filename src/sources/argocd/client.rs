@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::wire::{self, AppList, ErrorBody, ProjectList, StreamLine};
-use crate::domain::argocd::{Application, Project};
+use crate::domain::argocd::{Application, Project, ResourceRef};
 use crate::sources::SourceError;
 
 /// Longest line we accept from the stream (an Application with a big status is ~100 KB).
@@ -24,15 +24,6 @@ pub struct ArgoCdClient {
     base: String,
     token: Option<SecretString>,
     timeout_secs: f64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ResourceRef {
-    pub group: String,
-    pub kind: String,
-    pub name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
 }
 
 /// `ApplicationSyncRequest` as the REST API takes it.

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use serde_json::Value;
 
 use crate::domain::argocd::*;
 
@@ -466,6 +467,59 @@ pub(super) fn to_project(instance: &str, p: WireProject) -> Project {
             .map(|g| format!("{}/{}", g.group, g.kind))
             .collect(),
     }
+}
+
+/// An application's resource tree (`GET .../resource-tree`), read leniently: nodes keep what
+/// they have, missing strings become empty, unknown health is `None`.
+pub(super) fn to_resource_tree(v: &Value) -> crate::domain::argocd::ResourceTree {
+    use crate::domain::argocd::{HealthStatus, ResourceNode, ResourceRef, ResourceTree};
+    fn s(v: &Value, k: &str) -> Option<String> {
+        v.get(k).and_then(Value::as_str).map(str::to_string)
+    }
+    fn non_empty(v: &Value, k: &str) -> Option<String> {
+        s(v, k).filter(|g| !g.is_empty())
+    }
+    fn list<'a>(v: &'a Value, k: &str) -> &'a [Value] {
+        v.get(k)
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+    let nodes = list(v, "nodes")
+        .iter()
+        .map(|n| ResourceNode {
+            group: non_empty(n, "group"),
+            version: s(n, "version"),
+            kind: s(n, "kind").unwrap_or_default(),
+            namespace: non_empty(n, "namespace"),
+            name: s(n, "name").unwrap_or_default(),
+            uid: s(n, "uid"),
+            health: n
+                .pointer("/health/status")
+                .and_then(Value::as_str)
+                .map(HealthStatus::parse),
+            health_message: n
+                .pointer("/health/message")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            parent_refs: list(n, "parentRefs")
+                .iter()
+                .map(|p| ResourceRef {
+                    group: s(p, "group").unwrap_or_default(),
+                    kind: s(p, "kind").unwrap_or_default(),
+                    namespace: non_empty(p, "namespace"),
+                    name: s(p, "name").unwrap_or_default(),
+                })
+                .collect(),
+            images: list(n, "images")
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect(),
+            created_at: s(n, "createdAt"),
+        })
+        .collect();
+    ResourceTree { nodes }
 }
 
 #[cfg(test)]

@@ -103,6 +103,11 @@ impl GitHubSource {
         &self.health
     }
 
+    /// The web host repository URLs on this GitHub use (`github.com`, or the Enterprise host).
+    pub fn web_host(&self) -> String {
+        self.client.web_host()
+    }
+
     pub fn note_batch(&self) {
         self.batches
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -11,7 +11,9 @@
 
 mod cache;
 mod client;
+mod settings;
 mod wire;
 
 pub use cache::{Fetched, GitHubSource, GitHubTtls};
 pub use client::{GitHubClient, RateBudget};
+pub use settings::{GitHubSettings, GitHubTtlSettings};

@@ -8,6 +8,12 @@
 //! indexes updated on every event and a namespace must be a range scan; the watcher (with its
 //! list/watch/re-list state machine and bookmarks) is kube-runtime's.
 
+mod handle;
+mod settings;
+
+pub use handle::ClusterHandle;
+pub use settings::KubernetesSettings;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,7 +28,6 @@ use kube::{Api, Client};
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::KubernetesSettings;
 use crate::domain::kubernetes::{rollout, strip};
 use crate::events::Change;
 use crate::state::kubernetes::{obj_key, ClusterStore, Kind, ObjKey, RolloutChange, Stored};

@@ -1,22 +1,19 @@
 //! On-demand catalog lookups through `POST /api/catalog/entities/by-refs`.
 //!
 //! Used when a query names an entity the last poll did not contain (e.g. one registered a
-//! moment ago): all such refs in one GraphQL request are batched into one call (DataLoader,
-//! zero delay — the default 1 ms wait costs throughput, see DESIGN.md pitfalls), and answers,
-//! including "no such entity", are cached briefly across requests (moka) so a client asking
-//! for a missing ref in a loop does not turn into upstream load.
+//! moment ago): the graph batches all such refs of one request into one call (its DataLoader,
+//! `graph::entity`), and answers, including "no such entity", are cached briefly across
+//! requests (moka) so a client asking for a missing ref in a loop does not turn into upstream
+//! load.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::dataloader::{DataLoader, Loader};
-
 use crate::domain::Entity;
 use crate::sources::backstage::BackstageClient;
 use crate::sources::SourceError;
 
-#[derive(Clone)]
 pub struct CatalogLookup {
     client: BackstageClient,
     cache: moka::future::Cache<String, Option<Arc<Entity>>>,
@@ -33,16 +30,12 @@ impl CatalogLookup {
         }
     }
 
-    pub fn data_loader(&self) -> DataLoader<CatalogLookup> {
-        DataLoader::new(self.clone(), tokio::spawn).delay(Duration::ZERO)
-    }
-}
-
-impl Loader<String> for CatalogLookup {
-    type Value = Option<Arc<Entity>>;
-    type Error = SourceError;
-
-    async fn load(&self, keys: &[String]) -> Result<HashMap<String, Self::Value>, Self::Error> {
+    /// The entities `keys` name (`None` for each the catalog does not know), cached answers
+    /// first, the rest in one `by-refs` call.
+    pub async fn load(
+        &self,
+        keys: &[String],
+    ) -> Result<HashMap<String, Option<Arc<Entity>>>, SourceError> {
         let mut found = HashMap::with_capacity(keys.len());
         let mut missing = Vec::new();
         for k in keys {

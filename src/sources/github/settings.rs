@@ -1,0 +1,121 @@
+//! `github:` in the config, and how the GitHub source starts: a client and the conditional,
+//! TTL-bounded cache the graph reads through (GitHub is read on demand; no task runs).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{GitHubClient, GitHubSource, GitHubTtls};
+use crate::config::{check_url, invalid, positive, ConfigError, TokenSource};
+use crate::sources::{Source, StartContext, StartError};
+use crate::state::SourceKind;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitHubSettings {
+    #[serde(default = "default_github_url")]
+    pub url: String,
+    #[serde(flatten)]
+    pub token: TokenSource,
+    /// Seconds each kind is served before a conditional refresh.
+    #[serde(default)]
+    pub ttl: GitHubTtlSettings,
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: f64,
+    /// `per_page` for lists (1-100); longer lists follow `Link` headers.
+    #[serde(default = "default_gh_page")]
+    pub page_size: usize,
+}
+
+fn default_github_url() -> String {
+    "https://api.github.com".into()
+}
+fn default_timeout() -> f64 {
+    10.0
+}
+fn default_gh_page() -> usize {
+    100
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GitHubTtlSettings {
+    pub repository_secs: f64,
+    pub latest_commit_secs: f64,
+    pub pull_requests_secs: f64,
+    pub workflow_runs_secs: f64,
+}
+
+impl Default for GitHubTtlSettings {
+    fn default() -> Self {
+        Self {
+            repository_secs: 300.0,
+            latest_commit_secs: 60.0,
+            pull_requests_secs: 60.0,
+            workflow_runs_secs: 30.0,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Source for GitHubSettings {
+    fn kind(&self) -> SourceKind {
+        SourceKind::GitHub
+    }
+
+    fn name(&self) -> &str {
+        "github"
+    }
+
+    fn token(&self) -> &TokenSource {
+        &self.token
+    }
+
+    fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        check_url(&format!("{key}.url"), &self.url)?;
+        self.token.validate(key)?;
+        positive(&format!("{key}.timeout_secs"), self.timeout_secs)?;
+        if !(1..=100).contains(&self.page_size) {
+            return Err(invalid(
+                format!("{key}.page_size"),
+                "must be between 1 and 100",
+            ));
+        }
+        let t = &self.ttl;
+        for (k, v) in [
+            ("repository_secs", t.repository_secs),
+            ("latest_commit_secs", t.latest_commit_secs),
+            ("pull_requests_secs", t.pull_requests_secs),
+            ("workflow_runs_secs", t.workflow_runs_secs),
+        ] {
+            positive(&format!("{key}.ttl.{k}"), v)?;
+        }
+        Ok(())
+    }
+
+    async fn start(&self, ctx: StartContext<'_>) -> Result<(), StartError> {
+        let client =
+            GitHubClient::new(&self.url, ctx.token, self.timeout_secs).map_err(|e| StartError {
+                name: self.name().into(),
+                message: e.to_string(),
+            })?;
+        let health = ctx
+            .state
+            .sources
+            .register(self.name(), self.kind(), client.base_url());
+        // GitHub is read on demand: nothing to wait for before serving.
+        health.record_success(0, 0.0);
+        let secs = Duration::from_secs_f64;
+        let ttls = GitHubTtls {
+            repository: secs(self.ttl.repository_secs),
+            latest_commit: secs(self.ttl.latest_commit_secs),
+            pull_requests: secs(self.ttl.pull_requests_secs),
+            workflow_runs: secs(self.ttl.workflow_runs_secs),
+        };
+        ctx.upstreams.github = Some(Arc::new(
+            GitHubSource::new(client, ttls, health).with_page_size(self.page_size),
+        ));
+        Ok(())
+    }
+}

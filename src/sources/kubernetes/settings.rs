@@ -1,0 +1,123 @@
+//! `kubernetes:` in the config (one entry per cluster), and how a cluster starts: a client
+//! (kubeconfig + context, `url` + token, else in-cluster / default kubeconfig), its store in
+//! `state`, the watcher task, and the handle for writes (`restartDeployment`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{client_for, ClusterHandle, ClusterSource};
+use crate::config::{check_name, check_url, invalid, positive, ConfigError, TokenSource};
+use crate::sources::{Source, StartContext, StartError};
+use crate::state::{ClusterStore, SourceKind};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesSettings {
+    pub name: String,
+    /// A kubeconfig file; `context` picks one of its contexts (default: its current context).
+    #[serde(default)]
+    pub kubeconfig: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub context: Option<String>,
+    /// The API server URL, used instead of a kubeconfig (with `token_env`/`token_file`).
+    /// Neither set: in-cluster service account, else `$KUBECONFIG` / `~/.kube/config`.
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(flatten)]
+    pub token: TokenSource,
+    /// What ArgoCD applications name this cluster as `destination.name` / `destination.server`
+    /// (default: the cluster's name; add `https://kubernetes.default.svc` for ArgoCD's in-cluster).
+    #[serde(default)]
+    pub argocd_destinations: Vec<String>,
+    /// Objects per list page when (re-)listing.
+    #[serde(default = "default_kube_page")]
+    pub page_size: u32,
+    /// Longest wait between reconnect attempts after a watch error, seconds.
+    #[serde(default = "default_kube_backoff")]
+    pub max_backoff_secs: f64,
+}
+
+fn default_kube_page() -> u32 {
+    500
+}
+
+fn default_kube_backoff() -> f64 {
+    30.0
+}
+
+#[async_trait::async_trait]
+impl Source for KubernetesSettings {
+    fn kind(&self) -> SourceKind {
+        SourceKind::Kubernetes
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn token(&self) -> &TokenSource {
+        &self.token
+    }
+
+    fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        check_name(&format!("{key}.name"), &self.name)?;
+        if let Some(u) = &self.url {
+            check_url(&format!("{key}.url"), u)?;
+            if self.kubeconfig.is_some() {
+                return Err(invalid(
+                    format!("{key}.url"),
+                    "give either `url` or `kubeconfig`, not both",
+                ));
+            }
+        }
+        self.token.validate(key)?;
+        if !(1..=10_000).contains(&self.page_size) {
+            return Err(invalid(
+                format!("{key}.page_size"),
+                "must be between 1 and 10000",
+            ));
+        }
+        positive(&format!("{key}.max_backoff_secs"), self.max_backoff_secs)
+    }
+
+    async fn start(&self, ctx: StartContext<'_>) -> Result<(), StartError> {
+        let (client, url) = client_for(self, ctx.token)
+            .await
+            .map_err(|message| StartError {
+                name: self.name.clone(),
+                message,
+            })?;
+        let health = ctx.state.sources.register(&self.name, self.kind(), &url);
+        let destinations = if self.argocd_destinations.is_empty() {
+            vec![self.name.clone()]
+        } else {
+            self.argocd_destinations.clone()
+        };
+        let cluster = Arc::new(ClusterStore::new(&self.name, &url, destinations, health));
+        ctx.state.clusters.add(cluster.clone());
+        let source = ClusterSource {
+            client: client.clone(),
+            cluster: cluster.clone(),
+            state: ctx.state.clone(),
+            page_size: self.page_size,
+            max_backoff: Duration::from_secs_f64(self.max_backoff_secs),
+            strip: true,
+        };
+        ctx.tasks.spawn(tracing::Instrument::instrument(
+            source.run(ctx.shutdown.clone()),
+            tracing::info_span!("source", kind = "kubernetes", name = %self.name),
+        ));
+        ctx.upstreams.clusters.insert(
+            self.name.clone(),
+            ClusterHandle {
+                client,
+                url,
+                cluster,
+                state: ctx.state.clone(),
+            },
+        );
+        Ok(())
+    }
+}
