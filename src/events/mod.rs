@@ -4,6 +4,7 @@
 //! a subscriber that falls behind loses the oldest events *and is told so* (`RecvError::Lagged`),
 //! which the subscription layer turns into an explicit resync. Every event gets a sequence number
 //! from one counter, assigned under the same lock as the send, so sequence order is delivery order.
+//! The change types, and the transitions derived from them once per change, are in `changes.rs`.
 
 use std::sync::Arc;
 
@@ -11,32 +12,12 @@ use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use tokio::sync::broadcast;
 
-use crate::domain::Entity;
+mod changes;
 
-/// What happened to one object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChangeKind {
-    Added,
-    Modified,
-    Deleted,
-}
-
-/// A catalog entity appeared, changed or disappeared between two polls.
-#[derive(Debug, Clone)]
-pub struct EntityChange {
-    pub kind: ChangeKind,
-    pub entity_ref: String,
-    pub previous: Option<Arc<Entity>>,
-    pub current: Option<Arc<Entity>>,
-}
-
-/// Everything the bus carries. Later sources add variants.
-#[derive(Debug, Clone)]
-pub enum Change {
-    Entity(EntityChange),
-    Application(crate::state::AppChange),
-    Rollout(crate::state::kubernetes::RolloutChange),
-}
+pub use changes::{
+    app_transitions, AppChange, AppTransition, Change, ChangeKind, EntityChange, RolloutChange,
+    RolloutTransition,
+};
 
 #[derive(Debug, Clone)]
 pub struct Event {

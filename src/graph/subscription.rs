@@ -26,7 +26,7 @@ use super::{gctx, Viewer};
 use crate::auth::{Policy, Principal};
 use crate::domain::argocd::Application;
 use crate::domain::Entity;
-use crate::events::{Change, ChangeKind, Event};
+use crate::events::{AppTransition, Change, ChangeKind, Event, RolloutTransition};
 use crate::state::State;
 
 /// One item of the feed.
@@ -279,32 +279,25 @@ where
     async_graphql::Value::from(v).to_string()
 }
 
-/// The transitions between two states of an app, in a fixed order: sync, health, operation.
-fn transitions(
-    prev: &ApplicationStatus,
-    cur: &ApplicationStatus,
-) -> Vec<(TransitionKind, Option<String>, String)> {
-    let mut out = Vec::new();
-    if prev.sync != cur.sync {
-        out.push((TransitionKind::Sync, Some(name(prev.sync)), name(cur.sync)));
-    }
-    if prev.health != cur.health {
-        out.push((
+/// A transition the bus derived, as the schema names it: (kind, from, to).
+fn transition_names(t: &AppTransition) -> (TransitionKind, Option<String>, String) {
+    match *t {
+        AppTransition::Sync { from, to } => (
+            TransitionKind::Sync,
+            Some(name(SyncStatusCode::from(from))),
+            name(SyncStatusCode::from(to)),
+        ),
+        AppTransition::Health { from, to } => (
             TransitionKind::Health,
-            Some(name(prev.health)),
-            name(cur.health),
-        ));
+            Some(name(HealthStatusCode::from(from))),
+            name(HealthStatusCode::from(to)),
+        ),
+        AppTransition::Operation { from, to } => (
+            TransitionKind::Operation,
+            from.map(|f| name(OperationPhaseCode::from(f))),
+            name(OperationPhaseCode::from(to)),
+        ),
     }
-    if prev.operation_phase != cur.operation_phase {
-        if let Some(to) = cur.operation_phase {
-            out.push((
-                TransitionKind::Operation,
-                prev.operation_phase.map(name),
-                name(to),
-            ));
-        }
-    }
-    out
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -547,7 +540,7 @@ impl Subscription {
                             d,
                             None,
                             Some(r),
-                            true,
+                            None,
                         ));
                     }
                 }
@@ -583,7 +576,7 @@ impl Subscription {
                             r.deployment.clone(),
                             r.previous.clone(),
                             r.current.clone(),
-                            false,
+                            Some(r.transition),
                         )
                     }
                     _ => None,
@@ -668,12 +661,15 @@ impl Subscription {
                     app: None,
                 }],
                 Feed::Event(event) => match &event.change {
-                    Change::Application(c) => match (&c.previous, &c.current) {
-                        (Some(p), Some(cur))
-                            if matcher.matches(cur) && audience.viewer().sees_app(cur) =>
+                    Change::Application(c) => match &c.current {
+                        Some(cur)
+                            if !c.transitions.is_empty()
+                                && matcher.matches(cur)
+                                && audience.viewer().sees_app(cur) =>
                         {
-                            transitions(&status_of(p), &status_of(cur))
-                                .into_iter()
+                            c.transitions
+                                .iter()
+                                .map(transition_names)
                                 .filter(|(kind, _, to)| wanted(*kind, to))
                                 .map(|(kind, from, to)| HealthTransition {
                                     seq: event.seq,
@@ -736,18 +732,16 @@ fn rollout_event(
     d: Arc<k8s_openapi::api::apps::v1::Deployment>,
     previous: Option<crate::domain::kubernetes::Rollout>,
     current: Option<crate::domain::kubernetes::Rollout>,
-    initial: bool,
+    // `None`: the current state, sent first (`initial: true`).
+    transition: Option<RolloutTransition>,
 ) -> Option<RolloutEvent> {
-    use crate::domain::kubernetes::RolloutState;
     let store = state.clusters.get(cluster)?;
-    let event_type = match (&current, initial) {
-        (_, true) => RolloutEventType::Initial,
-        (None, _) => RolloutEventType::Deleted,
-        (Some(r), _) => match r.state {
-            RolloutState::Progressing => RolloutEventType::Progress,
-            RolloutState::Complete => RolloutEventType::Complete,
-            RolloutState::Stalled => RolloutEventType::Stalled,
-        },
+    let event_type = match transition {
+        None => RolloutEventType::Initial,
+        Some(RolloutTransition::Deleted) => RolloutEventType::Deleted,
+        Some(RolloutTransition::Progress) => RolloutEventType::Progress,
+        Some(RolloutTransition::Complete) => RolloutEventType::Complete,
+        Some(RolloutTransition::Stalled) => RolloutEventType::Stalled,
     };
     Some(RolloutEvent {
         cursor: state.bus.cursor(seq),
@@ -765,30 +759,22 @@ fn rollout_event(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn st(sync: SyncStatusCode, health: HealthStatusCode) -> ApplicationStatus {
-        ApplicationStatus {
-            sync,
-            health,
-            revision: None,
-            operation_phase: None,
-        }
-    }
+    use crate::domain::argocd::{HealthStatus, SyncStatus};
 
     #[test]
-    fn transitions_come_sync_then_health() {
-        let t = transitions(
-            &st(SyncStatusCode::OutOfSync, HealthStatusCode::Healthy),
-            &st(SyncStatusCode::Synced, HealthStatusCode::Progressing),
-        );
-        assert_eq!(t.len(), 2);
+    fn derived_transitions_are_named_as_the_schema_spells_them() {
+        let (kind, from, to) = transition_names(&AppTransition::Sync {
+            from: SyncStatus::OutOfSync,
+            to: SyncStatus::Synced,
+        });
         assert_eq!(
-            (t[0].0, t[0].1.as_deref(), t[0].2.as_str()),
+            (kind, from.as_deref(), to.as_str()),
             (TransitionKind::Sync, Some("OUT_OF_SYNC"), "SYNCED")
         );
-        assert_eq!(
-            (t[1].0, t[1].2.as_str()),
-            (TransitionKind::Health, "PROGRESSING")
-        );
+        let (kind, _, to) = transition_names(&AppTransition::Health {
+            from: HealthStatus::Healthy,
+            to: HealthStatus::Degraded,
+        });
+        assert_eq!((kind, to.as_str()), (TransitionKind::Health, "DEGRADED"));
     }
 }

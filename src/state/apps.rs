@@ -9,16 +9,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use crate::domain::argocd::{AppKey, Application, Project};
-use crate::events::ChangeKind;
-
-/// An application appeared, changed or disappeared.
-#[derive(Debug, Clone)]
-pub struct AppChange {
-    pub kind: ChangeKind,
-    pub key: AppKey,
-    pub previous: Option<Arc<Application>>,
-    pub current: Option<Arc<Application>>,
-}
+use crate::events::{AppChange, ChangeKind};
 
 #[derive(Default)]
 struct Inner {
@@ -73,28 +64,28 @@ impl AppStore {
         let previous = self.inner.write().insert(app.clone());
         let change = match previous {
             Some(prev) if prev.same_state(&app) => None,
-            prev => Some(AppChange {
-                kind: if prev.is_some() {
+            prev => Some(AppChange::new(
+                if prev.is_some() {
                     ChangeKind::Modified
                 } else {
                     ChangeKind::Added
                 },
-                key: app.key.clone(),
-                previous: prev,
-                current: Some(app.clone()),
-            }),
+                app.key.clone(),
+                prev,
+                Some(app.clone()),
+            )),
         };
         (app, change)
     }
 
     pub fn remove(&self, key: &AppKey) -> Option<AppChange> {
         let previous = self.inner.write().remove(&key.render())?;
-        Some(AppChange {
-            kind: ChangeKind::Deleted,
-            key: key.clone(),
-            previous: Some(previous),
-            current: None,
-        })
+        Some(AppChange::new(
+            ChangeKind::Deleted,
+            key.clone(),
+            Some(previous),
+            None,
+        ))
     }
 
     /// Makes an instance's apps exactly `apps` (a full list), returning what changed.

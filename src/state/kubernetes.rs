@@ -416,13 +416,3 @@ impl Clusters {
         self.entries.read().is_empty()
     }
 }
-
-/// A Deployment's rollout moved (the `rolloutEvents` subscription's input).
-#[derive(Debug, Clone)]
-pub struct RolloutChange {
-    pub cluster: String,
-    pub previous: Option<crate::domain::kubernetes::Rollout>,
-    /// `None` when the Deployment was deleted.
-    pub current: Option<crate::domain::kubernetes::Rollout>,
-    pub deployment: Arc<Deployment>,
-}

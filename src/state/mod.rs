@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::events::EventBus;
 
-pub use apps::{AppChange, AppStore};
+pub use apps::AppStore;
 pub use catalog::{CatalogSnapshot, CatalogStore, Edge};
 pub use kubernetes::{ClusterStore, Clusters};
 pub use sources::{SourceHealth, SourceKind, SourceRegistry, SourceSnapshot};

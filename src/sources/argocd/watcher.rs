@@ -90,7 +90,7 @@ impl ArgoCdWatcher {
         }
     }
 
-    fn publish(&self, change: Option<crate::state::AppChange>) {
+    fn publish(&self, change: Option<crate::events::AppChange>) {
         if let Some(c) = change {
             self.state.bus.publish([Change::Application(c)]);
             self.health

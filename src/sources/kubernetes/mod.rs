@@ -29,8 +29,8 @@ use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::kubernetes::{rollout, strip};
-use crate::events::Change;
-use crate::state::kubernetes::{obj_key, ClusterStore, Kind, ObjKey, RolloutChange, Stored};
+use crate::events::{Change, RolloutChange};
+use crate::state::kubernetes::{obj_key, ClusterStore, Kind, ObjKey, Stored};
 use crate::state::{SourceHealth, State};
 
 use super::SourceError;
@@ -343,12 +343,9 @@ fn publish_rollouts<K: Stored>(state: &State, cluster: &str, changed: Vec<Change
         let Some(deployment) = new.or(old) else {
             continue;
         };
-        out.push(Change::Rollout(RolloutChange {
-            cluster: cluster.to_string(),
-            previous: before,
-            current: after,
-            deployment,
-        }));
+        out.push(Change::Rollout(RolloutChange::new(
+            cluster, before, after, deployment,
+        )));
     }
     if !out.is_empty() {
         state.bus.publish(out);

@@ -1,0 +1,263 @@
+//! What the bus carries: one change per upstream observation, with the transitions people
+//! follow derived once, when the change is made — not again by every subscriber.
+//!
+//! - `EntityChange`: a catalog entity appeared, changed or disappeared between two polls.
+//! - `AppChange`: an ArgoCD application changed; `transitions` are its sync, health and
+//!   operation-phase moves (`OUT_OF_SYNC → SYNCED`, `HEALTHY → DEGRADED`, `RUNNING → FAILED`).
+//! - `RolloutChange`: a Deployment's rollout moved; `transition` says how (progress, complete,
+//!   stalled, deleted).
+
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::Deployment;
+
+use crate::domain::argocd::{AppKey, Application, HealthStatus, OperationPhase, SyncStatus};
+use crate::domain::kubernetes::{Rollout, RolloutState};
+use crate::domain::Entity;
+
+/// What happened to one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    Added,
+    Modified,
+    Deleted,
+}
+
+/// A catalog entity appeared, changed or disappeared between two polls.
+#[derive(Debug, Clone)]
+pub struct EntityChange {
+    pub kind: ChangeKind,
+    pub entity_ref: String,
+    pub previous: Option<Arc<Entity>>,
+    pub current: Option<Arc<Entity>>,
+}
+
+/// One status move of an application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppTransition {
+    Sync {
+        from: SyncStatus,
+        to: SyncStatus,
+    },
+    Health {
+        from: HealthStatus,
+        to: HealthStatus,
+    },
+    /// An operation started (`from: None`) or changed phase.
+    Operation {
+        from: Option<OperationPhase>,
+        to: OperationPhase,
+    },
+}
+
+/// An application appeared, changed or disappeared.
+#[derive(Debug, Clone)]
+pub struct AppChange {
+    pub kind: ChangeKind,
+    pub key: AppKey,
+    pub previous: Option<Arc<Application>>,
+    pub current: Option<Arc<Application>>,
+    /// Its status moves, in a fixed order: sync, health, operation (empty unless modified).
+    pub transitions: Vec<AppTransition>,
+}
+
+impl AppChange {
+    pub fn new(
+        kind: ChangeKind,
+        key: AppKey,
+        previous: Option<Arc<Application>>,
+        current: Option<Arc<Application>>,
+    ) -> Self {
+        let transitions = match (&previous, &current) {
+            (Some(p), Some(c)) => app_transitions(p, c),
+            _ => Vec::new(),
+        };
+        Self {
+            kind,
+            key,
+            previous,
+            current,
+            transitions,
+        }
+    }
+}
+
+/// The status moves between two states of an app, in a fixed order: sync, health, operation.
+pub fn app_transitions(prev: &Application, cur: &Application) -> Vec<AppTransition> {
+    let mut out = Vec::new();
+    if prev.sync_status != cur.sync_status {
+        out.push(AppTransition::Sync {
+            from: prev.sync_status,
+            to: cur.sync_status,
+        });
+    }
+    if prev.health != cur.health {
+        out.push(AppTransition::Health {
+            from: prev.health,
+            to: cur.health,
+        });
+    }
+    let phase = |a: &Application| a.operation_state.as_ref().map(|o| o.phase);
+    if let (from, Some(to)) = (phase(prev), phase(cur)) {
+        if from != Some(to) {
+            out.push(AppTransition::Operation { from, to });
+        }
+    }
+    out
+}
+
+/// How a rollout moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RolloutTransition {
+    /// Under way (x of y updated, old replicas terminating).
+    Progress,
+    Complete,
+    /// The progress deadline passed.
+    Stalled,
+    Deleted,
+}
+
+impl RolloutTransition {
+    /// The transition into `current` (`None`: the Deployment is gone).
+    pub fn of(current: Option<&Rollout>) -> Self {
+        match current.map(|r| r.state) {
+            None => Self::Deleted,
+            Some(RolloutState::Progressing) => Self::Progress,
+            Some(RolloutState::Complete) => Self::Complete,
+            Some(RolloutState::Stalled) => Self::Stalled,
+        }
+    }
+}
+
+/// A Deployment's rollout moved (the `rolloutEvents` subscription's input).
+#[derive(Debug, Clone)]
+pub struct RolloutChange {
+    pub cluster: String,
+    pub previous: Option<Rollout>,
+    /// `None` when the Deployment was deleted.
+    pub current: Option<Rollout>,
+    pub deployment: Arc<Deployment>,
+    pub transition: RolloutTransition,
+}
+
+impl RolloutChange {
+    pub fn new(
+        cluster: &str,
+        previous: Option<Rollout>,
+        current: Option<Rollout>,
+        deployment: Arc<Deployment>,
+    ) -> Self {
+        Self {
+            cluster: cluster.to_string(),
+            transition: RolloutTransition::of(current.as_ref()),
+            previous,
+            current,
+            deployment,
+        }
+    }
+}
+
+/// Everything the bus carries.
+#[derive(Debug, Clone)]
+pub enum Change {
+    Entity(EntityChange),
+    Application(AppChange),
+    Rollout(RolloutChange),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::argocd::OperationState;
+
+    fn app(sync: SyncStatus, health: HealthStatus, phase: Option<OperationPhase>) -> Application {
+        let key = AppKey {
+            instance: "main".into(),
+            namespace: "argocd".into(),
+            name: "a".into(),
+        };
+        Application {
+            key_string: key.render(),
+            key,
+            project: "default".into(),
+            uid: None,
+            resource_version: None,
+            labels: Default::default(),
+            annotations: Default::default(),
+            sources: Vec::new(),
+            destination: Default::default(),
+            auto_sync: false,
+            sync_status: sync,
+            sync_revision: None,
+            sync_revisions: Vec::new(),
+            compared_to: None,
+            health,
+            health_message: None,
+            operation_state: phase.map(|phase| OperationState {
+                phase,
+                message: None,
+                started_at: None,
+                finished_at: None,
+                sync_result_revision: None,
+                initiated_by: None,
+                automated: false,
+            }),
+            operation_pending: false,
+            reconciled_at: None,
+            history: Vec::new(),
+            resources: Vec::new(),
+            conditions: Vec::new(),
+            images: Vec::new(),
+            created_at: None,
+            observed_at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn transitions_are_derived_once_sync_then_health_then_operation() {
+        let before = Arc::new(app(SyncStatus::OutOfSync, HealthStatus::Healthy, None));
+        let after = Arc::new(app(
+            SyncStatus::Synced,
+            HealthStatus::Progressing,
+            Some(OperationPhase::Running),
+        ));
+        let c = AppChange::new(
+            ChangeKind::Modified,
+            before.key.clone(),
+            Some(before),
+            Some(after),
+        );
+        assert_eq!(
+            c.transitions,
+            [
+                AppTransition::Sync {
+                    from: SyncStatus::OutOfSync,
+                    to: SyncStatus::Synced
+                },
+                AppTransition::Health {
+                    from: HealthStatus::Healthy,
+                    to: HealthStatus::Progressing
+                },
+                AppTransition::Operation {
+                    from: None,
+                    to: OperationPhase::Running
+                },
+            ]
+        );
+        // An app that appears or disappears has no transitions, only the change.
+        let gone = AppChange::new(ChangeKind::Deleted, c.key.clone(), c.current.clone(), None);
+        assert!(gone.transitions.is_empty());
+    }
+
+    #[test]
+    fn a_finished_operation_that_clears_is_not_a_transition() {
+        let running = app(
+            SyncStatus::Synced,
+            HealthStatus::Healthy,
+            Some(OperationPhase::Succeeded),
+        );
+        let cleared = app(SyncStatus::Synced, HealthStatus::Healthy, None);
+        assert!(app_transitions(&running, &cleared).is_empty());
+        assert!(app_transitions(&running, &running).is_empty());
+    }
+}
