@@ -3,15 +3,31 @@
 //! The crate mirrors the data flow (see DESIGN.md); dependencies point one way,
 //! `http → graph → {state, events, auth} → sources → domain`:
 //!
-//! - [`domain`]: pure types and the join rules (entity refs, annotations). No I/O.
-//! - [`sources`]: one module per upstream; wire protocols, auth, paging, retries.
-//! - [`state`]: live in-memory indexes and per-source health.
-//! - [`events`]: the bounded, ordered bus of changes.
-//! - [`auth`]: principals and the policy (the one visibility and action seam).
-//! - [`graph`]: the async-graphql schema; resolvers read `state` only.
-//! - [`http`]: axum routes: GraphQL over HTTP, websockets, GraphiQL, health, metrics.
+//! ```text
+//!  upstreams ─► sources/<name>/   settings + `Source::start` (one entry point per source),
+//!                  │               wire protocol, retries; handles for actions → `Upstreams`
+//!                  │ domain values + change events
+//!                  ▼
+//!               state/            live indexes per source, freshness; `state::joins`: every
+//!                  │               cross-source relation as a plain `State` method
+//!                  ├──────────► events/   change types, transitions derived once, the bus
+//!                  ▼                │
+//!               graph/            schema: visibility + nodes over state and events; actions
+//!                  │               through `sources::Upstreams`; filters in `graph::filter`
+//!                  ▼
+//!               http/             `http::pipeline`: one request pipeline for POST, GET,
+//!                                  websockets (both protocols) and SSE; health, metrics
+//! ```
+//!
+//! - [`domain`]: pure types and the join rules (entity refs, annotations, selectors). No I/O.
+//! - [`sources`]: one module per upstream with one entry point ([`sources::Source`]).
+//! - [`state`]: live in-memory indexes, per-source health and the joins ([`state::joins`]).
+//! - [`events`]: change types with derived transitions, and the bounded, ordered bus.
+//! - [`auth`]: principals, authentication and the policy (the one visibility and action seam).
+//! - [`graph`]: the async-graphql schema; resolvers read `state`, act through `Upstreams`.
+//! - [`http`]: axum routes over [`http::pipeline`]; GraphiQL, health, metrics.
 //! - [`demo`]: simulated upstreams (real HTTP servers on loopback) for the demo and tests.
-//! - [`app`]: wiring and lifecycle; [`config`]: typed settings.
+//! - [`app`]: wiring and lifecycle; [`config`]: typed settings; [`watch`]: the `watch` client.
 
 pub mod app;
 pub mod auth;

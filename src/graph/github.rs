@@ -281,7 +281,7 @@ pub struct RepositoryNode {
 
 fn source<'a>(ctx: &Context<'a>) -> Result<&'a Arc<GitHubSource>> {
     ctx.data_opt::<Arc<GitHubSource>>()
-        .ok_or_else(|| super::error::coded("NOT_CONFIGURED", "GitHub is not configured"))
+        .ok_or_else(|| super::error::not_configured("GitHub is not configured"))
 }
 
 fn bounded(first: i32) -> Result<usize> {

@@ -9,7 +9,7 @@ use async_graphql::{Context, InputObject, Json, Object, Result, SimpleObject};
 use serde_json::Value;
 
 use super::application::ApplicationNode;
-use super::error::{bad_input, coded, upstream, FORBIDDEN, NOT_FOUND};
+use super::error::{bad_input, forbidden, not_found, upstream};
 use super::{gctx, Viewer};
 use crate::auth::{Action, Scope};
 use crate::domain::argocd::Application;
@@ -107,7 +107,7 @@ fn resolve_app(
         .filter(|a| viewer.sees_app(a))
         .collect();
     match candidates.len() {
-        0 => Err(coded(NOT_FOUND, format!("no application `{name}`"))),
+        0 => Err(not_found(format!("no application `{name}`"))),
         1 => Ok(candidates.into_iter().next().expect("BUG: one candidate")),
         _ => Err(bad_input(format!(
             "`{name}` names {} applications ({}); give `instance` and/or `namespace`",
@@ -145,8 +145,7 @@ fn authorize<'a>(ctx: &Context<'a>, app: Arc<Application>, action: Action) -> Re
         namespace: app.destination.namespace.as_deref().unwrap_or(""),
     };
     if !viewer.policy.can_act(viewer.principal, action, scope) {
-        return Err(coded(
-            FORBIDDEN,
+        return Err(forbidden(
             format!("not allowed to {action:?} `{}`", app.key.name).to_lowercase(),
         ));
     }
@@ -154,10 +153,10 @@ fn authorize<'a>(ctx: &Context<'a>, app: Arc<Application>, action: Action) -> Re
         .upstreams
         .argocd(&app.key.instance)
         .ok_or_else(|| {
-            coded(
-                NOT_FOUND,
-                format!("ArgoCD instance `{}` is not configured", app.key.instance),
-            )
+            not_found(format!(
+                "ArgoCD instance `{}` is not configured",
+                app.key.instance
+            ))
         })?;
     Ok(Target { app, argocd })
 }
@@ -272,10 +271,10 @@ impl Mutation {
             .policy
             .can_act(viewer.principal, Action::CreateFromTemplate, scope)
         {
-            return Err(coded(FORBIDDEN, "not allowed to run this template"));
+            return Err(forbidden("not allowed to run this template"));
         }
         let Some(backstage) = gctx(ctx).upstreams.backstage() else {
-            return Err(coded(NOT_FOUND, "Backstage is not configured"));
+            return Err(not_found("Backstage is not configured"));
         };
         let result = backstage.create_task(&template_ref, &input.values.0).await;
         let (outcome, message) = match &result {

@@ -340,10 +340,7 @@ impl Subscription {
             return Err(bad_input("`id` must be a task id from createFromTemplate"));
         }
         let Some(backstage) = gctx(ctx).upstreams.backstage() else {
-            return Err(super::error::coded(
-                super::error::NOT_FOUND,
-                "Backstage is not configured",
-            ));
+            return Err(super::error::not_found("Backstage is not configured"));
         };
         let wake = backstage.wake.clone();
         let events = backstage

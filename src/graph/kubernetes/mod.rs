@@ -22,7 +22,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::application::ApplicationNode;
 use super::entity::{EntityItem, EntityNode, KeyValue};
-use super::error::{bad_input, coded, FORBIDDEN, NOT_FOUND};
+use super::error::{bad_input, forbidden, not_found};
 use super::paging::{encode_cursor, paginate, PageInfo, PageRequest};
 use super::{gctx, Viewer};
 use crate::domain::argocd::Application;

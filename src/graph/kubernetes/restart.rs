@@ -47,26 +47,21 @@ pub async fn restart_deployment(
         namespace: &namespace,
     };
     if !viewer.sees_namespace(&cluster, &namespace) {
-        return Err(coded(
-            NOT_FOUND,
-            format!("no deployment `{namespace}/{name}` in `{cluster}`"),
-        ));
+        return Err(not_found(format!(
+            "no deployment `{namespace}/{name}` in `{cluster}`"
+        )));
     }
     if !viewer
         .policy
         .can_act(viewer.principal, crate::auth::Action::Restart, scope)
     {
-        audit(FORBIDDEN, None);
-        return Err(coded(
-            FORBIDDEN,
-            format!("not allowed to restart `{namespace}/{name}`"),
-        ));
+        audit("FORBIDDEN", None);
+        return Err(forbidden(format!(
+            "not allowed to restart `{namespace}/{name}`"
+        )));
     }
     let Some(handle) = g.upstreams.cluster(&cluster) else {
-        return Err(coded(
-            NOT_FOUND,
-            format!("cluster `{cluster}` has no client"),
-        ));
+        return Err(not_found(format!("cluster `{cluster}` has no client")));
     };
     match handle.restart_deployment(&namespace, &name).await {
         Ok((stored, restarted_at)) => {
