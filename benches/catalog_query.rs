@@ -104,7 +104,7 @@ fn bench(c: &mut Criterion) {
                     .variables(async_graphql::Variables::from_json(
                         serde_json::json!({ "n": n_components }),
                     ))
-                    .data(Principal::anonymous());
+                    .data(Principal::unrestricted());
                 let resp = schema.execute(req).await;
                 assert!(resp.errors.is_empty(), "{:?}", resp.errors);
                 serde_json::to_string(&resp).unwrap()

@@ -207,6 +207,7 @@ async fn measure(
             .args([
                 "demo",
                 "--no-weather",
+                "--no-auth",
                 "--listen",
                 &format!("127.0.0.1:{port}"),
             ])

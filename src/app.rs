@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::audit::AuditLog;
-use crate::auth::{Authenticator, Policy};
+use crate::auth::Authenticator;
 use crate::config::{ResolvedSecrets, Settings};
 use crate::graph::{build_schema, GraphContext};
 use crate::http::pipeline::Pipeline;
@@ -98,11 +98,16 @@ impl App {
 
         let schema = build_schema(GraphContext {
             state: state.clone(),
-            policy: Policy::default(),
             limits: settings.limits.clone(),
             audit: Arc::new(AuditLog::default()),
             upstreams: upstreams.clone(),
         });
+        let auth = Arc::new(Authenticator::new(&settings.auth, state.clone()).map_err(
+            |message| StartError {
+                name: "auth".into(),
+                message,
+            },
+        )?);
         let metrics = Arc::new(Metrics::default());
         let limits = Arc::new(settings.limits.clone());
         let router = http::router(HttpState {
@@ -110,7 +115,7 @@ impl App {
                 schema,
                 limits: limits.clone(),
                 metrics: metrics.clone(),
-                auth: Arc::new(Authenticator::default()),
+                auth,
             }),
             shutdown: shutdown.clone(),
             upstreams: upstreams.clone(),

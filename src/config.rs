@@ -12,6 +12,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::Deserialize;
 
+pub use crate::auth::{AuthMode, AuthSettings};
 pub use crate::sources::argocd::ArgoCdSettings;
 pub use crate::sources::backstage::BackstageSettings;
 pub use crate::sources::github::{GitHubSettings, GitHubTtlSettings};
@@ -189,23 +190,6 @@ impl TokenSource {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AuthMode {
-    /// Every request is the anonymous principal, allowed everything.
-    #[default]
-    None,
-    /// Bearer JWTs (the security issue; not in this build).
-    Jwt,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuthSettings {
-    #[serde(default)]
-    pub mode: AuthMode,
-}
-
 /// Limits on what one request may cost.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -323,12 +307,7 @@ impl Settings {
                 ));
             }
         }
-        if self.auth.mode == AuthMode::Jwt {
-            return Err(invalid(
-                "auth.mode",
-                "`jwt` is not available in this build yet; use `none`",
-            ));
-        }
+        self.auth.validate("auth")?;
         let l = &self.limits;
         if l.max_body_bytes < 1024 {
             return Err(invalid("limits.max_body_bytes", "must be at least 1024"));

@@ -38,6 +38,9 @@ enum Command {
         /// No scripted weather (pushes, syncs, degradations): a quiet world for measurements.
         #[arg(long)]
         no_weather: bool,
+        /// `auth.mode: none`: every caller may do everything (local measurements only).
+        #[arg(long)]
+        no_auth: bool,
     },
     /// Start only the simulated upstreams (no server); prints one JSON line with their URLs.
     /// For pointing `serve`, kubectl or curl at the demo world, and for benchmarks.
@@ -209,12 +212,14 @@ fn main() -> ExitCode {
             listen,
             scale,
             no_weather,
+            no_auth,
         } => {
             telemetry::init(cli.log_format);
             run(async move {
                 let opts = DemoOptions {
                     scale,
                     weather: !no_weather,
+                    auth: !no_auth,
                     ..DemoOptions::default()
                 };
                 let world = DemoWorld::start(&opts).await?;
@@ -238,6 +243,12 @@ fn main() -> ExitCode {
                     world.kubernetes.url(),
                     world.kubernetes.url()
                 );
+                if opts.auth {
+                    println!("  auth: Backstage user tokens (anonymous callers are read-only); one per persona:");
+                    for (persona, groups, token) in world.persona_tokens() {
+                        println!("  {persona} ({groups})  Bearer {token}");
+                    }
+                }
                 serve(app).await?;
                 world.stop();
                 Ok(())

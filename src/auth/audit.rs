@@ -1,4 +1,5 @@
-//! The audit trail of mutations: who did what to which object, when, and how it ended.
+//! The audit trail of mutations and denied attempts: who (subject and groups) did or tried
+//! what to which object, when, in which request, the policy's decision and how it ended.
 //! Every entry goes to the log (target `audit`) and to a bounded in-memory ring that
 //! `Query.auditLog` reads.
 
@@ -14,6 +15,12 @@ pub struct AuditEntry {
     pub id: u64,
     pub at: DateTime<Utc>,
     pub principal: String,
+    /// The caller's groups when it acted.
+    pub groups: Vec<String>,
+    /// `allowed`, or `denied` by the policy.
+    pub decision: &'static str,
+    /// The request's id (also in the response's `x-request-id` and the log).
+    pub request_id: Option<String>,
     pub action: String,
     pub target: String,
     /// `ok`, or the error code.
@@ -28,9 +35,11 @@ pub struct AuditLog {
 }
 
 impl AuditLog {
+    /// Records one attempt: `result` is `ok` or an error code; `FORBIDDEN` is a denial.
     pub fn record(
         &self,
-        principal: &str,
+        principal: &super::Principal,
+        request_id: Option<&str>,
         action: &str,
         target: &str,
         result: &str,
@@ -41,14 +50,23 @@ impl AuditLog {
         let entry = AuditEntry {
             id: guard.0,
             at: Utc::now(),
-            principal: principal.to_string(),
+            principal: principal.display_name().to_string(),
+            groups: principal.groups.clone(),
+            decision: if result == "FORBIDDEN" {
+                "denied"
+            } else {
+                "allowed"
+            },
+            request_id: request_id.map(str::to_string),
             action: action.to_string(),
             target: target.to_string(),
             result: result.to_string(),
             message,
         };
-        tracing::info!(target: "audit", id = entry.id, principal = %entry.principal, action = %entry.action,
-            object = %entry.target, result = %entry.result, "mutation");
+        tracing::info!(target: "audit", id = entry.id, principal = %entry.principal,
+            groups = ?entry.groups, action = %entry.action, object = %entry.target,
+            decision = entry.decision, result = %entry.result,
+            request_id = entry.request_id.as_deref().unwrap_or(""), "mutation");
         if guard.1.len() == KEEP {
             guard.1.pop_front();
         }

@@ -1,27 +1,61 @@
 //! Who is asking and what they may see and do.
 //!
-//! Every request carries a `Principal` (anonymous while `auth.mode` is `none`). Every object that
-//! comes from an upstream passes `Policy::can_view` on its way out, and every mutation passes
-//! `Policy::can_act`: these two methods are the only places the security issue has to fill.
+//! The request pipeline (`http::pipeline`) is the only caller of [`Authenticator`]: it turns the
+//! credentials a request carries (an `Authorization: Bearer` header, or a websocket init
+//! payload) into a [`Principal`], whose [`Grants`] the policy computed once. The graph asks
+//! those grants — through `graph::Viewer`, the one visibility seam — before anything leaves it.
+//!
+//! - `settings.rs`: `auth:` in the config; `policy.rs`: roles, bindings, grants, the seed's
+//!   default boundary; `jwt.rs`: verifying one issuer's tokens (JWKS, PEM, HS256, Backstage);
+//!   `audit.rs`: the audit trail.
 
 pub mod audit;
+pub mod jwt;
+pub mod policy;
+pub mod settings;
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+pub use policy::{group_ref, Grants, Policy};
+pub use settings::{AuthMode, AuthSettings, IssuerKind, IssuerSettings, JwtSettings};
+
+use crate::state::State;
 
 /// The caller of one request or subscription.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
-    /// `sub` of the token; `None` for the anonymous principal.
+    /// `sub` of the token (a Backstage user ref for Backstage tokens); `None`: anonymous.
     pub subject: Option<String>,
+    /// Group refs (`group:default/app-team`), including parent groups from the catalog.
     pub groups: Vec<String>,
+    pub grants: Grants,
+    /// When the token expires; websockets and SSE streams end then.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl Principal {
-    pub fn anonymous() -> Arc<Self> {
+    /// The caller when `auth.mode` is `none`: anonymous, allowed everything.
+    pub fn unrestricted() -> Arc<Self> {
         Arc::new(Self {
             subject: None,
             groups: Vec::new(),
+            grants: Grants::everything(),
+            expires_at: None,
         })
+    }
+
+    /// A caller with no grants at all (what a request without a principal is).
+    pub fn nobody() -> Self {
+        Self {
+            subject: None,
+            groups: Vec::new(),
+            grants: Grants::default(),
+            expires_at: None,
+        }
     }
 
     /// Name for logs and the audit trail.
@@ -49,15 +83,160 @@ impl AuthError {
     }
 }
 
-/// Turns the credentials a request carries (an `Authorization` header value, from HTTP or a
-/// websocket init payload) into a `Principal`. The request pipeline is its only caller.
-#[derive(Debug, Default)]
-pub struct Authenticator {}
+/// How long a verified token's principal is reused (bounded by the token's own `exp`).
+const VERIFIED_TTL: Duration = Duration::from_secs(60);
+
+/// Turns the credentials a request carries into a `Principal`.
+pub struct Authenticator {
+    mode: AuthMode,
+    /// The principal of requests without a token; `None`: they are refused.
+    anonymous: Option<Arc<Principal>>,
+    issuers: Vec<jwt::Issuer>,
+    policy: Policy,
+    /// The catalog, for Backstage users' parent groups.
+    state: Option<Arc<State>>,
+    /// Verified tokens by their SHA-1, so a busy client is verified once a minute, not per
+    /// request (signature checks and Backstage's userinfo cost).
+    verified: moka::sync::Cache<String, Arc<Principal>>,
+}
+
+impl Default for Authenticator {
+    /// `auth.mode: none`.
+    fn default() -> Self {
+        Self {
+            mode: AuthMode::None,
+            anonymous: Some(Principal::unrestricted()),
+            issuers: Vec::new(),
+            policy: Policy::default(),
+            state: None,
+            verified: moka::sync::Cache::new(1),
+        }
+    }
+}
 
 impl Authenticator {
-    /// `auth.mode: none`: everyone is the anonymous principal.
-    pub fn authenticate(&self, _authorization: Option<&str>) -> Result<Arc<Principal>, AuthError> {
-        Ok(Principal::anonymous())
+    /// Builds the authenticator of `settings` (reads key files and secrets now).
+    pub fn new(settings: &AuthSettings, state: Arc<State>) -> Result<Self, String> {
+        if settings.mode == AuthMode::None {
+            return Ok(Self::default());
+        }
+        let policy = settings.policy.clone().unwrap_or_default();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let issuers = settings
+            .jwt
+            .issuers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                jwt::Issuer::new(s.clone(), http.clone())
+                    .map_err(|e| format!("auth.jwt.issuers[{i}]: {e}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let anonymous = settings
+            .anonymous
+            .as_deref()
+            .filter(|r| *r != "deny")
+            .map(|role| {
+                Arc::new(Principal {
+                    grants: policy.grants_of_roles(&[role.to_string()]),
+                    ..Principal::nobody()
+                })
+            });
+        Ok(Self {
+            mode: settings.mode,
+            anonymous,
+            issuers,
+            policy,
+            state: Some(state),
+            verified: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(VERIFIED_TTL)
+                .build(),
+        })
+    }
+
+    /// Anonymous requests are refused (so `/graphql` answers 401 without a token).
+    pub fn requires_token(&self) -> bool {
+        self.anonymous.is_none()
+    }
+
+    /// The caller of a request carrying `Authorization: <value>` (or nothing).
+    pub async fn authenticate(
+        &self,
+        authorization: Option<&str>,
+    ) -> Result<Arc<Principal>, AuthError> {
+        if self.mode == AuthMode::None {
+            return Ok(Principal::unrestricted());
+        }
+        let Some(value) = authorization.map(str::trim).filter(|v| !v.is_empty()) else {
+            return self.anonymous.clone().ok_or(AuthError::Missing);
+        };
+        let token = match value.split_once(' ') {
+            Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => t.trim(),
+            _ => {
+                return Err(AuthError::Invalid(
+                    "send `Authorization: Bearer <token>`".into(),
+                ))
+            }
+        };
+        let key = sha1_smol::Sha1::from(token.as_bytes()).digest().to_string();
+        if let Some(p) = self.verified.get(&key) {
+            if p.expires_at.is_none_or(|e| e > Utc::now()) {
+                return Ok(p);
+            }
+        }
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| AuthError::Invalid("not a signed JWT".into()))?;
+        let iss = jwt::peek_issuer(token)
+            .ok_or_else(|| AuthError::Invalid("the token names no issuer".into()))?;
+        let issuer = self
+            .issuers
+            .iter()
+            .find(|i| i.iss() == iss)
+            .ok_or_else(|| AuthError::Invalid("the token is from an unknown issuer".into()))?;
+        let verified = issuer.verify(token, &header).await?;
+        let mut groups: Vec<String> = verified
+            .groups
+            .iter()
+            .filter(|g| !verified.backstage || g.starts_with("group:"))
+            .map(|g| group_ref(g))
+            .collect();
+        if verified.backstage {
+            self.add_parent_groups(&mut groups);
+        }
+        groups.sort();
+        groups.dedup();
+        let roles = self.policy.roles_of(&verified.subject, &groups);
+        let principal = Arc::new(Principal {
+            subject: Some(verified.subject),
+            grants: self.policy.grants_of_roles(&roles),
+            groups,
+            expires_at: verified.expires_at,
+        });
+        self.verified.insert(key, principal.clone());
+        Ok(principal)
+    }
+
+    /// Adds every ancestor (`spec.parent`) of the groups, as the catalog knows them.
+    fn add_parent_groups(&self, groups: &mut Vec<String>) {
+        let Some(state) = &self.state else { return };
+        let snapshot = state.catalog.snapshot();
+        let mut i = 0;
+        while i < groups.len() && groups.len() < 256 {
+            let parent = snapshot
+                .get(&groups[i])
+                .and_then(|g| g.spec_str("parent"))
+                .map(group_ref);
+            if let Some(p) = parent {
+                if !groups.contains(&p) {
+                    groups.push(p);
+                }
+            }
+            i += 1;
+        }
     }
 }
 
@@ -86,7 +265,8 @@ pub enum Scope<'a> {
 }
 
 /// An action on an upstream object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub enum Action {
     Sync,
     Rollback,
@@ -94,21 +274,4 @@ pub enum Action {
     Terminate,
     Restart,
     CreateFromTemplate,
-}
-
-/// The policy. Allow-all until the security issue maps claims to projects and namespaces.
-#[derive(Debug, Clone, Default)]
-pub struct Policy {}
-
-impl Policy {
-    /// May `principal` see the object? Forbidden objects are filtered out before counting,
-    /// paging and error messages, so they are invisible rather than redacted.
-    pub fn can_view(&self, _principal: &Principal, _scope: Scope<'_>) -> bool {
-        true
-    }
-
-    /// May `principal` take `action` on the object?
-    pub fn can_act(&self, _principal: &Principal, _action: Action, _scope: Scope<'_>) -> bool {
-        true
-    }
 }

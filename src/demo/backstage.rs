@@ -60,6 +60,8 @@ struct Inner {
     /// creates the repo in git and the ArgoCD app (arguments: name, owner).
     on_created: RwLock<Option<CreatedHook>>,
     step_delay: std::time::Duration,
+    /// The auth backend's side: keys, discovery, userinfo, user tokens.
+    identity: super::identity::Identity,
 }
 
 /// A scaffolder task and its events so far.
@@ -121,6 +123,7 @@ impl BackstageSim {
             tasks: Default::default(),
             on_created: RwLock::new(None),
             step_delay,
+            identity: super::identity::Identity::new(),
         });
         {
             let mut data = inner.data.write();
@@ -147,6 +150,17 @@ impl BackstageSim {
                 get(by_name),
             )
             .route("/api/catalog/entity-facets", get(facets))
+            .route(
+                "/api/auth/.well-known/openid-configuration",
+                get(|State(inner): State<Arc<Inner>>| async move {
+                    Json(inner.identity.discovery())
+                }),
+            )
+            .route(
+                "/api/auth/.well-known/jwks.json",
+                get(|State(inner): State<Arc<Inner>>| async move { Json(inner.identity.jwks()) }),
+            )
+            .route("/api/auth/v1/userinfo", get(userinfo))
             .route("/api/scaffolder/v2/tasks", post(create_task))
             .route("/api/scaffolder/v2/tasks/{id}", get(get_task))
             .route(
@@ -156,6 +170,7 @@ impl BackstageSim {
             .fallback(not_found)
             .with_state(inner.clone());
         let addr = faults::serve(app, faults.clone(), shutdown).await?;
+        inner.identity.set_base(&format!("http://{addr}"));
         Ok(Self {
             addr,
             faults,
@@ -165,6 +180,12 @@ impl BackstageSim {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// A Backstage user token for `user_ref` (`user:default/alice`), as the auth backend's
+    /// sign-in would issue it, valid for `ttl_secs`.
+    pub fn user_token(&self, user_ref: &str, ttl_secs: i64) -> String {
+        self.inner.identity.mint(user_ref, ttl_secs)
     }
 
     /// Registers or replaces an entity from its definition (`catalog-info.yaml` as JSON).
@@ -866,6 +887,39 @@ async fn by_refs(
         })
         .collect();
     Json(json!({ "items": items })).into_response()
+}
+
+/// `GET /api/auth/v1/userinfo`: the user token's subject and `ent` (the user and its direct
+/// groups from `spec.memberOf`); 401 without a valid user token.
+async fn userinfo(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response {
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let Some(sub) = token.and_then(|t| inner.identity.verify(t)) else {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(
+                json!({"error": {"name": "AuthenticationError", "message": "Missing credentials"}}),
+            ),
+        )
+            .into_response();
+    };
+    let mut ent = vec![sub.clone()];
+    if let Some(user) = inner.data.read().by_ref.get(&sub) {
+        let groups = user
+            .definition
+            .pointer("/spec/memberOf")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        ent.extend(groups.iter().filter_map(Value::as_str).filter_map(|g| {
+            EntityRef::parse_with_defaults(g, Some("group"), "default")
+                .ok()
+                .map(|r| r.to_string())
+        }));
+    }
+    Json(json!({"claims": {"sub": sub, "ent": ent}})).into_response()
 }
 
 async fn by_name(

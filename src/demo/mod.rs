@@ -7,12 +7,14 @@ pub mod backstage;
 pub mod faults;
 pub mod git;
 pub mod github;
+pub mod identity;
 pub mod kubernetes;
 pub mod seed;
 
 use crate::state::SourceKind;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::{AuthMode, AuthSettings, IssuerSettings, JwtSettings};
 use crate::config::{
     ArgoCdSettings, BackstageSettings, GitHubSettings, KubernetesSettings, ResolvedSecrets,
     Settings, TokenSource,
@@ -51,6 +53,9 @@ pub struct DemoOptions {
     pub kube_max_backoff_secs: f64,
     /// Extra Deployments (5 pods each) in the Kubernetes simulation, for benchmarks.
     pub kube_scale: usize,
+    /// `auth.mode: jwt` with the Backstage simulation as the token issuer and a read-only
+    /// anonymous role (the `demo` command); off: `auth.mode: none`.
+    pub auth: bool,
 }
 
 impl Default for DemoOptions {
@@ -63,6 +68,7 @@ impl Default for DemoOptions {
             github_rate_limit: 5000,
             kube_max_backoff_secs: 30.0,
             kube_scale: 0,
+            auth: true,
         }
     }
 }
@@ -83,6 +89,7 @@ impl DemoOptions {
             github_rate_limit: 5000,
             kube_max_backoff_secs: 1.0,
             kube_scale: 0,
+            auth: false,
         }
     }
 }
@@ -231,11 +238,40 @@ impl DemoWorld {
             max_backoff_secs: opts.kube_max_backoff_secs,
         }];
         s.readiness.initial_sync_timeout_secs = 20.0;
+        if opts.auth {
+            s.auth = AuthSettings {
+                mode: AuthMode::Jwt,
+                anonymous: Some("read-only".into()),
+                jwt: JwtSettings {
+                    issuers: vec![IssuerSettings::backstage(&self.backstage.url())],
+                },
+                policy: None,
+            };
+        }
         let secrets = ResolvedSecrets::default()
             .with(SourceKind::Backstage, "backstage", DEMO_TOKEN)
             .with(SourceKind::ArgoCd, "main", DEMO_TOKEN)
             .with(SourceKind::GitHub, "github", DEMO_TOKEN);
         (s, secrets)
+    }
+
+    /// One ready bearer token per demo persona, valid for a day: (persona, groups, token).
+    /// `alice` is in platform-team, `carol` in app-team (which owns the team apps), `erin` in
+    /// no group — as the demo catalog has them.
+    pub fn persona_tokens(&self) -> Vec<(&'static str, &'static str, String)> {
+        [
+            ("alice", "platform-team"),
+            ("carol", "app-team"),
+            ("erin", "no group"),
+        ]
+        .into_iter()
+        .map(|(name, groups)| {
+            let token = self
+                .backstage
+                .user_token(&format!("user:default/{name}"), 24 * 3600);
+            (name, groups, token)
+        })
+        .collect()
     }
 
     pub fn stop(&self) {

@@ -106,6 +106,8 @@ pub fn catalog(scale: usize) -> Vec<Value> {
         user("bob", "Bob Brown", "platform-team"),
         user("carol", "Carol Chen", "app-team"),
         user("dave", "Dave Diaz", "app-team"),
+        json!({"apiVersion": "backstage.io/v1alpha1", "kind": "User", "metadata": {"name": "erin"},
+               "spec": {"profile": {"displayName": "Erin Evans", "email": "erin@yourcompany.example"}, "memberOf": []}}),
     ];
     let platform_desc = [
         ("argocd", "GitOps engine: syncs the cluster to git"),

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use super::entity::{EntityItem, EntityNode, Freshness, KeyValue};
 use super::paging::{encode_cursor, paginate, PageInfo, PageRequest};
 use super::{gctx, Viewer};
+use crate::auth::Action;
 use crate::domain::argocd::{self as argo, Application};
 use crate::domain::Entity;
 
@@ -191,6 +192,16 @@ async fn commit_of(
         return Ok(None);
     };
     super::github::load_commit(ctx, &slug, &sha).await
+}
+
+/// The actions the caller may take on an object (`viewerCan`).
+#[derive(SimpleObject, Clone, Copy, Default)]
+pub struct ViewerCan {
+    pub sync: bool,
+    pub rollback: bool,
+    pub refresh: bool,
+    pub terminate: bool,
+    pub restart: bool,
 }
 
 /// One deployment in `status.history`.
@@ -390,6 +401,18 @@ impl ApplicationNode {
     /// Every catalog entity that claims this application.
     async fn entities(&self, ctx: &Context<'_>) -> Vec<EntityItem> {
         entities_of_app(ctx, &self.0)
+    }
+    /// What the caller may do to it: frontends show only the buttons that work.
+    async fn viewer_can(&self, ctx: &Context<'_>) -> ViewerCan {
+        let v = Viewer::of(ctx);
+        let may = |a| v.may_act_on_app(a, &self.0);
+        ViewerCan {
+            sync: may(Action::Sync),
+            rollback: may(Action::Rollback),
+            refresh: may(Action::Refresh),
+            terminate: may(Action::Terminate),
+            restart: false,
+        }
     }
     /// Its Kubernetes objects in the destination cluster, from the watch-fed store: those in
     /// its resource list or labelled/annotated with its name, and the pods under them.

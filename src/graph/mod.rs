@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use async_graphql::{Context, Schema};
 
-use crate::auth::{Policy, Principal, Scope};
+use crate::auth::{Action, Principal};
 use crate::config::Limits;
 use crate::domain::Entity;
 use crate::sources::Upstreams;
@@ -31,7 +31,6 @@ pub type AppSchema = Schema<query::Query, mutation::Mutation, subscription::Subs
 /// Everything resolvers need, shared by all requests (schema data).
 pub struct GraphContext {
     pub state: Arc<State>,
-    pub policy: Policy,
     pub limits: Limits,
     pub audit: Arc<crate::auth::audit::AuditLog>,
     /// The started sources: actions and on-demand reads (domain values in and out).
@@ -43,7 +42,6 @@ impl GraphContext {
     pub fn bare(state: Arc<State>, limits: Limits) -> Self {
         Self {
             state,
-            policy: Policy::default(),
             limits,
             audit: Default::default(),
             upstreams: Default::default(),
@@ -56,62 +54,144 @@ pub(crate) fn gctx<'a>(ctx: &Context<'a>) -> &'a GraphContext {
     ctx.data_unchecked::<GraphContext>()
 }
 
-/// The caller and the policy together: the one visibility check every upstream object passes.
+/// The caller and what it may see and do: the one visibility and action check every upstream
+/// object passes on its way out (lists, counts, joins, lookups, subscriptions, errors).
 pub struct Viewer<'a> {
-    pub policy: &'a Policy,
     pub principal: &'a Principal,
+    state: &'a State,
 }
 
-static ANONYMOUS: std::sync::LazyLock<Principal> = std::sync::LazyLock::new(|| Principal {
-    subject: None,
-    groups: Vec::new(),
-});
+static NOBODY: std::sync::LazyLock<Principal> = std::sync::LazyLock::new(Principal::nobody);
 
 impl<'a> Viewer<'a> {
+    /// The request's caller; a request without one (not through the pipeline) sees nothing.
     pub fn of(ctx: &Context<'a>) -> Self {
         let principal = ctx
             .data_opt::<Arc<Principal>>()
             .map(|p| p.as_ref())
-            .unwrap_or(&ANONYMOUS);
-        Self {
-            policy: &gctx(ctx).policy,
-            principal,
-        }
+            .unwrap_or(&NOBODY);
+        Self::new(principal, &gctx(ctx).state)
+    }
+
+    pub fn new(principal: &'a Principal, state: &'a State) -> Self {
+        Self { principal, state }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.principal.grants.admin
     }
 
     pub fn sees_app(&self, a: &crate::domain::argocd::Application) -> bool {
-        self.policy.can_view(
-            self.principal,
-            Scope::Application {
-                instance: &a.key.instance,
-                project: &a.project,
-                namespace: a.destination.namespace.as_deref().unwrap_or(""),
-            },
-        )
+        self.sees_project(&a.key.instance, &a.project)
     }
 
     pub fn sees_project(&self, instance: &str, project: &str) -> bool {
-        self.policy
-            .can_view(self.principal, Scope::Project { instance, project })
+        self.principal.grants.sees_project(instance, project)
     }
 
-    /// Objects in one namespace of one cluster (cluster-scoped objects: namespace "").
+    /// Objects in one namespace of one cluster (a Namespace object: its own name).
     pub fn sees_namespace(&self, cluster: &str, namespace: &str) -> bool {
-        self.policy.can_view(
-            self.principal,
-            Scope::KubernetesNamespace { cluster, namespace },
-        )
+        let g = &self.principal.grants;
+        if g.sees_namespace_explicitly(cluster, namespace) {
+            return true;
+        }
+        if !g.destination_namespaces || namespace.is_empty() {
+            return false;
+        }
+        let Some(c) = self.state.clusters.get(cluster) else {
+            return false;
+        };
+        self.state.apps.deploying_to(namespace).iter().any(|a| {
+            self.sees_app(a)
+                && c.is_destination(
+                    a.destination.server.as_deref(),
+                    a.destination.name.as_deref(),
+                )
+        })
     }
 
-    pub fn sees_entity(&self, e: &Entity) -> bool {
-        self.policy.can_view(
-            self.principal,
-            Scope::CatalogEntity {
-                namespace: &e.namespace,
-                kind: &e.kind_name,
-            },
-        )
+    pub fn sees_entity(&self, _e: &Entity) -> bool {
+        self.principal.grants.catalog
     }
+
+    /// Is an entity owned (`spec.owner`) by one of the caller's groups?
+    fn owns_entity(&self, e: &Entity) -> bool {
+        e.spec_str("owner").is_some_and(|o| {
+            let owner =
+                crate::domain::EntityRef::parse_with_defaults(o, Some("group"), &e.namespace)
+                    .map(|r| r.to_string())
+                    .unwrap_or_default();
+            self.principal.groups.contains(&owner)
+        })
+    }
+
+    /// May the caller take `action` on an application it sees? Owned-only grants ask the
+    /// catalog: an entity claiming the app is owned by one of the caller's groups.
+    pub fn may_act_on_app(&self, action: Action, a: &crate::domain::argocd::Application) -> bool {
+        match self.principal.grants.may(action) {
+            None => false,
+            Some(true) => self.sees_app(a),
+            Some(false) => {
+                self.sees_app(a)
+                    && self
+                        .state
+                        .entities_of_app(a)
+                        .iter()
+                        .any(|e| self.owns_entity(e))
+            }
+        }
+    }
+
+    /// The same for a Kubernetes object (owned: an entity claiming it, or its application's).
+    pub fn may_act_on_object(
+        &self,
+        action: Action,
+        cluster: &crate::state::ClusterStore,
+        meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    ) -> bool {
+        let ns = meta.namespace.as_deref().unwrap_or("");
+        match self.principal.grants.may(action) {
+            None => false,
+            Some(true) => self.sees_namespace(&cluster.name, ns),
+            Some(false) => {
+                self.sees_namespace(&cluster.name, ns)
+                    && self
+                        .state
+                        .entities_of_object(cluster, meta)
+                        .iter()
+                        .any(|e| self.owns_entity(e))
+            }
+        }
+    }
+
+    /// May the caller take an action that has no object yet (createFromTemplate)?
+    pub fn may(&self, action: Action) -> bool {
+        self.principal.grants.may(action).is_some()
+    }
+}
+
+/// The id the pipeline gave this request (audit records carry it).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Records an attempt in the audit trail as the request's caller.
+pub(crate) fn audit(
+    ctx: &Context<'_>,
+    action: &str,
+    target: &str,
+    result: &str,
+    message: Option<String>,
+) -> u64 {
+    let viewer = Viewer::of(ctx);
+    let request_id = ctx.data_opt::<RequestId>().map(|r| r.0.as_str());
+    gctx(ctx).audit.record(
+        viewer.principal,
+        request_id,
+        action,
+        target,
+        result,
+        message,
+    )
 }
 
 /// Builds the schema with its limits. The same function serves the server, `idp-graph schema`

@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::application::ApplicationNode;
 use super::error::{bad_input, forbidden, not_found, upstream};
 use super::{gctx, Viewer};
-use crate::auth::{Action, Scope};
+use crate::auth::Action;
 use crate::domain::argocd::Application;
 use crate::domain::argocd::{ResourceRef, SyncOptions};
 use crate::events::Change;
@@ -86,13 +86,13 @@ pub struct ApplicationActionResult {
 
 pub struct Mutation;
 
-/// Finds the one application a reference names, as the caller may see it.
+/// Finds the one application a reference names, as the caller may see it (`None`: none).
 fn resolve_app(
     ctx: &Context<'_>,
     name: &str,
     instance: Option<&str>,
     namespace: Option<&str>,
-) -> Result<Arc<Application>> {
+) -> Result<Option<Arc<Application>>> {
     if name.trim().is_empty() {
         return Err(bad_input("`name` must not be empty"));
     }
@@ -107,8 +107,8 @@ fn resolve_app(
         .filter(|a| viewer.sees_app(a))
         .collect();
     match candidates.len() {
-        0 => Err(not_found(format!("no application `{name}`"))),
-        1 => Ok(candidates.into_iter().next().expect("BUG: one candidate")),
+        0 => Ok(None),
+        1 => Ok(candidates.into_iter().next()),
         _ => Err(bad_input(format!(
             "`{name}` names {} applications ({}); give `instance` and/or `namespace`",
             candidates.len(),
@@ -134,17 +134,31 @@ fn target<'a>(
     namespace: Option<&str>,
     action: Action,
 ) -> Result<Target<'a>> {
-    authorize(ctx, resolve_app(ctx, name, instance, namespace)?, action)
+    match resolve_app(ctx, name, instance, namespace)? {
+        Some(app) => authorize(ctx, app, action),
+        // A caller who may not see every project cannot tell a hidden app from a missing one:
+        // both are refused alike (and audited).
+        None if !Viewer::of(ctx).principal.grants.all_projects => {
+            super::audit(ctx, mutation_name(action), name, "FORBIDDEN", None);
+            Err(forbidden(format!(
+                "not allowed to {} `{name}` (or there is no such application)",
+                mutation_name(action)
+            )))
+        }
+        None => Err(not_found(format!("no application `{name}`"))),
+    }
 }
 
 fn authorize<'a>(ctx: &Context<'a>, app: Arc<Application>, action: Action) -> Result<Target<'a>> {
     let viewer = Viewer::of(ctx);
-    let scope = Scope::Application {
-        instance: &app.key.instance,
-        project: &app.project,
-        namespace: app.destination.namespace.as_deref().unwrap_or(""),
-    };
-    if !viewer.policy.can_act(viewer.principal, action, scope) {
+    if !viewer.may_act_on_app(action, &app) {
+        super::audit(
+            ctx,
+            mutation_name(action),
+            &app.key_string,
+            "FORBIDDEN",
+            None,
+        );
         return Err(forbidden(
             format!("not allowed to {action:?} `{}`", app.key.name).to_lowercase(),
         ));
@@ -172,24 +186,29 @@ fn apply(ctx: &Context<'_>, app: Application) -> Arc<Application> {
     stored
 }
 
+/// The mutation that takes an action (the audit trail's name for it).
+pub fn mutation_name(action: Action) -> &'static str {
+    match action {
+        Action::Sync => "syncApplication",
+        Action::Rollback => "rollbackApplication",
+        Action::Refresh => "refreshApplication",
+        Action::Terminate => "terminateApplicationOperation",
+        Action::Restart => "restartDeployment",
+        Action::CreateFromTemplate => "createFromTemplate",
+    }
+}
+
 fn audit(
     ctx: &Context<'_>,
     action: &str,
     app: &Application,
     result: &Result<(), SourceError>,
 ) -> u64 {
-    let viewer = Viewer::of(ctx);
     let (outcome, message) = match result {
         Ok(()) => ("ok".to_string(), None),
         Err(e) => (e.code().to_string(), Some(e.to_string())),
     };
-    gctx(ctx).audit.record(
-        viewer.principal.display_name(),
-        action,
-        &app.key_string,
-        &outcome,
-        message,
-    )
+    super::audit(ctx, action, &app.key_string, &outcome, message)
 }
 
 fn finish(
@@ -263,14 +282,8 @@ impl Mutation {
         }
         let template_ref = template.to_string();
         let viewer = Viewer::of(ctx);
-        let scope = Scope::CatalogEntity {
-            namespace: template.namespace(),
-            kind: "Template",
-        };
-        if !viewer
-            .policy
-            .can_act(viewer.principal, Action::CreateFromTemplate, scope)
-        {
+        if !viewer.may(Action::CreateFromTemplate) {
+            super::audit(ctx, "createFromTemplate", &template_ref, "FORBIDDEN", None);
             return Err(forbidden("not allowed to run this template"));
         }
         let Some(backstage) = gctx(ctx).upstreams.backstage() else {
@@ -281,13 +294,7 @@ impl Mutation {
             Ok(_) => ("ok".to_string(), None),
             Err(e) => (e.code().to_string(), Some(e.to_string())),
         };
-        let audit_id = gctx(ctx).audit.record(
-            viewer.principal.display_name(),
-            "createFromTemplate",
-            &template_ref,
-            &outcome,
-            message,
-        );
+        let audit_id = super::audit(ctx, "createFromTemplate", &template_ref, &outcome, message);
         match result {
             Ok(id) => Ok(TemplateTask {
                 id: id.into(),

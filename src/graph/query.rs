@@ -1,7 +1,7 @@
 //! `Query`: the read side of the graph.
 
 use async_graphql::dataloader::DataLoader;
-use async_graphql::{Context, Object, Result};
+use async_graphql::{Context, Object, Result, SimpleObject};
 
 use super::application::{
     platform_summary, ApplicationConnection, ApplicationFilter, ApplicationMatcher,
@@ -23,12 +23,29 @@ pub struct AuditRecord {
     pub id: u64,
     pub at: chrono::DateTime<chrono::Utc>,
     pub principal: String,
+    /// The caller's groups when it acted.
+    pub groups: Vec<String>,
+    /// `allowed`, or `denied` by the policy.
+    pub decision: String,
+    pub request_id: Option<String>,
     pub action: String,
     /// The object acted on, e.g. `main/argocd/sample-app`.
     pub target: String,
     /// `ok` or the error code.
     pub result: String,
     pub message: Option<String>,
+}
+
+/// The caller (`Query.viewer`).
+#[derive(SimpleObject)]
+pub struct ViewerInfo {
+    /// The token's subject; null when anonymous.
+    pub subject: Option<String>,
+    pub groups: Vec<String>,
+    pub roles: Vec<String>,
+    /// Sees and does everything, reads the audit log.
+    pub admin: bool,
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[Object]
@@ -167,6 +184,9 @@ impl Query {
         if !(0..=1000).contains(&first) {
             return Err(bad_input("`first` must be between 0 and 1000"));
         }
+        if !Viewer::of(ctx).is_admin() {
+            return Err(super::error::forbidden("the audit log is for admins"));
+        }
         Ok(gctx(ctx)
             .audit
             .recent(first as usize)
@@ -175,6 +195,9 @@ impl Query {
                 id: e.id,
                 at: e.at,
                 principal: e.principal,
+                groups: e.groups,
+                decision: e.decision.to_string(),
+                request_id: e.request_id,
                 action: e.action,
                 target: e.target,
                 result: e.result,
@@ -302,12 +325,26 @@ impl Query {
     }
 
     async fn sources(&self, ctx: &Context<'_>) -> Vec<SourceStatus> {
+        let admin = Viewer::of(ctx).is_admin();
         gctx(ctx)
             .state
             .sources
             .all()
             .into_iter()
-            .map(SourceStatus::from)
+            .map(|h| SourceStatus::of(h, admin))
             .collect()
+    }
+
+    /// Who is asking, as the server sees it: subject, groups (with the catalog's parent
+    /// groups for Backstage users) and roles.
+    async fn viewer(&self, ctx: &Context<'_>) -> ViewerInfo {
+        let p = Viewer::of(ctx).principal;
+        ViewerInfo {
+            subject: p.subject.clone(),
+            groups: p.groups.clone(),
+            roles: p.grants.roles.clone(),
+            admin: p.grants.admin,
+            expires_at: p.expires_at,
+        }
     }
 }

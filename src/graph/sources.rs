@@ -12,7 +12,8 @@ use crate::state::{SourceHealth, SourceKind};
 pub struct SourceStatus {
     pub name: String,
     pub kind: SourceKind,
-    pub url: String,
+    /// The upstream's URL (admins only; null for others).
+    pub url: Option<String>,
     /// The last attempt to read it succeeded.
     pub connected: bool,
     /// Its first sync completed (or readiness stopped waiting for it).
@@ -39,13 +40,19 @@ pub struct RateLimit {
     pub resets_at: Option<DateTime<Utc>>,
 }
 
-impl From<Arc<SourceHealth>> for SourceStatus {
-    fn from(h: Arc<SourceHealth>) -> Self {
+impl SourceStatus {
+    /// One source as `admin` may see it: others get no URL and no raw upstream error text.
+    pub fn of(h: Arc<SourceHealth>, admin: bool) -> Self {
         let s = h.snapshot();
+        let last_error = match (s.last_error, admin) {
+            (Some(e), true) => Some(e),
+            (Some(_), false) => Some("the upstream is unavailable".to_string()),
+            (None, _) => None,
+        };
         Self {
             name: h.name.clone(),
             kind: h.kind,
-            url: h.url.clone(),
+            url: admin.then(|| h.url.clone()),
             connected: s.connected,
             ready: s.first_sync_done || s.gave_up_waiting,
             stale: !s.connected && s.first_sync_done,
@@ -54,7 +61,7 @@ impl From<Arc<SourceHealth>> for SourceStatus {
             lag_seconds: s
                 .last_sync_at
                 .map(|t| (Utc::now() - t).num_milliseconds() as f64 / 1000.0),
-            last_error: s.last_error,
+            last_error,
             object_count: s.object_count,
             sync_count: s.sync_count,
             error_count: s.error_count,

@@ -23,7 +23,7 @@ use super::entity::{EntityItem, EntityNode};
 use super::error::bad_input;
 use super::filter::{EntityFilter, EntityMatcher};
 use super::{gctx, Viewer};
-use crate::auth::{Policy, Principal};
+use crate::auth::Principal;
 use crate::domain::argocd::Application;
 use crate::domain::Entity;
 use crate::events::{AppTransition, Change, ChangeKind, Event, RolloutTransition};
@@ -91,26 +91,22 @@ fn feed(
     futures::stream::iter(head).chain(live)
 }
 
-/// What a subscriber may see, captured when it subscribes.
+/// Who a subscriber is, captured when it subscribes: every event is judged against it.
 #[derive(Clone)]
 struct Audience {
-    policy: Policy,
     principal: Arc<Principal>,
+    state: Arc<State>,
 }
 
 impl Audience {
     fn of(ctx: &Context<'_>) -> Self {
-        let v = Viewer::of(ctx);
         Self {
-            policy: v.policy.clone(),
-            principal: Arc::new(v.principal.clone()),
+            principal: Arc::new(Viewer::of(ctx).principal.clone()),
+            state: gctx(ctx).state.clone(),
         }
     }
     fn viewer(&self) -> Viewer<'_> {
-        Viewer {
-            policy: &self.policy,
-            principal: &self.principal,
-        }
+        Viewer::new(&self.principal, &self.state)
     }
 }
 

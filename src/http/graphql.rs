@@ -183,6 +183,7 @@ async fn run(
     let pipeline = &http.pipeline;
     let prepared = match pipeline
         .principal(authorization(headers))
+        .await
         .and_then(|p| pipeline.prepare(op, p, transport))
     {
         Ok(p) => p,

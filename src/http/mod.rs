@@ -33,8 +33,15 @@ pub struct HttpState {
 }
 
 pub fn router(http: HttpState) -> Router {
-    Router::new()
+    // Pages that are not GraphQL requests still need a caller when anonymous access is denied.
+    let guarded = Router::new()
         .route("/", get(graphql::graphiql))
+        .route("/metrics", get(metrics::render))
+        .route_layer(axum::middleware::from_fn_with_state(
+            http.clone(),
+            require_caller,
+        ));
+    Router::new()
         .route(
             "/graphql",
             get(graphql::graphql_get).post(graphql::graphql_post),
@@ -46,6 +53,38 @@ pub fn router(http: HttpState) -> Router {
         )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(metrics::render))
+        .merge(guarded)
         .with_state(http)
+}
+
+/// 401 (with `WWW-Authenticate`) unless the request's bearer token is good or anonymous
+/// callers are allowed.
+async fn require_caller(
+    axum::extract::State(http): axum::extract::State<HttpState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let authorization = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    match http.pipeline.principal(authorization).await {
+        Ok(_) => next.run(request).await,
+        Err(e) => (
+            e.status(),
+            [
+                (
+                    axum::http::header::CONTENT_TYPE,
+                    "application/json; charset=utf-8",
+                ),
+                (
+                    axum::http::header::WWW_AUTHENTICATE,
+                    "Bearer error=\"invalid_token\"",
+                ),
+            ],
+            serde_json::json!({ "errors": e.errors_json() }).to_string(),
+        )
+            .into_response(),
+    }
 }

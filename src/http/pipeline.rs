@@ -147,8 +147,11 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// The caller of a request that carries `Authorization: <value>` (or nothing).
-    pub fn principal(&self, authorization: Option<&str>) -> Result<Arc<Principal>, RequestError> {
-        Ok(self.auth.authenticate(authorization)?)
+    pub async fn principal(
+        &self,
+        authorization: Option<&str>,
+    ) -> Result<Arc<Principal>, RequestError> {
+        Ok(self.auth.authenticate(authorization).await?)
     }
 
     /// Steps 3 and 4: parse, choose, check the transport and the limits, attach the caller.
@@ -179,7 +182,9 @@ impl Pipeline {
                 max: self.limits.max_aliases,
             });
         }
-        let mut request = async_graphql::Request::new(op.query).data(principal.clone());
+        let mut request = async_graphql::Request::new(op.query)
+            .data(principal.clone())
+            .data(crate::graph::RequestId(uuid::Uuid::new_v4().to_string()));
         if let Some(name) = op.operation_name {
             request = request.operation_name(name);
         }

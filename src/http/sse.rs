@@ -67,17 +67,20 @@ async fn run(
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let results = match async {
-        let principal = pipeline.principal(authorization)?;
+    let (results, expires_at) = match async {
+        let principal = pipeline.principal(authorization).await?;
+        let expires_at = principal.expires_at;
         let prepared = pipeline.prepare(op?, principal, Transport::Sse)?;
-        pipeline.stream(prepared).await
+        Ok((pipeline.stream(prepared).await?, expires_at))
     }
     .await
     {
-        Ok(results) => results,
+        Ok(r) => r,
         Err(e) => return refusal(&e),
     };
     let shutdown = http.shutdown.clone();
+    // The stream ends when the caller's token expires: nothing is sent after it.
+    let expired = super::ws::until(expires_at);
     let events = results
         .map(|r| {
             let data = serde_json::to_string(&r).unwrap_or_else(|_| "{}".into());
@@ -86,7 +89,12 @@ async fn run(
         .chain(futures::stream::once(async {
             Ok(Event::default().event("complete").data(""))
         }))
-        .take_until(async move { shutdown.cancelled().await });
+        .take_until(async move {
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = expired => {}
+            }
+        });
     Sse::new(events)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(12)))
         .into_response()

@@ -88,6 +88,17 @@ pub async fn upgrade(
         .on_upgrade(move |socket| serve(socket, http, protocol, upgrade_authorization))
 }
 
+/// Completes at `at` (never, for `None`): when a caller's token expires.
+pub(super) async fn until(at: Option<chrono::DateTime<chrono::Utc>>) {
+    match at {
+        None => std::future::pending().await,
+        Some(at) => {
+            let left = (at - chrono::Utc::now()).to_std().unwrap_or_default();
+            tokio::time::sleep(left).await
+        }
+    }
+}
+
 fn close(code: u16, reason: &str) -> Message {
     Message::Close(Some(CloseFrame {
         code,
@@ -121,9 +132,16 @@ async fn serve(
     // Everything bound for the client goes through one bounded queue and one writer, so
     // subscription tasks never block each other and a slow client backs up only itself.
     let (out, mut out_rx) = mpsc::channel::<Message>(64);
+    // Set at init: past it, nothing but the close frame goes out (no event after expiry).
+    let expires_at: Arc<Mutex<Option<chrono::DateTime<chrono::Utc>>>> = Default::default();
+    let deadline = expires_at.clone();
     let writer = tokio::spawn(async move {
         while let Some(m) = out_rx.recv().await {
             let is_close = matches!(m, Message::Close(_));
+            let expired = deadline.lock().is_some_and(|at| at <= chrono::Utc::now());
+            if expired && !is_close {
+                continue;
+            }
             if sink.send(m).await.is_err() || is_close {
                 break;
             }
@@ -138,9 +156,13 @@ async fn serve(
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
     let shutdown = http.shutdown.clone();
+    // Armed at init with the token's expiry: the socket closes then, and no event follows.
+    let expiry = until(None);
+    tokio::pin!(expiry);
     let ending: Option<Message> = loop {
         tokio::select! {
             _ = shutdown.cancelled() => break Some(close(1001, "Server shutting down")),
+            _ = &mut expiry => break Some(close(4403, "Forbidden: the token has expired")),
             _ = &mut init_deadline, if !init_seen => break Some(close(4408, "Connection initialisation timeout")),
             _ = ping.tick() => {
                 if out.send(text(protocol.keepalive())).await.is_err() { break None; }
@@ -166,8 +188,12 @@ async fn serve(
                             break Some(close(4400, "Invalid connection_init payload"));
                         }
                         let authorization = init_authorization(&payload).or(upgrade_authorization.as_deref());
-                        match http.pipeline.principal(authorization) {
-                            Ok(p) => principal = Some(p),
+                        match http.pipeline.principal(authorization).await {
+                            Ok(p) => {
+                                *expires_at.lock() = p.expires_at;
+                                expiry.set(until(p.expires_at));
+                                principal = Some(p);
+                            }
                             Err(e) => {
                                 if protocol == Protocol::Legacy {
                                     let _ = out.send(text(json!({"type": "connection_error", "payload": {"message": e.to_string(), "extensions": {"code": e.code()}}}))).await;

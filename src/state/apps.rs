@@ -20,6 +20,22 @@ struct Inner {
     projects: BTreeMap<(String, String), Arc<Project>>,
     /// Apps per instance, kept on insert/remove so `count` is O(1) on the stream's hot path.
     counts: HashMap<String, usize>,
+    /// Destination namespace → keys: who deploys into a namespace (the policy's
+    /// `destinations` grant asks this for every Kubernetes object it filters).
+    by_destination: HashMap<String, BTreeSet<String>>,
+}
+
+fn destination_of(app: &Application) -> &str {
+    app.destination.namespace.as_deref().unwrap_or("")
+}
+
+fn unindex(index: &mut HashMap<String, BTreeSet<String>>, at: &str, key: &str) {
+    if let Some(keys) = index.get_mut(at) {
+        keys.remove(key);
+        if keys.is_empty() {
+            index.remove(at);
+        }
+    }
 }
 
 #[derive(Default)]
@@ -33,10 +49,18 @@ impl Inner {
             .entry(app.key.name.clone())
             .or_default()
             .insert(app.key_string.clone());
+        self.by_destination
+            .entry(destination_of(&app).to_string())
+            .or_default()
+            .insert(app.key_string.clone());
         let instance = app.key.instance.clone();
-        let previous = self.apps.insert(app.key_string.clone(), app);
-        if previous.is_none() {
-            *self.counts.entry(instance).or_default() += 1;
+        let previous = self.apps.insert(app.key_string.clone(), app.clone());
+        match &previous {
+            None => *self.counts.entry(instance).or_default() += 1,
+            Some(p) if destination_of(p) != destination_of(&app) => {
+                unindex(&mut self.by_destination, destination_of(p), &app.key_string)
+            }
+            Some(_) => {}
         }
         previous
     }
@@ -46,12 +70,8 @@ impl Inner {
         if let Some(n) = self.counts.get_mut(&old.key.instance) {
             *n = n.saturating_sub(1);
         }
-        if let Some(keys) = self.by_name.get_mut(&old.key.name) {
-            keys.remove(key_string);
-            if keys.is_empty() {
-                self.by_name.remove(&old.key.name);
-            }
-        }
+        unindex(&mut self.by_name, &old.key.name, key_string);
+        unindex(&mut self.by_destination, destination_of(&old), key_string);
         Some(old)
     }
 }
@@ -141,6 +161,20 @@ impl AppStore {
         inner
             .by_name
             .get(name)
+            .map(|keys| {
+                keys.iter()
+                    .filter_map(|k| inner.apps.get(k).cloned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Apps deploying into a namespace (of any cluster), sorted by key.
+    pub fn deploying_to(&self, namespace: &str) -> Vec<Arc<Application>> {
+        let inner = self.inner.read();
+        inner
+            .by_destination
+            .get(namespace)
             .map(|keys| {
                 keys.iter()
                     .filter_map(|k| inner.apps.get(k).cloned())

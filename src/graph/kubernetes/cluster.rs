@@ -13,9 +13,9 @@ impl ClusterNode {
     async fn name(&self) -> &str {
         &self.0.name
     }
-    /// The API server URL.
-    async fn url(&self) -> &str {
-        &self.0.url
+    /// The API server URL (admins only; null for others).
+    async fn url(&self, ctx: &Context<'_>) -> Option<&str> {
+        Viewer::of(ctx).is_admin().then_some(self.0.url.as_str())
     }
     /// Every watch answers.
     async fn connected(&self) -> bool {
@@ -25,8 +25,14 @@ impl ClusterNode {
     async fn synced(&self) -> bool {
         self.0.synced()
     }
-    async fn last_error(&self) -> Option<String> {
-        self.0.health.snapshot().last_error
+    /// What failed last (the raw upstream text for admins only).
+    async fn last_error(&self, ctx: &Context<'_>) -> Option<String> {
+        let e = self.0.health.snapshot().last_error?;
+        Some(if Viewer::of(ctx).is_admin() {
+            e
+        } else {
+            "the cluster is unavailable".into()
+        })
     }
     async fn last_sync_at(&self) -> Option<DateTime<Utc>> {
         self.0.health.snapshot().last_sync_at
@@ -47,12 +53,30 @@ impl ClusterNode {
             .map(|n| NamespaceNode::new(self.0.clone(), n))
             .collect()
     }
-    async fn deployment_count(&self) -> usize {
-        self.0.deployments.len()
+    /// Deployments the caller may see.
+    async fn deployment_count(&self, ctx: &Context<'_>) -> usize {
+        visible_count(ctx, &self.0, &self.0.deployments)
     }
-    async fn pod_count(&self) -> usize {
-        self.0.pods.len()
+    /// Pods the caller may see.
+    async fn pod_count(&self, ctx: &Context<'_>) -> usize {
+        visible_count(ctx, &self.0, &self.0.pods)
     }
+}
+
+/// How many objects of a kind the caller may see (all of them, without a scan, for admins).
+fn visible_count<K: Stored>(
+    ctx: &Context<'_>,
+    c: &ClusterStore,
+    store: &crate::state::kubernetes::KindStore<K>,
+) -> usize {
+    if Viewer::of(ctx).principal.grants.all_namespaces || Viewer::of(ctx).is_admin() {
+        return store.len();
+    }
+    store
+        .list(None)
+        .iter()
+        .filter(|o| sees(ctx, &c.name, o.meta()))
+        .count()
 }
 
 macro_rules! connection {

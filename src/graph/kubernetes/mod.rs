@@ -139,7 +139,13 @@ fn report(ctx: &Context<'_>, e: async_graphql::Error) {
 }
 
 pub(crate) fn sees(ctx: &Context<'_>, cluster: &str, meta: &ObjectMeta) -> bool {
-    Viewer::of(ctx).sees_namespace(cluster, meta.namespace.as_deref().unwrap_or(""))
+    // A Namespace object (cluster-scoped) is judged as the namespace it is.
+    let ns = meta
+        .namespace
+        .as_deref()
+        .or(meta.name.as_deref())
+        .unwrap_or("");
+    Viewer::of(ctx).sees_namespace(cluster, ns)
 }
 
 // ---------------------------------------------------------------------------------------------

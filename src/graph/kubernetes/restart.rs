@@ -26,13 +26,7 @@ pub async fn restart_deployment(
     let viewer = Viewer::of(ctx);
     let target = format!("{cluster}/deployments/{namespace}/{name}");
     let audit = |result: &str, message: Option<String>| {
-        g.audit.record(
-            viewer.principal.display_name(),
-            "restartDeployment",
-            &target,
-            result,
-            message,
-        )
+        crate::graph::audit(ctx, "restartDeployment", &target, result, message)
     };
     if name.trim().is_empty() || namespace.trim().is_empty() {
         return Err(bad_input("`namespace` and `name` must not be empty"));
@@ -42,19 +36,16 @@ pub async fn restart_deployment(
         .clusters
         .get(&cluster)
         .ok_or_else(|| bad_input(format!("unknown cluster `{cluster}`")))?;
-    let scope = crate::auth::Scope::KubernetesNamespace {
-        cluster: &cluster,
-        namespace: &namespace,
-    };
-    if !viewer.sees_namespace(&cluster, &namespace) {
+    let Some(deployment) = store
+        .deployments
+        .get(&namespace, &name)
+        .filter(|_| viewer.sees_namespace(&cluster, &namespace))
+    else {
         return Err(not_found(format!(
             "no deployment `{namespace}/{name}` in `{cluster}`"
         )));
-    }
-    if !viewer
-        .policy
-        .can_act(viewer.principal, crate::auth::Action::Restart, scope)
-    {
+    };
+    if !viewer.may_act_on_object(crate::auth::Action::Restart, &store, &deployment.metadata) {
         audit("FORBIDDEN", None);
         return Err(forbidden(format!(
             "not allowed to restart `{namespace}/{name}`"

@@ -181,6 +181,18 @@ k8s_object!(
                 .map(|p| PodNode::new(self.cluster.clone(), p))
                 .collect()
         }
+        /// What the caller may do to it (`restart`).
+        async fn viewer_can(&self, ctx: &Context<'_>) -> crate::graph::application::ViewerCan {
+            let v = Viewer::of(ctx);
+            crate::graph::application::ViewerCan {
+                restart: v.may_act_on_object(
+                    crate::auth::Action::Restart,
+                    &self.cluster,
+                    self.meta(),
+                ),
+                ..Default::default()
+            }
+        }
         /// The ArgoCD application that deploys it.
         async fn application(&self, ctx: &Context<'_>) -> Option<ApplicationNode> {
             apps_of_object(ctx, &self.cluster, self.meta())
