@@ -23,7 +23,7 @@ use async_graphql::parser::types::{
 };
 use async_graphql::{ServerError, Variables};
 use futures::stream::BoxStream;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use serde_json::Value;
 
 use super::error::{error_code, RequestError, INTERNAL, TOO_COMPLEX, VALIDATION_FAILED};
@@ -215,15 +215,17 @@ impl Pipeline {
         p: Prepared,
     ) -> Result<BoxStream<'static, async_graphql::Response>, RequestError> {
         let mut results = self.schema.execute_stream(p.request).boxed();
-        let Some(first) = results.next().await else {
-            return Ok(futures::stream::empty().boxed());
+        // A refusal (parse, validation, limits) is the stream's first item and is ready at
+        // once; a live subscription is not ready until its first event, which must not hold
+        // back the response (SSE headers, a websocket's other operations).
+        let first = match results.next().now_or_never() {
+            None => None,
+            Some(None) => return Ok(futures::stream::empty().boxed()),
+            Some(Some(first)) => Some(self.finish(first)?),
         };
-        let first = self.finish(first)?;
         let metrics = self.metrics.clone();
         let rest = results.map(move |r| label_errors(&metrics, r, false));
-        Ok(futures::stream::once(async move { first })
-            .chain(rest)
-            .boxed())
+        Ok(futures::stream::iter(first).chain(rest).boxed())
     }
 
     /// Codes every error; a response that is only pathless errors is a refusal.

@@ -36,12 +36,17 @@ impl Drop for Reaper {
 }
 
 fn start_peer(port: u16) -> u32 {
+    start_peer_with(port, "catalog,scaffolder")
+}
+
+/// Starts the peer with `plugins` (`catalog`, `scaffolder`, `auth`); returns its PID.
+fn start_peer_with(port: u16, plugins: &str) -> u32 {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/peers/backstage/start.sh"
     );
     let out = Command::new("bash")
-        .env("PEER_PLUGINS", "catalog,scaffolder")
+        .env("PEER_PLUGINS", plugins)
         .arg(script)
         .arg(port.to_string())
         .arg(TOKEN)
@@ -278,4 +283,135 @@ async fn serve_against_real_backstage_holds_the_same_entities_and_relations() {
         body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
         "{body}"
     );
+}
+
+/// The real auth backend (guest provider) issues an ES256 user token; idp-graph verifies it by
+/// discovery + JWKS, reads the user's direct groups from userinfo, adds the parent group only
+/// the catalog knows, and that parent group's binding decides what the user sees.
+#[tokio::test]
+async fn a_real_backstage_user_token_is_accepted_and_a_catalog_parent_group_drives_visibility() {
+    use idp_graph::auth::{
+        policy::Binding, AuthMode, AuthSettings, IssuerSettings, JwtSettings, Policy,
+    };
+    let peer_port = free_port();
+    let pid = start_peer_with(peer_port, "catalog,auth");
+    let _reaper = Reaper(vec![pid], vec![]);
+    let peer = format!("http://127.0.0.1:{peer_port}");
+    let http = reqwest::Client::new();
+    // Sign in as a frontend does; wait until the catalog has related the user to its group.
+    let token: String = wait_for(
+        "a guest token that knows the user's group",
+        Duration::from_secs(60),
+        || {
+            let (http, peer) = (http.clone(), peer.clone());
+            async move {
+                let v: Value = http
+                    .get(format!("{peer}/api/auth/guest/refresh"))
+                    .header("X-Requested-With", "XMLHttpRequest")
+                    .send()
+                    .await
+                    .ok()?
+                    .json()
+                    .await
+                    .ok()?;
+                let owns = v.pointer("/backstageIdentity/identity/ownershipEntityRefs")?;
+                owns.as_array()?
+                    .iter()
+                    .any(|r| r == "group:default/app-team")
+                    .then(|| {
+                        v.pointer("/backstageIdentity/token")?
+                            .as_str()
+                            .map(str::to_string)
+                    })
+                    .flatten()
+            }
+        },
+    )
+    .await;
+    // The backend itself lists only the direct group.
+    let info: Value = http
+        .get(format!("{peer}/api/auth/v1/userinfo"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        info["claims"]["ent"],
+        serde_json::json!(["user:default/guest", "group:default/app-team"])
+    );
+
+    // idp-graph: catalog from the real backend, ArgoCD from the simulation, tokens from the
+    // real auth backend; group `engineering` (app-team's parent) is bound to `admin`.
+    let opts = idp_graph::demo::DemoOptions::for_tests();
+    let world = idp_graph::demo::DemoWorld::start(&opts).await.unwrap();
+    let (mut settings, mut secrets) = world.settings(&opts);
+    settings.listen = "127.0.0.1:0".parse().unwrap();
+    if let Some(b) = settings.backstage.as_mut() {
+        b.url = peer.clone();
+    }
+    secrets.insert(
+        idp_graph::state::SourceKind::Backstage,
+        "backstage",
+        TOKEN.to_string().into(),
+    );
+    let policy = Policy {
+        bindings: vec![
+            Binding {
+                group: Some("engineering".into()),
+                subject: None,
+                authenticated: false,
+                role: "admin".into(),
+            },
+            Binding {
+                group: None,
+                subject: None,
+                authenticated: true,
+                role: "member".into(),
+            },
+        ],
+        ..Policy::default()
+    };
+    settings.auth = AuthSettings {
+        mode: AuthMode::Jwt,
+        anonymous: None,
+        jwt: JwtSettings {
+            issuers: vec![IssuerSettings::backstage(&peer)],
+        },
+        policy: Some(policy),
+    };
+    let app = crate::helpers::spawn_app(settings, secrets, world).await;
+    app.wait_ready().await;
+    let ask = |t: String| {
+        let (http, url) = (app.http.clone(), format!("{}/graphql", app.url));
+        async move {
+            let r = http
+                .post(url)
+                .bearer_auth(t)
+                .json(&serde_json::json!({"query": "{ viewer { subject groups roles admin } applications { totalCount } }"}))
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, body) = ask(token.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    let v = &body["data"]["viewer"];
+    assert_eq!(v["subject"], "user:default/guest");
+    assert_eq!(
+        v["groups"],
+        serde_json::json!(["group:default/app-team", "group:default/engineering"]),
+        "the parent group comes from the catalog"
+    );
+    assert_eq!(v["admin"], true, "{body}");
+    assert_eq!(body["data"]["applications"]["totalCount"], 8, "{body}");
+    // The same token with one byte of its signature changed is refused.
+    let mut tampered = token.into_bytes();
+    let last = tampered.len() - 2;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    let (status, body) = ask(String::from_utf8(tampered).unwrap()).await;
+    assert_eq!(status, 401, "{body}");
 }

@@ -1,7 +1,8 @@
 'use strict';
 // A real Backstage backend for idp-graph's integration tests (tests/backstage_real.rs).
 // Config: backstage.yaml beside this file; env PEER_PORT, PEER_TOKEN, PEER_CATALOG.
-// PEER_PLUGINS=catalog (default) or catalog,scaffolder.
+// PEER_PLUGINS=catalog (default), plus scaffolder and/or auth (the auth backend with the guest
+// provider: signed ES256 user tokens from GET /api/auth/guest/refresh).
 const { createBackend } = require('@backstage/backend-defaults');
 
 const wanted = (process.env.PEER_PLUGINS || 'catalog').split(',').map((p) => p.trim());
@@ -10,6 +11,10 @@ backend.add(require('@backstage/plugin-catalog-backend'));
 backend.add(require('@backstage/plugin-catalog-backend-module-scaffolder-entity-model'));
 if (wanted.includes('scaffolder')) {
   backend.add(require('@backstage/plugin-scaffolder-backend'));
+}
+if (wanted.includes('auth')) {
+  backend.add(require('@backstage/plugin-auth-backend'));
+  backend.add(require('@backstage/plugin-auth-backend-module-guest-provider'));
 }
 backend.start().catch((err) => {
   console.error('peer backend failed to start', err);
