@@ -43,6 +43,8 @@ pub struct App {
     grace: Duration,
     /// The started sources (the catalog poller's wake-up for tests).
     upstreams: Arc<Upstreams>,
+    /// `/metrics` on a listener of its own (`http.metrics_listen`).
+    metrics_server: Option<(TcpListener, axum::Router)>,
 }
 
 impl App {
@@ -110,19 +112,32 @@ impl App {
         )?);
         let metrics = Arc::new(Metrics::default());
         let limits = Arc::new(settings.limits.clone());
-        let router = http::router(HttpState {
+        let http_state = HttpState {
             pipeline: Arc::new(Pipeline {
                 schema,
                 limits: limits.clone(),
                 metrics: metrics.clone(),
                 auth,
+                rate: crate::http::rate_limit::RateLimiter::new(
+                    settings.limits.requests_per_minute,
+                ),
             }),
             shutdown: shutdown.clone(),
             upstreams: upstreams.clone(),
             state: state.clone(),
             metrics,
             limits,
-        });
+        };
+        let metrics_server = match settings.http.metrics_listen {
+            None => None,
+            Some(addr) => {
+                let l = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| AppError::Bind { addr, source })?;
+                Some((l, http::metrics_router(http_state.clone())))
+            }
+        };
+        let router = http::router(http_state, &settings.http);
         Ok(Self {
             listener,
             local_addr,
@@ -132,7 +147,15 @@ impl App {
             tasks,
             grace: Duration::from_secs(settings.shutdown_grace_secs),
             upstreams,
+            metrics_server,
         })
+    }
+
+    /// Where `/metrics` listens when it has a listener of its own.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_server
+            .as_ref()
+            .and_then(|(l, _)| l.local_addr().ok())
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -162,8 +185,17 @@ impl App {
             shutdown,
             mut tasks,
             grace,
+            metrics_server,
             ..
         } = self;
+        if let Some((listener, router)) = metrics_server {
+            let token = shutdown.clone();
+            tasks.spawn(async move {
+                let _ = axum::serve(listener, router)
+                    .with_graceful_shutdown(async move { token.cancelled().await })
+                    .await;
+            });
+        }
         let token = shutdown.clone();
         let server = axum::serve(listener, router).with_graceful_shutdown(async move {
             token.cancelled().await;

@@ -61,6 +61,8 @@ macro_rules! settings_with_sources {
             #[serde(default)]
             pub limits: Limits,
             #[serde(default)]
+            pub http: HttpSettings,
+            #[serde(default)]
             pub readiness: Readiness,
             #[serde(default)]
             pub events: EventSettings,
@@ -77,6 +79,7 @@ macro_rules! settings_with_sources {
                     $($field: Default::default(),)*
                     auth: AuthSettings::default(),
                     limits: Limits::default(),
+                    http: HttpSettings::default(),
                     readiness: Readiness::default(),
                     events: EventSettings::default(),
                     shutdown_grace_secs: default_shutdown_grace(),
@@ -190,6 +193,17 @@ impl TokenSource {
     }
 }
 
+/// How the server meets browsers and scrapers.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// Origins (`https://portal.example.com`) whose pages may call the API (CORS); empty:
+    /// same-origin only.
+    pub cors_origins: Vec<String>,
+    /// Serve `/metrics` on this address instead of the main listener.
+    pub metrics_listen: Option<SocketAddr>,
+}
+
 /// Limits on what one request may cost.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -200,6 +214,13 @@ pub struct Limits {
     pub max_aliases: usize,
     pub max_page_size: usize,
     pub request_timeout_secs: f64,
+    /// `__schema` / `__type` answered (turn off in production to hide the schema).
+    pub introspection: bool,
+    /// "Did you mean ...?" hints in validation errors.
+    pub field_suggestions: bool,
+    /// Operations per minute per caller (token subject; all anonymous callers share one
+    /// budget); 0: unlimited. Over it: 429 with `Retry-After`, `RATE_LIMITED`.
+    pub requests_per_minute: u32,
 }
 
 impl Default for Limits {
@@ -211,6 +232,9 @@ impl Default for Limits {
             max_aliases: 64,
             max_page_size: 1000,
             request_timeout_secs: 30.0,
+            introspection: true,
+            field_suggestions: true,
+            requests_per_minute: 0,
         }
     }
 }
@@ -308,6 +332,17 @@ impl Settings {
             }
         }
         self.auth.validate("auth")?;
+        for (i, o) in self.http.cors_origins.iter().enumerate() {
+            let ok = url::Url::parse(o).is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https") && u.path() == "/" && !o.ends_with('/')
+            });
+            if !ok {
+                return Err(invalid(
+                    format!("http.cors_origins[{i}]"),
+                    format!("`{o}` must be an origin like https://portal.example.com"),
+                ));
+            }
+        }
         let l = &self.limits;
         if l.max_body_bytes < 1024 {
             return Err(invalid("limits.max_body_bytes", "must be at least 1024"));

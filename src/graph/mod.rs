@@ -203,6 +203,12 @@ pub fn build_schema(context: GraphContext) -> AppSchema {
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(64)
         .limit_directives(16);
+    if !limits.introspection {
+        builder = builder.disable_introspection();
+    }
+    if !limits.field_suggestions {
+        builder = builder.disable_suggestions();
+    }
     if let Some(b) = context.upstreams.backstage() {
         builder = builder.data(entity::catalog_loader(b.lookup()));
     }

@@ -31,6 +31,8 @@ pub enum RequestError {
     TooManyAliases { found: usize, max: usize },
     #[error("mutations are only accepted over POST")]
     MutationOverGet,
+    #[error("introspection is switched off on this server")]
+    IntrospectionDisabled,
     #[error("subscriptions are served over websockets at /graphql/ws and SSE at /graphql/sse")]
     SubscriptionOverHttp,
     /// The executor refused the operation (validation, depth, complexity, variables); each
@@ -39,6 +41,9 @@ pub enum RequestError {
     Rejected(Vec<ServerError>),
     #[error("the request did not finish within {0:?}")]
     Timeout(Duration),
+    /// The caller spent its budget (`limits.requests_per_minute`); retry after this long.
+    #[error("too many requests; retry in {}s", .0.as_secs().max(1))]
+    RateLimited(Duration),
     #[error(transparent)]
     Auth(#[from] AuthError),
 }
@@ -55,11 +60,13 @@ impl RequestError {
             Self::ParseFailed(_) => "GRAPHQL_PARSE_FAILED",
             Self::TooManyAliases { .. } => "QUERY_TOO_COMPLEX",
             Self::MutationOverGet => "METHOD_NOT_ALLOWED",
+            Self::IntrospectionDisabled => "INTROSPECTION_DISABLED",
             Self::Rejected(errors) => errors
                 .first()
                 .and_then(error_code)
                 .unwrap_or(VALIDATION_FAILED),
             Self::Timeout(_) => "REQUEST_TIMEOUT",
+            Self::RateLimited(_) => "RATE_LIMITED",
             Self::Auth(e) => e.code(),
         }
     }
@@ -71,6 +78,7 @@ impl RequestError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MutationOverGet => StatusCode::METHOD_NOT_ALLOWED,
             Self::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Auth(e) => e.status(),
             _ => StatusCode::BAD_REQUEST,
         }
@@ -81,8 +89,19 @@ impl RequestError {
     pub fn is_document_error(&self) -> bool {
         matches!(
             self,
-            Self::ParseFailed(_) | Self::TooManyAliases { .. } | Self::Rejected(_)
+            Self::ParseFailed(_)
+                | Self::TooManyAliases { .. }
+                | Self::Rejected(_)
+                | Self::IntrospectionDisabled
         )
+    }
+
+    /// The `Retry-After` header value (whole seconds, at least 1), for a rate-limit refusal.
+    pub fn retry_after(&self) -> Option<String> {
+        match self {
+            Self::RateLimited(d) => Some(d.as_secs_f64().ceil().max(1.0).to_string()),
+            _ => None,
+        }
     }
 
     /// The `errors` array of a GraphQL response, each with `extensions.code`.

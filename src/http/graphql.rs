@@ -95,6 +95,11 @@ fn refusal(media: Media, e: &RequestError) -> Response {
                 HeaderValue::from_static("Bearer error=\"invalid_token\""),
             );
         }
+        RequestError::RateLimited(_) => {
+            if let Some(v) = e.retry_after().and_then(|v| HeaderValue::from_str(&v).ok()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
         _ => {}
     }
     r

@@ -6,6 +6,7 @@ mod graphql;
 mod health;
 pub mod metrics;
 pub mod pipeline;
+pub mod rate_limit;
 mod sse;
 pub mod ws;
 
@@ -32,16 +33,19 @@ pub struct HttpState {
     pub shutdown: tokio_util::sync::CancellationToken,
 }
 
-pub fn router(http: HttpState) -> Router {
+/// The main router; `/metrics` is on it unless `http.metrics_listen` moves it to its own
+/// listener (`metrics_router`). `cors_origins` may call it from other origins' pages.
+pub fn router(http: HttpState, settings: &crate::config::HttpSettings) -> Router {
     // Pages that are not GraphQL requests still need a caller when anonymous access is denied.
-    let guarded = Router::new()
-        .route("/", get(graphql::graphiql))
-        .route("/metrics", get(metrics::render))
-        .route_layer(axum::middleware::from_fn_with_state(
-            http.clone(),
-            require_caller,
-        ));
-    Router::new()
+    let mut guarded = Router::new().route("/", get(graphql::graphiql));
+    if settings.metrics_listen.is_none() {
+        guarded = guarded.route("/metrics", get(metrics::render));
+    }
+    let guarded = guarded.route_layer(axum::middleware::from_fn_with_state(
+        http.clone(),
+        require_caller,
+    ));
+    let router = Router::new()
         .route(
             "/graphql",
             get(graphql::graphql_get).post(graphql::graphql_post),
@@ -54,6 +58,29 @@ pub fn router(http: HttpState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .merge(guarded)
+        .with_state(http);
+    if settings.cors_origins.is_empty() {
+        return router;
+    }
+    use axum::http::{header, HeaderValue, Method};
+    let origins: Vec<HeaderValue> = settings
+        .cors_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    router.layer(
+        tower_http::cors::CorsLayer::new()
+            .allow_origin(tower_http::cors::AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+            .max_age(std::time::Duration::from_secs(600)),
+    )
+}
+
+/// `/metrics` alone, for a listener of its own (scraped on an internal port; not guarded).
+pub fn metrics_router(http: HttpState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::render))
         .with_state(http)
 }
 

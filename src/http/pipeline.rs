@@ -6,8 +6,8 @@
 //! 2. authenticates the caller into a `Principal` (`auth::Authenticator`);
 //! 3. parses the document once, picks the operation, and refuses what the transport may not
 //!    run (mutations over GET, subscriptions over plain HTTP);
-//! 4. applies the limits the executor does not know (aliases; depth and complexity are the
-//!    schema's, the body size the transport's, since it must stop reading);
+//! 4. applies the limits the executor does not know (the caller's rate, aliases; depth and
+//!    complexity are the schema's, the body size the transport's, since it must stop reading);
 //! 5. executes (bounded in time for single results) and gives every error an
 //!    `extensions.code`, so that a refusal is a `RequestError` with the same code on every
 //!    transport.
@@ -143,6 +143,8 @@ pub struct Pipeline {
     pub limits: Arc<Limits>,
     pub metrics: Arc<Metrics>,
     pub auth: Arc<Authenticator>,
+    /// Per-caller budget (`limits.requests_per_minute`); `None`: unlimited.
+    pub rate: Option<super::rate_limit::RateLimiter>,
 }
 
 impl Pipeline {
@@ -161,6 +163,10 @@ impl Pipeline {
         principal: Arc<Principal>,
         transport: Transport,
     ) -> Result<Prepared, RequestError> {
+        if let Some(rate) = &self.rate {
+            rate.check(principal.subject.as_deref().unwrap_or("anonymous"))
+                .map_err(RequestError::RateLimited)?;
+        }
         let doc = async_graphql::parser::parse_query(&op.query)
             .map_err(|e| RequestError::ParseFailed(e.to_string()))?;
         // An unknown operation name or an ambiguous document is left to the executor, which
@@ -174,6 +180,9 @@ impl Pipeline {
                 return Err(RequestError::SubscriptionOverHttp)
             }
             _ => {}
+        }
+        if !self.limits.introspection && asks_introspection(&doc) {
+            return Err(RequestError::IntrospectionDisabled);
         }
         let found = document_aliases(&doc);
         if found > self.limits.max_aliases {
@@ -294,6 +303,24 @@ fn selected_operation(doc: &ExecutableDocument, name: Option<&str>) -> Option<Op
         }
         _ => None,
     }
+}
+
+/// Does the document select `__schema` or `__type` (at the root, directly or in a fragment)?
+fn asks_introspection(doc: &ExecutableDocument) -> bool {
+    fn top(set: &SelectionSet) -> bool {
+        set.items.iter().any(|sel| match &sel.node {
+            Selection::Field(f) => matches!(f.node.name.node.as_str(), "__schema" | "__type"),
+            Selection::InlineFragment(f) => top(&f.node.selection_set.node),
+            Selection::FragmentSpread(_) => false,
+        })
+    }
+    doc.operations
+        .iter()
+        .any(|(_, op)| top(&op.node.selection_set.node))
+        || doc
+            .fragments
+            .values()
+            .any(|f| top(&f.node.selection_set.node))
 }
 
 fn count_aliases(set: &SelectionSet) -> usize {

@@ -33,6 +33,12 @@ fn refusal(e: &RequestError) -> Response {
             header::HeaderValue::from_static("Bearer error=\"invalid_token\""),
         );
     }
+    if let Some(v) = e
+        .retry_after()
+        .and_then(|v| header::HeaderValue::from_str(&v).ok())
+    {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
     r
 }
 

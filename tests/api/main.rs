@@ -8,6 +8,7 @@ mod backstage_sim;
 mod catalog;
 mod cli;
 mod github;
+mod hardening;
 mod helpers;
 mod http;
 mod kubernetes;
