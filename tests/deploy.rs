@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use idp_graph::domain::kubernetes::{READ_ACCESS, RESTART_ACCESS};
+use idp_graph::domain::kubernetes::{IMPERSONATE_ACCESS, READ_ACCESS, RESTART_ACCESS};
 use serde::Deserialize;
 
 const THIS_REPO: &str = "https://github.com/yourcompany/idp.git";
@@ -412,6 +412,14 @@ fn the_cluster_role_grants_exactly_what_the_sources_need() {
         expected(&[READ_ACCESS, RESTART_ACCESS]),
         "prod: plus patch on deployments for restart"
     );
+    // The opt-in impersonation component grants exactly the impersonate verb it needs.
+    let text =
+        std::fs::read_to_string(root().join("deploy/components/impersonate/clusterrole.yaml"))
+            .expect("the impersonate component exists");
+    let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde_yaml::Value::deserialize(d).expect("YAML"))
+        .collect();
+    assert_eq!(granted(&docs), expected(&[IMPERSONATE_ACCESS]));
     let secrets = &granted(&render("deploy"))[&("".to_string(), "secrets".to_string())];
     assert!(
         !secrets.contains("get"),

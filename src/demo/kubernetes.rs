@@ -9,7 +9,7 @@
 //!
 //! Part of the Kubernetes issue: the kube-rs source and the graph are not built yet.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -91,6 +91,16 @@ struct Inner {
     expired: std::sync::atomic::AtomicU64,
     /// List requests served (pages count one each).
     lists: std::sync::atomic::AtomicU64,
+    /// Impersonated writes seen (`Impersonate-User`, `Impersonate-Group`s), and the users the
+    /// cluster's RBAC refuses to let patch (a stand-in for RoleBindings).
+    impersonation: Mutex<Impersonation>,
+}
+
+/// Impersonated writes seen (user, groups), and the users refused.
+#[derive(Default)]
+struct Impersonation {
+    seen: Vec<(String, Vec<String>)>,
+    denied: BTreeSet<String>,
 }
 
 #[derive(Clone)]
@@ -317,6 +327,7 @@ impl KubeSim {
             step: Mutex::new(Duration::from_millis(500)),
             expired: Default::default(),
             lists: Default::default(),
+            impersonation: Default::default(),
         });
         for (resource, obj) in objects {
             inner.apply("ADDED", resource, obj);
@@ -333,6 +344,21 @@ impl KubeSim {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The impersonated writes seen so far: (user, groups), oldest first.
+    pub fn impersonations(&self) -> Vec<(String, Vec<String>)> {
+        self.inner.impersonation.lock().seen.clone()
+    }
+
+    /// Makes the cluster's RBAC refuse patches by this (impersonated) user, as a missing
+    /// RoleBinding would.
+    pub fn deny_patches_by(&self, user: &str) {
+        self.inner
+            .impersonation
+            .lock()
+            .denied
+            .insert(user.to_string());
     }
 
     /// Creates or replaces an object (`resource` is the plural, e.g. `pods`).
@@ -815,6 +841,28 @@ async fn patch(inner: &Arc<Inner>, t: &Target<'_>, headers: &HeaderMap, body: By
                 t.resource
             ),
         );
+    }
+    // Impersonation: the API server authorizes the impersonated user instead of the caller.
+    let user = headers
+        .get("impersonate-user")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    if let Some(user) = user {
+        let groups: Vec<String> = headers
+            .get_all("impersonate-group")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_string))
+            .collect();
+        let mut imp = inner.impersonation.lock();
+        imp.seen.push((user.clone(), groups));
+        if imp.denied.contains(&user) {
+            let ns = t.namespace.as_deref().unwrap_or("");
+            return status(
+                403,
+                "Forbidden",
+                &format!("deployments.apps \"{name}\" is forbidden: User \"{user}\" cannot patch resource \"deployments\" in API group \"apps\" in the namespace \"{ns}\""),
+            );
+        }
     }
     let ctype = headers
         .get(header::CONTENT_TYPE)

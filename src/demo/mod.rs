@@ -236,6 +236,8 @@ impl DemoWorld {
             argocd_destinations: vec!["in-cluster".into(), "https://kubernetes.default.svc".into()],
             page_size: 500,
             max_backoff_secs: opts.kube_max_backoff_secs,
+            // With auth on, writes impersonate the caller: the simulated cluster sees who.
+            impersonate: opts.auth,
         }];
         s.readiness.initial_sync_timeout_secs = 20.0;
         if opts.auth {

@@ -21,6 +21,13 @@ pub const READ_ACCESS: &[(&str, &str, &[&str])] = &[
 /// What `restartDeployment` needs, granted only by the opt-in `restart` component.
 pub const RESTART_ACCESS: &[(&str, &str, &[&str])] = &[("apps", "deployments", &["patch"])];
 
+/// What writing as the caller needs (`impersonate: true`), granted only by the opt-in
+/// `impersonate` component.
+pub const IMPERSONATE_ACCESS: &[(&str, &str, &[&str])] = &[
+    ("", "users", &["impersonate"]),
+    ("", "groups", &["impersonate"]),
+];
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;

@@ -694,3 +694,55 @@ async fn subscribers_get_only_the_events_they_may_see() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_restart_impersonates_the_caller_so_the_clusters_rbac_decides_too() {
+    let (app, who) = spawn_demo_auth().await;
+    let token = |name: &str| {
+        who.iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, t)| t.clone())
+    };
+    let restart = |ns: &str| {
+        format!(
+            r#"mutation {{ restartDeployment(cluster: "demo", namespace: "{ns}", name: "{ns}") {{ auditId }} }}"#
+        )
+    };
+    let r = gql_as(&app, token("carol").as_deref(), &restart("my-app")).await;
+    assert!(r["errors"].is_null(), "{r}");
+    assert_eq!(
+        app.world.kubernetes.impersonations().last(),
+        Some(&(
+            "user:default/carol".to_string(),
+            vec![
+                "group:default/app-team".to_string(),
+                "group:default/engineering".to_string()
+            ]
+        ))
+    );
+    // Our policy lets carol restart her team's app-2, but the cluster's RBAC says no: the
+    // cluster's refusal is hers, attributed to the cluster, and audited.
+    app.world.kubernetes.deny_patches_by("user:default/carol");
+    let r = gql_as(&app, token("carol").as_deref(), &restart("app-2")).await;
+    assert_eq!(r["errors"][0]["extensions"]["code"], "FORBIDDEN", "{r}");
+    assert_eq!(r["errors"][0]["extensions"]["source"], "demo", "{r}");
+    let log = gql_as(
+        &app,
+        token("alice").as_deref(),
+        "{ auditLog { principal target result decision } }",
+    )
+    .await;
+    assert!(
+        log["data"]["auditLog"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["principal"] == "user:default/carol"
+                && e["target"] == "demo/deployments/app-2/app-2"
+                && e["decision"] == "denied"),
+        "{log}"
+    );
+    // Others are unaffected.
+    let r = gql_as(&app, token("alice").as_deref(), &restart("app-2")).await;
+    assert!(r["errors"].is_null(), "{r}");
+}

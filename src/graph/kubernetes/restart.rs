@@ -54,7 +54,11 @@ pub async fn restart_deployment(
     let Some(handle) = g.upstreams.cluster(&cluster) else {
         return Err(not_found(format!("cluster `{cluster}` has no client")));
     };
-    match handle.restart_deployment(&namespace, &name).await {
+    let caller = (
+        viewer.principal.display_name(),
+        viewer.principal.groups.as_slice(),
+    );
+    match handle.restart_deployment(&namespace, &name, caller).await {
         Ok((stored, restarted_at)) => {
             let audit_id = audit("ok", None);
             Ok(RestartResult {

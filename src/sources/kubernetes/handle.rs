@@ -15,6 +15,8 @@ use crate::state::{ClusterStore, State};
 
 pub struct ClusterHandle {
     pub(super) client: Client,
+    /// The client configuration writes impersonate the caller with (`impersonate: true`).
+    pub(super) impersonating: Option<kube::Config>,
     /// The API server URL (for error messages).
     pub(super) url: String,
     pub(super) cluster: Arc<ClusterStore>,
@@ -23,15 +25,29 @@ pub struct ClusterHandle {
 
 impl ClusterHandle {
     /// Patches the pod template's `kubectl.kubernetes.io/restartedAt`; returns the stored
-    /// Deployment and the timestamp set.
+    /// Deployment and the timestamp set. With impersonation on, the PATCH is sent as `caller`
+    /// (subject, groups), so the cluster's RBAC decides too.
     pub async fn restart_deployment(
         &self,
         namespace: &str,
         name: &str,
+        caller: (&str, &[String]),
     ) -> Result<(Arc<Deployment>, String), SourceError> {
+        let client = match &self.impersonating {
+            None => self.client.clone(),
+            Some(config) => {
+                let mut config = config.clone();
+                config.auth_info.impersonate = Some(caller.0.to_string());
+                config.auth_info.impersonate_groups = Some(caller.1.to_vec());
+                Client::try_from(config).map_err(|e| SourceError::Unreachable {
+                    url: self.url.clone(),
+                    reason: e.to_string(),
+                })?
+            }
+        };
         let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let patch = serde_json::json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now}}}}});
-        let api: kube::Api<Deployment> = kube::Api::namespaced(self.client.clone(), namespace);
+        let api: kube::Api<Deployment> = kube::Api::namespaced(client, namespace);
         let params = kube::api::PatchParams {
             field_manager: Some("idp-graph".into()),
             ..Default::default()

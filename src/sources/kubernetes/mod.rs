@@ -35,11 +35,11 @@ use crate::state::{SourceHealth, State};
 
 use super::SourceError;
 
-/// Builds the client for one cluster and tells the URL it talks to.
+/// Builds the client configuration for one cluster and tells the URL it talks to.
 pub async fn client_for(
     s: &KubernetesSettings,
     token: Option<SecretString>,
-) -> Result<(Client, String), String> {
+) -> Result<(kube::Config, String), String> {
     let mut config = if let Some(url) = &s.url {
         let uri: http::Uri = url.parse().map_err(|e| format!("url: {e}"))?;
         let mut c = kube::Config::new(uri);
@@ -66,8 +66,7 @@ pub async fn client_for(
         .to_string()
         .trim_end_matches('/')
         .to_string();
-    let client = Client::try_from(config).map_err(|e| e.to_string())?;
-    Ok((client, url))
+    Ok((config, url))
 }
 
 /// Exponential backoff with full jitter between `min` and `max`, reset once a watch delivers.

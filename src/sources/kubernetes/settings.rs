@@ -37,6 +37,11 @@ pub struct KubernetesSettings {
     /// Longest wait between reconnect attempts after a watch error, seconds.
     #[serde(default = "default_kube_backoff")]
     pub max_backoff_secs: f64,
+    /// Writes (`restartDeployment`) impersonate the caller (`Impersonate-User` = its subject,
+    /// `Impersonate-Group` = its groups), so the cluster's own RBAC decides too. The service
+    /// account then needs the `impersonate` verb (`deploy/components/impersonate`).
+    #[serde(default)]
+    pub impersonate: bool,
 }
 
 fn default_kube_page() -> u32 {
@@ -83,12 +88,16 @@ impl Source for KubernetesSettings {
     }
 
     async fn start(&self, ctx: StartContext<'_>) -> Result<(), StartError> {
-        let (client, url) = client_for(self, ctx.token)
+        let (config, url) = client_for(self, ctx.token)
             .await
             .map_err(|message| StartError {
                 name: self.name.clone(),
                 message,
             })?;
+        let client = kube::Client::try_from(config.clone()).map_err(|e| StartError {
+            name: self.name.clone(),
+            message: e.to_string(),
+        })?;
         let health = ctx.state.sources.register(&self.name, self.kind(), &url);
         let destinations = if self.argocd_destinations.is_empty() {
             vec![self.name.clone()]
@@ -113,6 +122,7 @@ impl Source for KubernetesSettings {
             self.name.clone(),
             ClusterHandle {
                 client,
+                impersonating: self.impersonate.then_some(config),
                 url,
                 cluster,
                 state: ctx.state.clone(),
