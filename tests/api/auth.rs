@@ -584,6 +584,9 @@ async fn actions_follow_ownership_and_every_denial_is_audited() {
     assert!(r["errors"].is_null(), "{r}");
     let r = gql_as(&app, token("erin").as_deref(), &restart("my-app")).await;
     assert_eq!(code(&r).as_deref(), Some("FORBIDDEN"), "{r}");
+    // A Deployment in a namespace carol cannot see: refused like a missing one, and audited.
+    let r = gql_as(&app, token("carol").as_deref(), &restart("argocd")).await;
+    assert_eq!(code(&r).as_deref(), Some("FORBIDDEN"), "{r}");
 
     // The audit log is for admins; it holds every denial with who, groups and decision.
     let r = gql_as(&app, token("carol").as_deref(), "{ auditLog { id } }").await;
@@ -611,6 +614,7 @@ async fn actions_follow_ownership_and_every_denial_is_audited() {
         ("user:default/erin", "argocd"),
         ("anonymous", "main/argocd/sample-app"),
         ("user:default/erin", "demo/deployments/my-app/my-app"),
+        ("user:default/carol", "demo/deployments/argocd/argocd"),
     ] {
         assert!(
             denied.iter().any(|(p, t)| p == who && t == target),

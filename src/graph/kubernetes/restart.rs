@@ -41,6 +41,15 @@ pub async fn restart_deployment(
         .get(&namespace, &name)
         .filter(|_| viewer.sees_namespace(&cluster, &namespace))
     else {
+        // A caller who may not see every namespace cannot tell a hidden Deployment from a
+        // missing one: both are refused alike (and audited), as for applications.
+        let grants = &viewer.principal.grants;
+        if !(grants.admin || grants.all_namespaces) {
+            audit("FORBIDDEN", None);
+            return Err(forbidden(format!(
+                "not allowed to restart `{namespace}/{name}` (or there is no such deployment)"
+            )));
+        }
         return Err(not_found(format!(
             "no deployment `{namespace}/{name}` in `{cluster}`"
         )));
