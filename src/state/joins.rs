@@ -151,29 +151,7 @@ impl State {
     /// ArgoCD applications that own an object: by its instance label / tracking id (deploying
     /// to its cluster), else by its controller's (a pod → its ReplicaSet → its Deployment).
     pub fn apps_of_object(&self, c: &ClusterStore, meta: &ObjectMeta) -> Vec<Arc<Application>> {
-        let mut meta = std::borrow::Cow::Borrowed(meta);
-        for _ in 0..3 {
-            let mut apps: Vec<Arc<Application>> = argocd_apps_of(&meta)
-                .iter()
-                .flat_map(|n| self.apps.by_name(n))
-                .filter(|a| {
-                    c.is_destination(
-                        a.destination.server.as_deref(),
-                        a.destination.name.as_deref(),
-                    )
-                })
-                .collect();
-            if !apps.is_empty() {
-                apps.sort_by(|a, b| a.key_string.cmp(&b.key_string));
-                apps.dedup_by(|a, b| a.key_string == b.key_string);
-                return apps;
-            }
-            match controller_meta(c, &meta) {
-                Some(parent) => meta = std::borrow::Cow::Owned(parent),
-                None => break,
-            }
-        }
-        Vec::new()
+        up_the_controllers(c, meta, |m| self.tracked_apps(c, m))
     }
 
     /// Catalog entities an object belongs to: those whose Kubernetes annotations claim it (the
@@ -181,44 +159,43 @@ impl State {
     /// those of its applications; then the same for its controller.
     pub fn entities_of_object(&self, c: &ClusterStore, meta: &ObjectMeta) -> Vec<Arc<Entity>> {
         let snapshot = self.catalog.snapshot();
-        let mut meta = std::borrow::Cow::Borrowed(meta);
-        for _ in 0..3 {
-            let id = meta
+        up_the_controllers(c, meta, |m| {
+            let id = m
                 .labels
                 .as_ref()
                 .and_then(|l| l.get(KUBERNETES_ID_LABEL))
                 .map(String::as_str);
             let mut found: Vec<Arc<Entity>> = snapshot
                 .kubernetes_candidates(id)
-                .filter(|e| entity_claims(&e.join, &meta))
+                .filter(|e| entity_claims(&e.join, m))
                 .cloned()
                 .collect();
             if found.is_empty() {
-                let direct_apps: Vec<Arc<Application>> = argocd_apps_of(&meta)
-                    .iter()
-                    .flat_map(|n| self.apps.by_name(n))
-                    .filter(|a| {
-                        c.is_destination(
-                            a.destination.server.as_deref(),
-                            a.destination.name.as_deref(),
-                        )
-                    })
-                    .collect();
-                for app in direct_apps {
+                for app in self.tracked_apps(c, m) {
                     found.extend(self.entities_of_app(&app));
                 }
             }
-            if !found.is_empty() {
-                found.sort_by(|a, b| a.ref_string.cmp(&b.ref_string));
-                found.dedup_by(|a, b| a.ref_string == b.ref_string);
-                return found;
-            }
-            match controller_meta(c, &meta) {
-                Some(parent) => meta = std::borrow::Cow::Owned(parent),
-                None => break,
-            }
-        }
-        Vec::new()
+            found.sort_by(|a, b| a.ref_string.cmp(&b.ref_string));
+            found.dedup_by(|a, b| a.ref_string == b.ref_string);
+            found
+        })
+    }
+
+    /// Apps an object's own instance label / tracking id names, deploying to its cluster.
+    fn tracked_apps(&self, c: &ClusterStore, meta: &ObjectMeta) -> Vec<Arc<Application>> {
+        let mut apps: Vec<Arc<Application>> = argocd_apps_of(meta)
+            .iter()
+            .flat_map(|n| self.apps.by_name(n))
+            .filter(|a| {
+                c.is_destination(
+                    a.destination.server.as_deref(),
+                    a.destination.name.as_deref(),
+                )
+            })
+            .collect();
+        apps.sort_by(|a, b| a.key_string.cmp(&b.key_string));
+        apps.dedup_by(|a, b| a.key_string == b.key_string);
+        apps
     }
 
     /// Catalog entities whose `github.com/project-slug` names a repository.
@@ -288,6 +265,27 @@ fn with_children(c: &ClusterStore, refs: &mut BTreeSet<ObjRef>) {
             }
         }
     }
+}
+
+/// `join` of the object, else of its controller, its controller's controller (a pod →
+/// ReplicaSet → Deployment): the first answer that is not empty.
+fn up_the_controllers<T>(
+    c: &ClusterStore,
+    meta: &ObjectMeta,
+    join: impl Fn(&ObjectMeta) -> Vec<T>,
+) -> Vec<T> {
+    let mut meta = std::borrow::Cow::Borrowed(meta);
+    for _ in 0..3 {
+        let found = join(&meta);
+        if !found.is_empty() {
+            return found;
+        }
+        match controller_meta(c, &meta) {
+            Some(parent) => meta = std::borrow::Cow::Owned(parent),
+            None => break,
+        }
+    }
+    Vec::new()
 }
 
 /// The metadata of an object's controller (ReplicaSet, Deployment, StatefulSet, DaemonSet),

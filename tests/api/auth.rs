@@ -390,16 +390,9 @@ async fn spawn_demo_auth() -> (TestApp, Vec<(String, Option<String>)>) {
 }
 
 async fn gql_as(app: &TestApp, token: Option<&str>, query: &str) -> Value {
-    let mut r = app
-        .http
-        .post(format!("{}/graphql", app.url))
-        .json(&json!({ "query": query }));
-    if let Some(t) = token {
-        r = r.bearer_auth(t);
-    }
-    let r = r.send().await.unwrap();
-    assert_eq!(r.status(), 200);
-    r.json().await.unwrap()
+    let (status, _, body) = crate::helpers::post_as(app, token, query).await;
+    assert_eq!(status, 200, "{body}");
+    body
 }
 
 fn names(v: &Value) -> BTreeSet<String> {

@@ -2,25 +2,12 @@
 //! per-caller rate limit (429 + Retry-After), `/metrics` on a listener of its own.
 
 use idp_graph::demo::DemoOptions;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::helpers::{spawn_with, TestApp};
 
 async fn post(app: &TestApp, token: Option<&str>, query: &str) -> (u16, Option<String>, Value) {
-    let mut r = app
-        .http
-        .post(format!("{}/graphql", app.url))
-        .json(&json!({ "query": query }));
-    if let Some(t) = token {
-        r = r.bearer_auth(t);
-    }
-    let r = r.send().await.unwrap();
-    let status = r.status().as_u16();
-    let retry = r
-        .headers()
-        .get("retry-after")
-        .map(|v| v.to_str().unwrap().to_string());
-    (status, retry, r.json().await.unwrap())
+    crate::helpers::post_as(app, token, query).await
 }
 
 #[tokio::test]

@@ -175,3 +175,27 @@ pub async fn ws_init(addr: &str) -> Ws {
     .unwrap();
     ws
 }
+
+/// POSTs `query` to `/graphql` as the bearer of `token` (anonymous without one): status,
+/// `Retry-After`, body.
+pub async fn post_as(
+    app: &TestApp,
+    token: Option<&str>,
+    query: &str,
+) -> (u16, Option<String>, Value) {
+    let mut r = app
+        .http
+        .post(format!("{}/graphql", app.url))
+        .json(&json!({ "query": query }));
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    let r = r.send().await.expect("request sent");
+    let status = r.status().as_u16();
+    let retry = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    (status, retry, r.json().await.expect("JSON body"))
+}
