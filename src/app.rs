@@ -98,10 +98,30 @@ impl App {
             }
         });
 
+        // The audit trail: durable in PostgreSQL when configured (its writer runs as a task).
+        let audit = match settings.audit.postgres_url().map_err(|e| StartError {
+            name: "audit".into(),
+            message: e.to_string(),
+        })? {
+            None => Arc::new(AuditLog::default()),
+            Some(url) => {
+                use secrecy::ExposeSecret;
+                let store = crate::auth::audit_store::AuditStore::new(
+                    url.expose_secret(),
+                    settings.audit.buffer,
+                )
+                .map_err(|e| StartError {
+                    name: "audit".into(),
+                    message: e.to_string(),
+                })?;
+                tasks.spawn(store.clone().run(shutdown.clone()));
+                Arc::new(AuditLog::with_store(store))
+            }
+        };
         let schema = build_schema(GraphContext {
             state: state.clone(),
             limits: settings.limits.clone(),
-            audit: Arc::new(AuditLog::default()),
+            audit: audit.clone(),
             upstreams: upstreams.clone(),
         });
         let auth = Arc::new(Authenticator::new(&settings.auth, state.clone()).map_err(
@@ -124,6 +144,7 @@ impl App {
             }),
             shutdown: shutdown.clone(),
             upstreams: upstreams.clone(),
+            audit,
             state: state.clone(),
             metrics,
             limits,

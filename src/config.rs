@@ -63,6 +63,8 @@ macro_rules! settings_with_sources {
             #[serde(default)]
             pub http: HttpSettings,
             #[serde(default)]
+            pub audit: AuditSettings,
+            #[serde(default)]
             pub readiness: Readiness,
             #[serde(default)]
             pub events: EventSettings,
@@ -80,6 +82,7 @@ macro_rules! settings_with_sources {
                     auth: AuthSettings::default(),
                     limits: Limits::default(),
                     http: HttpSettings::default(),
+                    audit: AuditSettings::default(),
                     readiness: Readiness::default(),
                     events: EventSettings::default(),
                     shutdown_grace_secs: default_shutdown_grace(),
@@ -190,6 +193,43 @@ impl TokenSource {
             };
         }
         Ok(None)
+    }
+}
+
+/// Where the audit trail is kept beyond this process.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSettings {
+    /// Environment variable holding a PostgreSQL URL (`postgres://user:pass@host/db`): the
+    /// durable, shared audit trail. Unset: in memory only.
+    pub postgres_url_env: Option<String>,
+    /// Records queued while the database is unreachable; when full, mutations are refused
+    /// with `AUDIT_UNAVAILABLE`.
+    pub buffer: usize,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            postgres_url_env: None,
+            buffer: 1000,
+        }
+    }
+}
+
+impl AuditSettings {
+    /// The database URL, read from its variable (never logged).
+    pub fn postgres_url(&self) -> Result<Option<SecretString>, ConfigError> {
+        let Some(var) = &self.postgres_url_env else {
+            return Ok(None);
+        };
+        match std::env::var(var) {
+            Ok(v) if !v.trim().is_empty() => Ok(Some(SecretString::from(v.trim().to_string()))),
+            _ => Err(invalid(
+                "audit.postgres_url_env",
+                format!("environment variable {var} is not set"),
+            )),
+        }
     }
 }
 
@@ -332,6 +372,9 @@ impl Settings {
             }
         }
         self.auth.validate("auth")?;
+        if self.audit.buffer == 0 {
+            return Err(invalid("audit.buffer", "must be greater than 0"));
+        }
         for (i, o) in self.http.cors_origins.iter().enumerate() {
             let ok = url::Url::parse(o).is_ok_and(|u| {
                 matches!(u.scheme(), "http" | "https") && u.path() == "/" && !o.ends_with('/')
@@ -376,6 +419,7 @@ impl Settings {
     /// Resolves every configured credential, so a missing variable fails at start, not at the
     /// first upstream call.
     pub fn resolve_secrets(&self) -> Result<ResolvedSecrets, ConfigError> {
+        self.audit.postgres_url()?;
         let mut secrets = ResolvedSecrets::default();
         for (key, source) in self.sources() {
             if let Some(t) = source.token().resolve(&key)? {

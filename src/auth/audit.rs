@@ -1,9 +1,11 @@
 //! The audit trail of mutations and denied attempts: who (subject and groups) did or tried
 //! what to which object, when, in which request, the policy's decision and how it ended.
-//! Every entry goes to the log (target `audit`) and to a bounded in-memory ring that
-//! `Query.auditLog` reads.
+//! Every entry goes to the log (target `audit`), to a bounded in-memory ring, and — with
+//! `audit.postgres_url_env` — to PostgreSQL (`audit_store.rs`), which `Query.auditLog` then
+//! reads, so the trail survives restarts and is shared by replicas.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
@@ -17,9 +19,9 @@ pub struct AuditEntry {
     pub principal: String,
     /// The caller's groups when it acted.
     pub groups: Vec<String>,
-    /// `allowed`, or `denied` by the policy.
-    pub decision: &'static str,
-    /// The request's id (also in the response's `x-request-id` and the log).
+    /// `allowed`, or `denied` (by the policy or the upstream's own authorization).
+    pub decision: String,
+    /// The id the pipeline gave the request (also in the log line).
     pub request_id: Option<String>,
     pub action: String,
     pub target: String,
@@ -32,9 +34,36 @@ pub struct AuditEntry {
 pub struct AuditLog {
     /// Newest last. A `Mutex`: one short push per mutation, never held across an await.
     entries: Mutex<(u64, VecDeque<AuditEntry>)>,
+    /// The durable sink, when configured.
+    store: Option<Arc<super::audit_store::AuditStore>>,
 }
 
+/// The durable audit sink's buffer is full: the action is refused rather than run unaudited.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the audit trail cannot take more records now; try again shortly")]
+pub struct AuditUnavailable;
+
 impl AuditLog {
+    pub fn with_store(store: Arc<super::audit_store::AuditStore>) -> Self {
+        Self {
+            entries: Default::default(),
+            store: Some(store),
+        }
+    }
+
+    /// May an action run now? Only if its record will find room (asked before acting).
+    pub fn admit(&self) -> Result<(), AuditUnavailable> {
+        match &self.store {
+            Some(s) if !s.has_room() => Err(AuditUnavailable),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records waiting for the durable sink (`idp_audit_backlog`).
+    pub fn backlog(&self) -> usize {
+        self.store.as_ref().map_or(0, |s| s.backlog())
+    }
+
     /// Records one attempt: `result` is `ok` or an error code; `FORBIDDEN` is a denial.
     pub fn record(
         &self,
@@ -56,7 +85,8 @@ impl AuditLog {
                 "denied"
             } else {
                 "allowed"
-            },
+            }
+            .to_string(),
             request_id: request_id.map(str::to_string),
             action: action.to_string(),
             target: target.to_string(),
@@ -65,17 +95,40 @@ impl AuditLog {
         };
         tracing::info!(target: "audit", id = entry.id, principal = %entry.principal,
             groups = ?entry.groups, action = %entry.action, object = %entry.target,
-            decision = entry.decision, result = %entry.result,
+            decision = %entry.decision, result = %entry.result,
             request_id = entry.request_id.as_deref().unwrap_or(""), "mutation");
         if guard.1.len() == KEEP {
             guard.1.pop_front();
+        }
+        if let Some(store) = &self.store {
+            store.push(entry.clone());
         }
         guard.1.push_back(entry);
         guard.0
     }
 
-    /// Newest first.
-    pub fn recent(&self, n: usize) -> Vec<AuditEntry> {
+    /// Newest first: from the durable sink (every replica's records, plus this one's not yet
+    /// written) when there is one and it answers, else from this process's ring.
+    pub async fn recent(&self, n: usize) -> Vec<AuditEntry> {
+        if let Some(store) = &self.store {
+            match store.recent(n).await {
+                Ok(mut rows) => {
+                    let pending = store.pending();
+                    rows.retain(|r| {
+                        !pending.iter().any(|p| {
+                            p.at == r.at && p.principal == r.principal && p.target == r.target
+                        })
+                    });
+                    rows.extend(pending);
+                    rows.sort_by_key(|r| std::cmp::Reverse(r.at));
+                    rows.truncate(n);
+                    return rows;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "audit database unreadable; serving this replica's records")
+                }
+            }
+        }
         self.entries
             .lock()
             .1

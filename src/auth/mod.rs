@@ -10,6 +10,7 @@
 //!   `audit.rs`: the audit trail.
 
 pub mod audit;
+pub mod audit_store;
 pub mod jwt;
 pub mod policy;
 pub mod settings;

@@ -18,6 +18,9 @@ pub enum GraphError {
     /// The caller may see it but not do this.
     #[error("{0}")]
     Forbidden(String),
+    /// The audit trail cannot take the record: the action is refused rather than run unaudited.
+    #[error("{0}")]
+    AuditUnavailable(String),
     /// The upstream this needs is not configured on this server.
     #[error("{0}")]
     NotConfigured(String),
@@ -36,6 +39,7 @@ impl GraphError {
             Self::NotFound(_) => "NOT_FOUND",
             Self::Forbidden(_) => "FORBIDDEN",
             Self::NotConfigured(_) => "NOT_CONFIGURED",
+            Self::AuditUnavailable(_) => "AUDIT_UNAVAILABLE",
             Self::Upstream { error, .. } => error.code(),
         }
     }
@@ -72,6 +76,12 @@ pub fn forbidden(message: impl Into<String>) -> Error {
 
 pub fn not_configured(message: impl Into<String>) -> Error {
     GraphError::NotConfigured(message.into()).extend()
+}
+
+/// Refuses an action when its audit record would not find room (`auth::audit::AuditLog::admit`).
+pub fn admit(log: &crate::auth::audit::AuditLog) -> Result<(), Error> {
+    log.admit()
+        .map_err(|e| GraphError::AuditUnavailable(e.to_string()).extend())
 }
 
 /// An upstream failure, attributed to the source instance it came from.

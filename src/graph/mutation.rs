@@ -163,6 +163,7 @@ fn authorize<'a>(ctx: &Context<'a>, app: Arc<Application>, action: Action) -> Re
             format!("not allowed to {action:?} `{}`", app.key.name).to_lowercase(),
         ));
     }
+    super::error::admit(&gctx(ctx).audit)?;
     let argocd = gctx(ctx)
         .upstreams
         .argocd(&app.key.instance)
@@ -289,6 +290,7 @@ impl Mutation {
         let Some(backstage) = gctx(ctx).upstreams.backstage() else {
             return Err(not_found("Backstage is not configured"));
         };
+        super::error::admit(&gctx(ctx).audit)?;
         let result = backstage.create_task(&template_ref, &input.values.0).await;
         let (outcome, message) = match &result {
             Ok(_) => ("ok".to_string(), None),

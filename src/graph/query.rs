@@ -190,13 +190,14 @@ impl Query {
         Ok(gctx(ctx)
             .audit
             .recent(first as usize)
+            .await
             .into_iter()
             .map(|e| AuditRecord {
                 id: e.id,
                 at: e.at,
                 principal: e.principal,
                 groups: e.groups,
-                decision: e.decision.to_string(),
+                decision: e.decision,
                 request_id: e.request_id,
                 action: e.action,
                 target: e.target,

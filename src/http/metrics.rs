@@ -144,6 +144,11 @@ pub async fn render(State(http): State<HttpState>) -> impl IntoResponse {
             );
         }
     }
+    let _ = writeln!(
+        out,
+        "# HELP idp_audit_backlog Audit records waiting for the durable sink (PostgreSQL).\n# TYPE idp_audit_backlog gauge\nidp_audit_backlog {}",
+        http.audit.backlog()
+    );
     if let Some(gh) = http.upstreams.github() {
         let b = gh.client().budget();
         for (name, help, kind, v) in [

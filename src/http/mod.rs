@@ -29,6 +29,8 @@ pub struct HttpState {
     pub limits: Arc<Limits>,
     /// The started sources (GitHub's request economy in `/metrics`).
     pub upstreams: Arc<crate::sources::Upstreams>,
+    /// For the audit backlog in `/metrics`.
+    pub audit: Arc<crate::auth::audit::AuditLog>,
     /// Fires on shutdown: websockets and SSE streams end cleanly.
     pub shutdown: tokio_util::sync::CancellationToken,
 }

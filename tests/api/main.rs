@@ -2,6 +2,7 @@
 //! Backstage backend where available), spoken to over HTTP and websockets.
 
 mod argocd;
+mod audit_pg;
 mod auth;
 mod backstage_real;
 mod backstage_sim;

@@ -60,6 +60,7 @@ pub async fn restart_deployment(
             "not allowed to restart `{namespace}/{name}`"
         )));
     }
+    crate::graph::error::admit(&g.audit)?;
     let Some(handle) = g.upstreams.cluster(&cluster) else {
         return Err(not_found(format!("cluster `{cluster}` has no client")));
     };

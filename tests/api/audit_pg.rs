@@ -1,0 +1,259 @@
+//! The durable audit trail against a real PostgreSQL server (Debian's `postgresql`, installed
+//! by `.ci/run`; each test runs its own instance in a temporary directory): records survive a
+//! restart and are shared by replicas; while the database is down they queue, the backlog is a
+//! metric, a full buffer refuses mutations with `AUDIT_UNAVAILABLE`, and everything queued is
+//! written once the database is back.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use idp_graph::app::App;
+use idp_graph::demo::{DemoOptions, DemoWorld};
+use serde_json::{json, Value};
+
+use crate::helpers::wait_for;
+
+/// A PostgreSQL server of this test's own.
+struct Postgres {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+    /// Running as root: the server runs as the `postgres` user (it refuses root).
+    as_postgres: bool,
+}
+
+impl Postgres {
+    fn start() -> Self {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .and_then(|d| d.filter_map(Result::ok).map(|e| e.path().join("bin")).max())
+            .filter(|b| b.join("initdb").exists())
+            .expect("PostgreSQL server binaries under /usr/lib/postgresql (apt-get install postgresql; .ci/run does)");
+        let as_postgres = Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+            .unwrap_or(false);
+        let dir = tempfile::tempdir().unwrap();
+        if as_postgres {
+            assert!(Command::new("chown")
+                .args(["-R", "postgres"])
+                .arg(dir.path())
+                .status()
+                .unwrap()
+                .success());
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let pg = Self {
+            dir,
+            bin,
+            port,
+            as_postgres,
+        };
+        let data = pg.data();
+        pg.run(
+            "initdb",
+            &["-D", &data, "-U", "postgres", "-A", "trust", "--no-sync"],
+        );
+        pg.up();
+        pg
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").to_string_lossy().into_owned()
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let exe = self.bin.join(tool);
+        let out = if self.as_postgres {
+            Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(&exe)
+                .args(args)
+                .output()
+        } else {
+            Command::new(&exe).args(args).output()
+        }
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "{tool} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn up(&self) {
+        let sock = self.dir.path().to_string_lossy().into_owned();
+        let log = Path::new(&sock).join("log").to_string_lossy().into_owned();
+        let opts = format!(
+            "-p {} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port
+        );
+        self.run(
+            "pg_ctl",
+            &["-D", &self.data(), "-l", &log, "-w", "-o", &opts, "start"],
+        );
+    }
+
+    fn down(&self) {
+        self.run("pg_ctl", &["-D", &self.data(), "-m", "fast", "-w", "stop"]);
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = std::panic::catch_unwind(|| self.down());
+    }
+}
+
+/// A server with the durable audit trail on `pg`, over `world`.
+async fn server(
+    world: &DemoWorld,
+    pg: &Postgres,
+    var: &str,
+    buffer: usize,
+) -> (String, tokio_util::sync::CancellationToken) {
+    // Edition 2021: setting a variable no other test reads is fine.
+    std::env::set_var(var, pg.url());
+    let opts = DemoOptions::for_tests();
+    let (mut settings, secrets) = world.settings(&opts);
+    settings.listen = "127.0.0.1:0".parse().unwrap();
+    settings.audit.postgres_url_env = Some(var.into());
+    settings.audit.buffer = buffer;
+    let app = App::build(settings, secrets).await.expect("app builds");
+    let url = format!("http://{}", app.local_addr());
+    let token = app.shutdown_token();
+    tokio::spawn(app.run_until_stopped());
+    let http = reqwest::Client::new();
+    wait_for("ready", Duration::from_secs(20), || {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            http.get(format!("{url}/readyz"))
+                .send()
+                .await
+                .ok()?
+                .status()
+                .is_success()
+                .then_some(())
+        }
+    })
+    .await;
+    (url, token)
+}
+
+async fn gql(url: &str, query: &str) -> Value {
+    reqwest::Client::new()
+        .post(format!("{url}/graphql"))
+        .json(&json!({ "query": query }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn backlog(url: &str) -> u64 {
+    let text = reqwest::get(format!("{url}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("idp_audit_backlog "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the backlog metric")
+}
+
+async fn drained(url: &str) {
+    let url = url.to_string();
+    wait_for("the audit backlog written", Duration::from_secs(30), || {
+        let url = url.clone();
+        async move { (backlog(&url).await == 0).then_some(()) }
+    })
+    .await;
+}
+
+const REFRESH: &str = r#"mutation { refreshApplication(input: {name: "my-app"}) { auditId } }"#;
+
+#[tokio::test]
+async fn audit_records_survive_a_restart_and_are_shared_by_replicas() {
+    let pg = Postgres::start();
+    let world = DemoWorld::start(&DemoOptions::for_tests()).await.unwrap();
+    let (a, stop_a) = server(&world, &pg, "IDP_TEST_AUDIT_PG_A", 100).await;
+    let r = gql(
+        &a,
+        r#"mutation { syncApplication(input: {name: "sample-app"}) { auditId } }"#,
+    )
+    .await;
+    assert!(r["errors"].is_null(), "{r}");
+    drained(&a).await;
+    // Another replica (and later the same one restarted) reads the same trail.
+    let (b, stop_b) = server(&world, &pg, "IDP_TEST_AUDIT_PG_A", 100).await;
+    stop_a.cancel();
+    let log = gql(&b, "{ auditLog { action target result decision } }").await;
+    assert!(
+        log["data"]["auditLog"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "syncApplication"
+                && e["target"] == "main/argocd/sample-app"
+                && e["result"] == "ok"),
+        "{log}"
+    );
+    stop_b.cancel();
+}
+
+#[tokio::test]
+async fn while_the_database_is_down_records_queue_and_a_full_buffer_refuses_mutations() {
+    let pg = Postgres::start();
+    let world = DemoWorld::start(&DemoOptions::for_tests()).await.unwrap();
+    let (url, stop) = server(&world, &pg, "IDP_TEST_AUDIT_PG_B", 2).await;
+    assert!(gql(&url, REFRESH).await["errors"].is_null());
+    drained(&url).await;
+
+    pg.down();
+    for _ in 0..2 {
+        let r = gql(&url, REFRESH).await;
+        assert!(
+            r["errors"].is_null(),
+            "room in the buffer: the mutation runs: {r}"
+        );
+    }
+    assert_eq!(backlog(&url).await, 2);
+    let r = gql(&url, REFRESH).await;
+    assert_eq!(
+        r["errors"][0]["extensions"]["code"], "AUDIT_UNAVAILABLE",
+        "{r}"
+    );
+    assert!(r["data"].is_null(), "{r}");
+
+    pg.up();
+    drained(&url).await;
+    let log = gql(&url, "{ auditLog { action result } }").await;
+    let refreshes = log["data"]["auditLog"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "refreshApplication" && e["result"] == "ok")
+        .count();
+    assert_eq!(
+        refreshes, 3,
+        "every audited refresh is in the database: {log}"
+    );
+    // Room again: mutations run.
+    assert!(gql(&url, REFRESH).await["errors"].is_null());
+    stop.cancel();
+}
