@@ -37,6 +37,19 @@ fn claims(sub: &str, groups: &[&str]) -> Value {
 
 /// A JWKS server for issuer A (key id `k1`), on a port of its own.
 async fn jwks_server() -> String {
+    jwks_server_counted().await.0
+}
+
+/// The same, with a count of the fetches it served and a switch that makes it answer 503.
+async fn jwks_server_counted() -> (
+    String,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let down = Arc::new(AtomicBool::new(false));
     let jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(
         &EncodingKey::from_rsa_pem(KEY_A).unwrap(),
         Algorithm::RS256,
@@ -45,17 +58,25 @@ async fn jwks_server() -> String {
     let mut v = serde_json::to_value(&jwk).unwrap();
     v["kid"] = json!("k1");
     let body = json!({ "keys": [v] });
+    let (f, d) = (fetches.clone(), down.clone());
     let app = axum::Router::new().route(
         "/jwks.json",
         axum::routing::get(move || {
-            let b = body.clone();
-            async move { axum::Json(b) }
+            let (b, f, d) = (body.clone(), f.clone(), d.clone());
+            async move {
+                use axum::response::IntoResponse;
+                if d.load(Ordering::SeqCst) {
+                    return axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response();
+                }
+                f.fetch_add(1, Ordering::SeqCst);
+                axum::Json(b).into_response()
+            }
         }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}/jwks.json")
+    (format!("http://{addr}/jwks.json"), fetches, down)
 }
 
 fn issuer_a(jwks_url: &str) -> IssuerSettings {
@@ -742,4 +763,36 @@ async fn a_restart_impersonates_the_caller_so_the_clusters_rbac_decides_too() {
     // Others are unaffected.
     let r = gql_as(&app, token("alice").as_deref(), &restart("app-2")).await;
     assert!(r["errors"].is_null(), "{r}");
+}
+
+#[tokio::test]
+async fn random_kids_cannot_make_us_hammer_the_idp_and_cached_keys_outlive_its_outage() {
+    use std::sync::atomic::Ordering;
+    let (jwks, fetches, down) = jwks_server_counted().await;
+    let app = spawn_jwt(&jwks).await;
+    let good = rs256(KEY_A, "k1", claims("user:default/carol", &["app-team"]));
+    assert_eq!(post(&app, Some(&good)).await.0, 200);
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    // Fifty tokens with kids the IdP never issued: refused, with at most one re-fetch
+    // (re-fetches are at most one per 10 s).
+    for i in 0..50 {
+        let t = rs256(
+            KEY_A,
+            &format!("random-{i}"),
+            claims("user:default/carol", &["app-team"]),
+        );
+        assert_eq!(post(&app, Some(&t)).await.0, 401);
+    }
+    assert!(
+        fetches.load(Ordering::SeqCst) <= 2,
+        "{} fetches",
+        fetches.load(Ordering::SeqCst)
+    );
+    // The IdP goes down: tokens signed with the keys we have still verify (a new token, so
+    // it is not the remembered verification of the first one).
+    down.store(true, Ordering::SeqCst);
+    let fresh = rs256(KEY_A, "k1", claims("user:default/dave", &["app-team"]));
+    let (status, _, body) = post(&app, Some(&fresh)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["applications"]["totalCount"], 4);
 }
