@@ -13,6 +13,7 @@ pub mod mutation;
 pub mod paging;
 pub mod query;
 pub mod resource_tree;
+pub mod search;
 pub mod sources;
 pub mod subscription;
 

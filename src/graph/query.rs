@@ -336,6 +336,20 @@ impl Query {
             .collect()
     }
 
+    /// Everything at once: catalog entities, ArgoCD applications, Kubernetes workloads and
+    /// the catalog's GitHub repositories whose name (or title, description, tags) contains
+    /// `text`, ranked (exact name, name prefix, then substring), only what the caller may see.
+    async fn search(
+        &self,
+        ctx: &Context<'_>,
+        text: String,
+        kinds: Option<Vec<crate::state::search::SearchKind>>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<super::search::SearchConnection> {
+        super::search::search(ctx, text, kinds, first, after)
+    }
+
     /// Who is asking, as the server sees it: subject, groups (with the catalog's parent
     /// groups for Backstage users) and roles.
     async fn viewer(&self, ctx: &Context<'_>) -> ViewerInfo {

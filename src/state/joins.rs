@@ -308,4 +308,4 @@ fn controller_meta(c: &ClusterStore, meta: &ObjectMeta) -> Option<ObjectMeta> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -5,6 +5,7 @@ pub mod apps;
 pub mod catalog;
 pub mod joins;
 pub mod kubernetes;
+pub mod search;
 pub mod sources;
 
 use std::sync::Arc;

@@ -796,3 +796,51 @@ async fn random_kids_cannot_make_us_hammer_the_idp_and_cached_keys_outlive_its_o
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["applications"]["totalCount"], 4);
 }
+
+#[tokio::test]
+async fn search_ranks_and_shows_each_persona_only_what_it_may_see() {
+    let (app, who) = spawn_demo_auth().await;
+    let token = |name: &str| {
+        who.iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, t)| t.clone())
+    };
+    let q = r#"{ search(text: "argocd") { totalCount edges { node { kind rank name application { name } deployment { namespace } } } } }"#;
+    let kinds = |v: &Value| -> BTreeSet<String> {
+        v["data"]["search"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["node"]["name"] == "argocd")
+            .map(|e| e["node"]["kind"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let alice = gql_as(&app, token("alice").as_deref(), q).await;
+    assert_eq!(
+        kinds(&alice),
+        ["APPLICATION", "ENTITY", "WORKLOAD"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    );
+    let first = &alice["data"]["search"]["edges"][0]["node"];
+    assert_eq!(
+        (first["rank"].as_i64(), first["kind"].as_str()),
+        (Some(3), Some("ENTITY")),
+        "{alice}"
+    );
+    // carol sees the catalog, but neither the platform app nor its namespace.
+    let carol = gql_as(&app, token("carol").as_deref(), q).await;
+    assert_eq!(kinds(&carol), ["ENTITY".to_string()].into_iter().collect());
+    assert!(
+        carol["data"]["search"]["totalCount"].as_u64()
+            < alice["data"]["search"]["totalCount"].as_u64()
+    );
+    let r = gql_as(
+        &app,
+        token("carol").as_deref(),
+        r#"{ search(text: "") { totalCount } }"#,
+    )
+    .await;
+    assert_eq!(r["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+}

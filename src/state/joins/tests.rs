@@ -143,7 +143,7 @@ fn service(
 /// join workloads by `kubernetes-id`, every ninth by a label selector, every fifth narrowed to
 /// its namespace. Workloads are tracked by the instance label (Deployments) or only through
 /// the app's resource list (Services). A second cluster holds look-alikes no app deploys to.
-fn world() -> Arc<State> {
+pub(crate) fn world() -> Arc<State> {
     let state = State::new();
     let mut entities = Vec::new();
     let mut apps = Vec::new();
