@@ -141,6 +141,13 @@ impl App {
                 rate: crate::http::rate_limit::RateLimiter::new(
                     settings.limits.requests_per_minute,
                 ),
+                persisted: crate::http::persisted::PersistedOperations::new(
+                    settings.persisted.clone(),
+                )
+                .map_err(|message| StartError {
+                    name: "persisted".into(),
+                    message,
+                })?,
             }),
             shutdown: shutdown.clone(),
             upstreams: upstreams.clone(),

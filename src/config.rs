@@ -64,6 +64,9 @@ macro_rules! settings_with_sources {
             pub http: HttpSettings,
             #[serde(default)]
             pub audit: AuditSettings,
+            /// APQ and trusted documents.
+            #[serde(default)]
+            pub persisted: crate::http::persisted::PersistedSettings,
             #[serde(default)]
             pub readiness: Readiness,
             #[serde(default)]
@@ -83,6 +86,7 @@ macro_rules! settings_with_sources {
                     limits: Limits::default(),
                     http: HttpSettings::default(),
                     audit: AuditSettings::default(),
+                    persisted: Default::default(),
                     readiness: Readiness::default(),
                     events: EventSettings::default(),
                     shutdown_grace_secs: default_shutdown_grace(),

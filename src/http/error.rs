@@ -33,6 +33,12 @@ pub enum RequestError {
     MutationOverGet,
     #[error("introspection is switched off on this server")]
     IntrospectionDisabled,
+    /// APQ: no document is registered under the hash; send it with the hash.
+    #[error("PersistedQueryNotFound")]
+    PersistedQueryNotFound,
+    /// Trusted-documents mode: the document is not in the manifest.
+    #[error("this operation is not in the server's list of trusted documents")]
+    PersistedQueryNotInList,
     #[error("subscriptions are served over websockets at /graphql/ws and SSE at /graphql/sse")]
     SubscriptionOverHttp,
     /// The executor refused the operation (validation, depth, complexity, variables); each
@@ -61,6 +67,8 @@ impl RequestError {
             Self::TooManyAliases { .. } => "QUERY_TOO_COMPLEX",
             Self::MutationOverGet => "METHOD_NOT_ALLOWED",
             Self::IntrospectionDisabled => "INTROSPECTION_DISABLED",
+            Self::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
+            Self::PersistedQueryNotInList => "PERSISTED_QUERY_NOT_IN_LIST",
             Self::Rejected(errors) => errors
                 .first()
                 .and_then(error_code)
@@ -93,6 +101,8 @@ impl RequestError {
                 | Self::TooManyAliases { .. }
                 | Self::Rejected(_)
                 | Self::IntrospectionDisabled
+                | Self::PersistedQueryNotFound
+                | Self::PersistedQueryNotInList
         )
     }
 

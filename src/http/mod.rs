@@ -5,6 +5,7 @@ pub mod error;
 mod graphql;
 mod health;
 pub mod metrics;
+pub mod persisted;
 pub mod pipeline;
 pub mod rate_limit;
 mod sse;

@@ -4,6 +4,7 @@
 //!
 //! 1. reads the operation's fields (types checked: `query` a string, `variables` an object...);
 //! 2. authenticates the caller into a `Principal` (`auth::Authenticator`);
+//!    A persisted operation named by hash is resolved to its document here (`persisted.rs`).
 //! 3. parses the document once, picks the operation, and refuses what the transport may not
 //!    run (mutations over GET, subscriptions over plain HTTP);
 //! 4. applies the limits the executor does not know (the caller's rate, aliases; depth and
@@ -44,7 +45,8 @@ pub enum Transport {
 /// One operation as a client sent it, fields checked but not yet parsed.
 #[derive(Debug, Clone)]
 pub struct Operation {
-    pub query: String,
+    /// Absent when a persisted operation is named by hash (`extensions.persistedQuery`).
+    pub query: Option<String>,
     pub operation_name: Option<String>,
     pub variables: Option<Value>,
     pub extensions: Option<Value>,
@@ -63,9 +65,9 @@ impl Operation {
             }
         };
         let query = match map.remove("query") {
-            Some(Value::String(q)) => q,
+            Some(Value::String(q)) => Some(q),
             Some(_) => return Err(bad("`query` must be a string")),
-            None => return Err(bad("the request has no `query`")),
+            None => None,
         };
         let operation_name = match map.remove("operationName") {
             None | Some(Value::Null) => None,
@@ -82,6 +84,13 @@ impl Operation {
             Some(v @ Value::Object(_)) => Some(v),
             Some(_) => return Err(bad("`extensions` must be an object or null")),
         };
+        if query.is_none()
+            && extensions
+                .as_ref()
+                .is_none_or(|e| e.get("persistedQuery").is_none())
+        {
+            return Err(bad("the request has no `query`"));
+        }
         Ok(Self {
             query,
             operation_name,
@@ -110,7 +119,10 @@ impl Operation {
                 _ => {}
             }
         }
-        if !fields.contains_key("query") {
+        let persisted = fields
+            .get("extensions")
+            .is_some_and(|e| e.get("persistedQuery").is_some());
+        if !fields.contains_key("query") && !persisted {
             return Err(bad(
                 "a GET request needs a `query` parameter (GraphiQL is at /)",
             ));
@@ -145,6 +157,8 @@ pub struct Pipeline {
     pub auth: Arc<Authenticator>,
     /// Per-caller budget (`limits.requests_per_minute`); `None`: unlimited.
     pub rate: Option<super::rate_limit::RateLimiter>,
+    /// APQ registrations and the trusted-documents manifest.
+    pub persisted: super::persisted::PersistedOperations,
 }
 
 impl Pipeline {
@@ -167,7 +181,8 @@ impl Pipeline {
             rate.check(principal.subject.as_deref().unwrap_or("anonymous"))
                 .map_err(RequestError::RateLimited)?;
         }
-        let doc = async_graphql::parser::parse_query(&op.query)
+        let query = self.persisted.resolve(op.query, op.extensions.as_ref())?;
+        let doc = async_graphql::parser::parse_query(&query)
             .map_err(|e| RequestError::ParseFailed(e.to_string()))?;
         // An unknown operation name or an ambiguous document is left to the executor, which
         // reports it as a validation error; the transport check needs a known type.
@@ -191,7 +206,7 @@ impl Pipeline {
                 max: self.limits.max_aliases,
             });
         }
-        let mut request = async_graphql::Request::new(op.query)
+        let mut request = async_graphql::Request::new(query)
             .data(principal.clone())
             .data(crate::graph::RequestId(uuid::Uuid::new_v4().to_string()));
         if let Some(name) = op.operation_name {
@@ -393,7 +408,7 @@ mod tests {
             "BAD_REQUEST"
         );
         let op = Operation::from_params("query=%7Ba%7D&variables=%7B%22x%22%3A1%7D").unwrap();
-        assert_eq!(op.query, "{a}");
+        assert_eq!(op.query.as_deref(), Some("{a}"));
         assert_eq!(op.variables, Some(serde_json::json!({"x": 1})));
     }
 }

@@ -217,7 +217,9 @@ async fn serve(
                         let (Some(id), Some(payload)) = (m.get("id").and_then(Value::as_str), m.get("payload")) else {
                             break Some(close(4400, "Invalid message received"));
                         };
-                        if id.is_empty() || payload.get("query").and_then(Value::as_str).is_none() {
+                        let named = payload.get("query").and_then(Value::as_str).is_some()
+                            || payload.pointer("/extensions/persistedQuery").is_some();
+                        if id.is_empty() || !named {
                             break Some(close(4400, "Invalid message received"));
                         }
                         if subs.lock().contains_key(id) {

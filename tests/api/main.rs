@@ -15,6 +15,7 @@ mod http;
 mod kubernetes;
 mod kubernetes_sim;
 mod live;
+mod persisted;
 mod pipeline;
 mod subscriptions;
 mod templates;
