@@ -147,6 +147,11 @@ impl CatalogSnapshot {
             .map(|&i| &self.entities[i])
     }
 
+    /// Every GitHub slug the catalog names (lower-cased), in no particular order.
+    pub fn github_slugs(&self) -> impl Iterator<Item = &str> {
+        self.by_github_slug.keys().map(String::as_str)
+    }
+
     /// Entities whose `github.com/project-slug` is `slug` (case-insensitive).
     pub fn by_github_slug(&self, slug: &str) -> impl Iterator<Item = &Arc<Entity>> {
         self.by_github_slug

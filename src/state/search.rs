@@ -51,9 +51,8 @@ pub struct Hit {
     pub item: HitItem,
 }
 
-/// The rank of `name` (and the other, lower-cased texts) for a lower-cased query.
+/// The rank of `name` (and the other texts), all lower-case, for a lower-cased query.
 fn rank(query: &str, name: &str, rest: &[&str]) -> Option<Rank> {
-    let name = name.to_lowercase();
     if name == query {
         Some(Rank::Exact)
     } else if name.starts_with(query) {
@@ -91,45 +90,47 @@ impl State {
         let wants = |k: SearchKind| kinds.is_empty() || kinds.contains(&k);
         let mut hits = Vec::new();
         let snapshot = self.catalog.snapshot();
-        if wants(SearchKind::Entity) || wants(SearchKind::Repository) {
-            let mut repos = std::collections::BTreeSet::new();
+        if wants(SearchKind::Entity) {
             for i in 0..snapshot.len() {
                 let Some(e) = snapshot.at(i) else { continue };
-                if wants(SearchKind::Entity) {
-                    let tag = e.tags.iter().any(|t| t.to_lowercase().contains(&query));
-                    let found =
-                        rank(&query, &e.name, &[&e.search_text]).or(tag.then_some(Rank::Substring));
-                    if let Some(r) = found {
-                        hits.push(hit(
-                            r,
-                            SearchKind::Entity,
-                            &e.name,
-                            &e.ref_string,
-                            HitItem::Entity(e.clone()),
-                        ));
-                    }
-                }
-                if let Some(slug) = &e.join.github_slug {
-                    repos.insert(slug.to_lowercase());
+                // `search_text` starts with the lower-cased name; Backstage tags are
+                // lower-case by the catalog's own rules.
+                let name = e.search_text.split('\n').next().unwrap_or_default();
+                let found = rank(&query, name, &[&e.search_text]).or_else(|| {
+                    e.tags
+                        .iter()
+                        .any(|t| t.contains(&query))
+                        .then_some(Rank::Substring)
+                });
+                if let Some(r) = found {
+                    hits.push(hit(
+                        r,
+                        SearchKind::Entity,
+                        &e.name,
+                        &e.ref_string,
+                        HitItem::Entity(e.clone()),
+                    ));
                 }
             }
-            if wants(SearchKind::Repository) {
-                for slug in repos {
-                    let name = slug.rsplit('/').next().unwrap_or(&slug);
-                    if let Some(r) = rank(&query, name, &[&slug]) {
-                        hits.push(hit(
-                            r,
-                            SearchKind::Repository,
-                            name,
-                            &slug,
-                            HitItem::Repository(slug.clone()),
-                        ));
-                    }
+        }
+        if wants(SearchKind::Repository) {
+            // The catalog's slug index is lower-cased already.
+            for slug in snapshot.github_slugs() {
+                let name = slug.rsplit('/').next().unwrap_or(slug);
+                if let Some(r) = rank(&query, name, &[slug]) {
+                    hits.push(hit(
+                        r,
+                        SearchKind::Repository,
+                        name,
+                        slug,
+                        HitItem::Repository(slug.to_string()),
+                    ));
                 }
             }
         }
         if wants(SearchKind::Application) {
             for a in self.apps.select(|_| true) {
+                // Application names are DNS labels: lower-case already.
                 if let Some(r) = rank(&query, &a.key.name, &[]) {
                     hits.push(hit(
                         r,
@@ -168,6 +169,7 @@ impl State {
                     )
                     .collect::<Vec<_>>();
                 for (kind, (ns, name)) in objects {
+                    // Kubernetes names are lower-case DNS names.
                     if let Some(r) = rank(&query, &name, &[]) {
                         let identity = format!("{}/{kind}/{ns}/{name}", c.name);
                         hits.push(hit(
