@@ -2,8 +2,6 @@
 //! ranked scan alone, and the whole GraphQL query (visibility, paging, serialization) through
 //! the real schema. Issue #15 asks for a median under 5 ms.
 
-use std::collections::BTreeMap;
-
 use criterion::{criterion_group, criterion_main, Criterion};
 use idp_graph::auth::Principal;
 use idp_graph::config::Limits;
@@ -25,13 +23,7 @@ fn app(i: usize) -> Application {
         name: format!("svc-{i:05}"),
     };
     Application {
-        key_string: key.render(),
-        key,
         project: "applications".into(),
-        uid: None,
-        resource_version: None,
-        labels: BTreeMap::new(),
-        annotations: BTreeMap::new(),
         sources: vec![AppSource {
             repo_url: format!("https://github.com/yourcompany/svc-{i:05}.git"),
             ..Default::default()
@@ -43,20 +35,8 @@ fn app(i: usize) -> Application {
         },
         auto_sync: true,
         sync_status: SyncStatus::Synced,
-        sync_revision: None,
-        sync_revisions: Vec::new(),
-        compared_to: None,
         health: HealthStatus::Healthy,
-        health_message: None,
-        operation_state: None,
-        operation_pending: false,
-        reconciled_at: None,
-        history: Vec::new(),
-        resources: Vec::new(),
-        conditions: Vec::new(),
-        images: Vec::new(),
-        created_at: None,
-        observed_at: chrono::Utc::now(),
+        ..Application::named(key)
     }
 }
 

@@ -178,6 +178,38 @@ pub struct Application {
 }
 
 impl Application {
+    /// An application with only its identity set (unknown status, no sources): the base that
+    /// generated worlds (tests, benchmarks) fill in with struct update syntax.
+    pub fn named(key: AppKey) -> Self {
+        Self {
+            key_string: key.render(),
+            key,
+            project: "default".into(),
+            uid: None,
+            resource_version: None,
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            sources: Vec::new(),
+            destination: Destination::default(),
+            auto_sync: false,
+            sync_status: SyncStatus::Unknown,
+            sync_revision: None,
+            sync_revisions: Vec::new(),
+            compared_to: None,
+            health: HealthStatus::Unknown,
+            health_message: None,
+            operation_state: None,
+            operation_pending: false,
+            reconciled_at: None,
+            history: Vec::new(),
+            resources: Vec::new(),
+            conditions: Vec::new(),
+            images: Vec::new(),
+            created_at: None,
+            observed_at: Utc::now(),
+        }
+    }
+
     /// When the last sync finished: the sync operation's `finishedAt`, else the newest
     /// history entry's `deployedAt`.
     pub fn last_synced_at(&self) -> Option<DateTime<Utc>> {

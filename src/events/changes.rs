@@ -177,22 +177,8 @@ mod tests {
             name: "a".into(),
         };
         Application {
-            key_string: key.render(),
-            key,
-            project: "default".into(),
-            uid: None,
-            resource_version: None,
-            labels: Default::default(),
-            annotations: Default::default(),
-            sources: Vec::new(),
-            destination: Default::default(),
-            auto_sync: false,
             sync_status: sync,
-            sync_revision: None,
-            sync_revisions: Vec::new(),
-            compared_to: None,
             health,
-            health_message: None,
             operation_state: phase.map(|phase| OperationState {
                 phase,
                 message: None,
@@ -202,14 +188,7 @@ mod tests {
                 initiated_by: None,
                 automated: false,
             }),
-            operation_pending: false,
-            reconciled_at: None,
-            history: Vec::new(),
-            resources: Vec::new(),
-            conditions: Vec::new(),
-            images: Vec::new(),
-            created_at: None,
-            observed_at: chrono::Utc::now(),
+            ..Application::named(key)
         }
     }
 

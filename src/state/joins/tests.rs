@@ -57,13 +57,8 @@ fn app(name: &str, instance: &str, team: usize, namespace: &str) -> Application 
         name: name.into(),
     };
     Application {
-        key_string: key.render(),
-        key,
         project: "applications".into(),
-        uid: None,
-        resource_version: None,
         labels: BTreeMap::from([("team".to_string(), format!("t{team}"))]),
-        annotations: BTreeMap::new(),
         sources: vec![AppSource {
             repo_url: format!("https://github.com/yourcompany/{name}.git"),
             ..Default::default()
@@ -75,15 +70,7 @@ fn app(name: &str, instance: &str, team: usize, namespace: &str) -> Application 
         },
         auto_sync: true,
         sync_status: SyncStatus::Synced,
-        sync_revision: None,
-        sync_revisions: Vec::new(),
-        compared_to: None,
         health: HealthStatus::Healthy,
-        health_message: None,
-        operation_state: None,
-        operation_pending: false,
-        reconciled_at: None,
-        history: Vec::new(),
         // Half the apps list their Service only in the resource list (unlabelled).
         resources: vec![ResourceStatus {
             group: String::new(),
@@ -95,10 +82,7 @@ fn app(name: &str, instance: &str, team: usize, namespace: &str) -> Application 
             health: None,
             health_message: None,
         }],
-        conditions: Vec::new(),
-        images: Vec::new(),
-        created_at: None,
-        observed_at: Utc::now(),
+        ..Application::named(key)
     }
 }
 
