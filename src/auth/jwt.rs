@@ -298,8 +298,9 @@ impl Issuer {
         let current = jwks.cached.lock().clone();
         match current {
             Some((set, _)) => fresh(&set).unwrap_or_else(|| {
+                // The kid is the caller's text: not echoed back.
                 Err(AuthError::Invalid(format!(
-                    "the issuer has no key `{kid}` for {alg:?}"
+                    "the issuer has no such key for {alg:?}"
                 )))
             }),
             None => Err(unavailable("the issuer's keys could not be fetched")),

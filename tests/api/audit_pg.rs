@@ -134,20 +134,7 @@ async fn server(
     let url = format!("http://{}", app.local_addr());
     let token = app.shutdown_token();
     tokio::spawn(app.run_until_stopped());
-    let http = reqwest::Client::new();
-    wait_for("ready", Duration::from_secs(20), || {
-        let (http, url) = (http.clone(), url.clone());
-        async move {
-            http.get(format!("{url}/readyz"))
-                .send()
-                .await
-                .ok()?
-                .status()
-                .is_success()
-                .then_some(())
-        }
-    })
-    .await;
+    crate::helpers::wait_ready_at(&url, Duration::from_secs(20)).await;
     (url, token)
 }
 

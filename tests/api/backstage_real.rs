@@ -136,23 +136,7 @@ async fn serve_against_real_backstage_holds_the_same_entities_and_relations() {
     reaper.1.push(server);
     let url = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
-    wait_for(
-        "idp-graph ready against real Backstage",
-        Duration::from_secs(30),
-        || {
-            let (http, url) = (http.clone(), url.clone());
-            async move {
-                http.get(format!("{url}/readyz"))
-                    .send()
-                    .await
-                    .ok()?
-                    .status()
-                    .is_success()
-                    .then_some(())
-            }
-        },
-    )
-    .await;
+    crate::helpers::wait_ready_at(&url, Duration::from_secs(30)).await;
 
     let real = real_catalog(&peer).await;
     assert!(real.len() >= 14, "the peer loaded catalog.yaml: {real:?}");

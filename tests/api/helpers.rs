@@ -82,18 +82,23 @@ where
     }
 }
 
+/// Waits until the server at `base` (`http://host:port`) answers `/readyz` with success.
+pub async fn wait_ready_at(base: &str, timeout: Duration) {
+    let http = reqwest::Client::new();
+    let url = format!("{base}/readyz");
+    wait_for("readiness", timeout, || {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            let r = http.get(&url).send().await.ok()?;
+            r.status().is_success().then_some(())
+        }
+    })
+    .await;
+}
+
 impl TestApp {
     pub async fn wait_ready(&self) {
-        let http = self.http.clone();
-        let url = format!("{}/readyz", self.url);
-        wait_for("readiness", Duration::from_secs(20), || {
-            let (http, url) = (http.clone(), url.clone());
-            async move {
-                let r = http.get(&url).send().await.ok()?;
-                r.status().is_success().then_some(())
-            }
-        })
-        .await;
+        wait_ready_at(&self.url, Duration::from_secs(20)).await;
     }
 
     /// POSTs a query; asserts HTTP 200 and a JSON body; returns the body.
