@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::audit::AuditLog;
 use crate::auth::Authenticator;
 use crate::config::{ResolvedSecrets, Settings};
-use crate::graph::{build_schema, GraphContext};
+use crate::graph::{build_schema_for, GraphContext};
 use crate::http::pipeline::Pipeline;
 use crate::http::{self, HttpState, Metrics};
 use crate::sources::{StartContext, StartError, Upstreams};
@@ -118,12 +118,15 @@ impl App {
                 Arc::new(AuditLog::with_store(store))
             }
         };
-        let schema = build_schema(GraphContext {
-            state: state.clone(),
-            limits: settings.limits.clone(),
-            audit: audit.clone(),
-            upstreams: upstreams.clone(),
-        });
+        let schema = build_schema_for(
+            GraphContext {
+                state: state.clone(),
+                limits: settings.limits.clone(),
+                audit: audit.clone(),
+                upstreams: upstreams.clone(),
+            },
+            settings.federation.enabled,
+        );
         let auth = Arc::new(Authenticator::new(&settings.auth, state.clone()).map_err(
             |message| StartError {
                 name: "auth".into(),

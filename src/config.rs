@@ -67,6 +67,9 @@ macro_rules! settings_with_sources {
             /// APQ and trusted documents.
             #[serde(default)]
             pub persisted: crate::http::persisted::PersistedSettings,
+            /// Apollo Federation v2 subgraph mode.
+            #[serde(default)]
+            pub federation: crate::graph::federation::FederationSettings,
             #[serde(default)]
             pub readiness: Readiness,
             #[serde(default)]
@@ -87,6 +90,7 @@ macro_rules! settings_with_sources {
                     http: HttpSettings::default(),
                     audit: AuditSettings::default(),
                     persisted: Default::default(),
+                    federation: Default::default(),
                     readiness: Readiness::default(),
                     events: EventSettings::default(),
                     shutdown_grace_secs: default_shutdown_grace(),

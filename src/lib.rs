@@ -24,7 +24,8 @@
 //! - [`state`]: live in-memory indexes, per-source health and the joins ([`state::joins`]).
 //! - [`events`]: change types with derived transitions, and the bounded, ordered bus.
 //! - [`auth`]: principals, authentication and the policy (the one visibility and action seam).
-//! - [`graph`]: the async-graphql schema; resolvers read `state`, act through `Upstreams`.
+//! - [`graph`]: the async-graphql schema; resolvers read `state`, act through `Upstreams`;
+//!   `graph::node` resolves global ids (`domain::node_id`), `graph::federation` is the subgraph mode.
 //! - [`http`]: axum routes over [`http::pipeline`]; GraphiQL, health, metrics.
 //! - [`demo`]: simulated upstreams (real HTTP servers on loopback) for the demo and tests.
 //! - [`app`]: wiring and lifecycle; [`config`]: typed settings; [`watch`]: the `watch` client.

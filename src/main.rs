@@ -81,7 +81,12 @@ enum Command {
         query: String,
     },
     /// Print the GraphQL schema (SDL).
-    Schema,
+    Schema {
+        /// The Apollo Federation v2 subgraph SDL (what `_service { sdl }` answers with
+        /// `federation.enabled`).
+        #[arg(long)]
+        federation: bool,
+    },
     /// Validate a config file and its credentials' presence; say precisely what is wrong.
     CheckConfig {
         #[arg(long)]
@@ -99,8 +104,12 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Schema => {
-            print!("{}", idp_graph::graph::sdl());
+        Command::Schema { federation } => {
+            if federation {
+                print!("{}", idp_graph::graph::federation_sdl());
+            } else {
+                print!("{}", idp_graph::graph::sdl());
+            }
             ExitCode::SUCCESS
         }
         Command::CheckConfig { config } => match load(&config) {

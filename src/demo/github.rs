@@ -88,7 +88,9 @@ impl GitHubSim {
             .route("/repos/{owner}/{repo}/commits", get(commits))
             .route("/repos/{owner}/{repo}/commits/{reference}", get(commit))
             .route("/repos/{owner}/{repo}/pulls", get(pulls))
+            .route("/repos/{owner}/{repo}/pulls/{number}", get(pull))
             .route("/repos/{owner}/{repo}/actions/runs", get(runs))
+            .route("/repos/{owner}/{repo}/actions/runs/{run_id}", get(run))
             .fallback(|| async {
                 gh_error(
                     StatusCode::NOT_FOUND,
@@ -421,6 +423,24 @@ async fn commit(
     })
 }
 
+/// The simulated pull requests of a repository, newest first: #9..#12 open (#12 a draft),
+/// the rest closed and merged.
+fn pull_requests_of(r: &crate::demo::git::Repo, slug: &str, name: &str) -> Vec<Value> {
+    (1..=12u64)
+        .rev()
+        .map(|n| {
+            let open = n > 8;
+            let c = &r.commits[(n as usize) % r.commits.len()];
+            json!({"number": n, "state": if open { "open" } else { "closed" }, "title": format!("Change #{n} to {name}"),
+                   "draft": n == 12, "user": {"login": c.author_login},
+                   "html_url": format!("https://github.com/{slug}/pull/{n}"),
+                   "head": {"ref": format!("feature-{n}"), "sha": c.sha}, "base": {"ref": r.default_branch},
+                   "created_at": ts(c.date), "updated_at": ts(c.date),
+                   "merged_at": if open { Value::Null } else { json!(ts(c.date)) }})
+        })
+        .collect()
+}
+
 async fn pulls(
     State(inner): State<Arc<Inner>>,
     headers: HeaderMap,
@@ -433,23 +453,48 @@ async fn pulls(
     let state = q(&pairs, "state").unwrap_or("open").to_string();
     respond(&inner, &headers, &uri, || {
         let r = inner.git.repo(&slug)?;
-        let all: Vec<Value> = (1..=12u64)
-            .rev()
-            .map(|n| {
-                let open = n > 8;
-                let c = &r.commits[(n as usize) % r.commits.len()];
-                json!({"number": n, "state": if open { "open" } else { "closed" }, "title": format!("Change #{n} to {name}"),
-                       "draft": n == 12, "user": {"login": c.author_login},
-                       "html_url": format!("https://github.com/{slug}/pull/{n}"),
-                       "head": {"ref": format!("feature-{n}"), "sha": c.sha}, "base": {"ref": r.default_branch},
-                       "created_at": ts(c.date), "updated_at": ts(c.date),
-                       "merged_at": if open { Value::Null } else { json!(ts(c.date)) }})
-            })
+        let all: Vec<Value> = pull_requests_of(&r, &slug, &name)
+            .into_iter()
             .filter(|p| state == "all" || p["state"] == state)
             .collect();
         let (items, link) = page(&all, &pairs, &uri, &host(&headers));
         Some((Value::Array(items), link))
     })
+}
+
+/// `GET /repos/{owner}/{repo}/pulls/{number}`.
+async fn pull(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path((owner, name, number)): Path<(String, String, String)>,
+) -> Response {
+    let slug = format!("{owner}/{name}");
+    respond(&inner, &headers, &uri, || {
+        let r = inner.git.repo(&slug)?;
+        let n: u64 = number.parse().ok()?;
+        let p = pull_requests_of(&r, &slug, &name)
+            .into_iter()
+            .find(|p| p["number"] == n)?;
+        Some((p, None))
+    })
+}
+
+/// The simulated workflow runs of a repository, one per commit, newest first: the newest in
+/// progress, the third newest failed.
+fn workflow_runs_of(r: &crate::demo::git::Repo, slug: &str) -> Vec<Value> {
+    r.commits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, c)| {
+            let id = u64::from_str_radix(&c.sha[..8], 16).unwrap_or(i as u64);
+            let (status, conclusion) = if i == 0 { ("in_progress", Value::Null) } else if i == 2 { ("completed", json!("failure")) } else { ("completed", json!("success")) };
+            json!({"id": id, "name": "CI", "head_branch": r.default_branch, "head_sha": c.sha, "event": "push",
+                   "status": status, "conclusion": conclusion, "run_number": r.commits.len() - i,
+                   "html_url": format!("https://github.com/{slug}/actions/runs/{id}"), "created_at": ts(c.date)})
+        })
+        .collect()
 }
 
 async fn runs(
@@ -464,22 +509,30 @@ async fn runs(
     let branch = q(&pairs, "branch").map(str::to_string);
     respond(&inner, &headers, &uri, || {
         let r = inner.git.repo(&slug)?;
-        let all: Vec<Value> = r
-            .commits
-            .iter()
-            .rev()
-            .enumerate()
-            .map(|(i, c)| {
-                let id = u64::from_str_radix(&c.sha[..8], 16).unwrap_or(i as u64);
-                let (status, conclusion) = if i == 0 { ("in_progress", Value::Null) } else if i == 2 { ("completed", json!("failure")) } else { ("completed", json!("success")) };
-                json!({"id": id, "name": "CI", "head_branch": r.default_branch, "head_sha": c.sha, "event": "push",
-                       "status": status, "conclusion": conclusion, "run_number": r.commits.len() - i,
-                       "html_url": format!("https://github.com/{slug}/actions/runs/{id}"), "created_at": ts(c.date)})
-            })
+        let all: Vec<Value> = workflow_runs_of(&r, &slug)
+            .into_iter()
             .filter(|run| branch.as_deref().is_none_or(|b| run["head_branch"] == b))
             .collect();
         let total = all.len();
         let (items, link) = page(&all, &pairs, &uri, &host(&headers));
         Some((json!({"total_count": total, "workflow_runs": items}), link))
+    })
+}
+
+/// `GET /repos/{owner}/{repo}/actions/runs/{run_id}`.
+async fn run(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path((owner, name, run_id)): Path<(String, String, String)>,
+) -> Response {
+    let slug = format!("{owner}/{name}");
+    respond(&inner, &headers, &uri, || {
+        let r = inner.git.repo(&slug)?;
+        let id: u64 = run_id.parse().ok()?;
+        let run = workflow_runs_of(&r, &slug)
+            .into_iter()
+            .find(|run| run["id"] == id)?;
+        Some((run, None))
     })
 }

@@ -9,6 +9,7 @@ pub mod entity_ref;
 pub mod github;
 pub mod joins;
 pub mod kubernetes;
+pub mod node_id;
 pub mod selector;
 
 pub use entity::{Entity, EntityKind, Relation, RelationType};

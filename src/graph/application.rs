@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Context, Enum, Object, Result, SimpleObject};
+use async_graphql::{Context, Enum, Object, Result, SimpleObject, ID};
+
+use crate::domain::node_id::NodeId;
 use chrono::{DateTime, Utc};
 
 use super::entity::{EntityItem, EntityNode, Freshness, KeyValue};
@@ -212,7 +214,17 @@ pub struct HistoryEntry {
 
 #[Object]
 impl HistoryEntry {
-    async fn id(&self) -> i64 {
+    pub async fn id(&self) -> ID {
+        NodeId::HistoryEntry {
+            instance: self.app.key.instance.clone(),
+            namespace: self.app.key.namespace.clone(),
+            name: self.app.key.name.clone(),
+            history_id: self.app.history[self.index].id,
+        }
+        .into()
+    }
+    /// ArgoCD's id of the entry (what `rollbackApplication` takes).
+    async fn history_id(&self) -> i64 {
         self.app.history[self.index].id
     }
     async fn revision(&self) -> Option<&str> {
@@ -257,8 +269,16 @@ pub struct ApplicationNode(pub Arc<Application>);
 
 #[Object(name = "Application")]
 impl ApplicationNode {
-    /// `instance/namespace/name`: unique across instances.
-    async fn id(&self) -> &str {
+    pub async fn id(&self) -> ID {
+        NodeId::Application {
+            instance: self.0.key.instance.clone(),
+            namespace: self.0.key.namespace.clone(),
+            name: self.0.key.name.clone(),
+        }
+        .into()
+    }
+    /// `instance/namespace/name`: unique across instances, readable.
+    async fn key(&self) -> &str {
         &self.0.key_string
     }
     async fn name(&self) -> &str {

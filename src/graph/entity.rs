@@ -215,6 +215,9 @@ macro_rules! entity_kind {
 
         #[Object(name = $gql)]
         impl $ty {
+            pub async fn id(&self) -> async_graphql::ID {
+                crate::domain::node_id::NodeId::Entity { entity_ref: self.0.entity.ref_string.clone() }.into()
+            }
             /// `kind:namespace/name`, lower-case: the id of an entity.
             #[graphql(name = "ref")]
             async fn entity_ref(&self) -> &str { &self.0.entity.ref_string }
@@ -574,6 +577,7 @@ entity_kind!(
 #[derive(Interface, Clone)]
 #[graphql(
     name = "Entity",
+    field(name = "id", ty = "async_graphql::ID"),
     field(
         name = "ref",
         method = "entity_ref",
@@ -734,6 +738,31 @@ impl EntityConnection {
                 node: self.node(e),
             })
             .collect()
+    }
+}
+
+/// One entity by its canonical ref, when visible to the caller: from the last poll, or else
+/// asked of the catalog (batched, cached) since it may have been registered since. If Backstage
+/// is unreachable, the last poll's answer — absent — stands.
+pub async fn lookup(ctx: &Context<'_>, key: String) -> Option<EntityItem> {
+    let g = gctx(ctx);
+    let viewer = Viewer::of(ctx);
+    let snapshot = g.state.catalog.snapshot();
+    if let Some(e) = snapshot.get(&key) {
+        return viewer
+            .sees_entity(e)
+            .then(|| EntityItem::from(EntityNode::new(e.clone(), snapshot.clone())));
+    }
+    let loader = ctx.data_opt::<async_graphql::dataloader::DataLoader<CatalogLoader>>()?;
+    match loader.load_one(key).await {
+        Ok(Some(Some(e))) if viewer.sees_entity(&e) => {
+            Some(EntityItem::from(EntityNode::new(e, snapshot)))
+        }
+        Ok(_) => None,
+        Err(err) => {
+            tracing::debug!(error = %err, "on-demand catalog lookup failed");
+            None
+        }
     }
 }
 

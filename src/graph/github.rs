@@ -10,13 +10,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, Loader};
-use async_graphql::{Context, Enum, Object, Result, SimpleObject};
+use async_graphql::{ComplexObject, Context, Enum, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 
 use super::entity::{EntityItem, EntityNode, Freshness};
 use super::error::{bad_input, upstream};
 use super::{gctx, Viewer};
 use crate::domain::github::{Commit, PullRequest, Repository, WorkflowRun};
+use crate::domain::node_id::NodeId;
 use crate::sources::github::{Fetched, GitHubSource};
 use crate::sources::SourceError;
 
@@ -131,7 +132,7 @@ pub async fn load_commit(ctx: &Context<'_>, slug: &str, sha: &str) -> Result<Opt
         .data_opt::<Arc<GitHubSource>>()
         .and_then(|s| s.commit_if_known(slug, sha))
     {
-        return Ok(Some(CommitNode(c)));
+        return Ok(Some(CommitNode::new(slug, c)));
     }
     let fetched = loader
         .load_one((slug.to_string(), sha.to_string()))
@@ -143,7 +144,7 @@ pub async fn load_commit(ctx: &Context<'_>, slug: &str, sha: &str) -> Result<Opt
                 reason: "loader lost the key".into(),
             })
         });
-    Ok(deliver(ctx, fetched)?.map(|(c, _, _)| CommitNode(c)))
+    Ok(deliver(ctx, fetched)?.map(|(c, _, _)| CommitNode::new(slug, c)))
 }
 
 /// The commit an ArgoCD revision of a source repo URL names, when the repo is on the
@@ -158,11 +159,24 @@ pub fn commit_of_revision(
     crate::state::joins::commit_of_revision(repo_url, revision, &[host.as_str(), "github.com"])
 }
 
-fn valid_sha(s: &str) -> bool {
+pub(crate) fn valid_sha(s: &str) -> bool {
     (7..=40).contains(&s.len()) && s.chars().all(|c| c.is_ascii_hexdigit())
 }
 
-pub struct CommitNode(pub Commit);
+/// A commit of a repository (the repository is part of its identity).
+pub struct CommitNode {
+    pub slug: String,
+    pub commit: Commit,
+}
+
+impl CommitNode {
+    pub fn new(slug: &str, commit: Commit) -> Self {
+        Self {
+            slug: slug.to_string(),
+            commit,
+        }
+    }
+}
 
 #[derive(SimpleObject)]
 pub struct CommitAuthor {
@@ -174,31 +188,42 @@ pub struct CommitAuthor {
 
 #[Object(name = "Commit")]
 impl CommitNode {
+    pub async fn id(&self) -> ID {
+        NodeId::Commit {
+            slug: self.slug.clone(),
+            sha: self.commit.sha.clone(),
+        }
+        .into()
+    }
+    /// The repository's `owner/name`.
+    async fn repository_slug(&self) -> &str {
+        &self.slug
+    }
     async fn sha(&self) -> &str {
-        &self.0.sha
+        &self.commit.sha
     }
     async fn short_sha(&self) -> &str {
-        self.0.sha.get(..7).unwrap_or(&self.0.sha)
+        self.commit.sha.get(..7).unwrap_or(&self.commit.sha)
     }
     async fn message(&self) -> &str {
-        &self.0.message
+        &self.commit.message
     }
     /// The first line of the message.
     async fn title(&self) -> &str {
-        self.0.message.lines().next().unwrap_or("")
+        self.commit.message.lines().next().unwrap_or("")
     }
     async fn author(&self) -> CommitAuthor {
         CommitAuthor {
-            name: self.0.author_name.clone(),
-            email: self.0.author_email.clone(),
-            login: self.0.author_login.clone(),
+            name: self.commit.author_name.clone(),
+            email: self.commit.author_email.clone(),
+            login: self.commit.author_login.clone(),
         }
     }
     async fn date(&self) -> Option<DateTime<Utc>> {
-        self.0.date
+        self.commit.date
     }
     async fn url(&self) -> &str {
-        &self.0.url
+        &self.commit.url
     }
 }
 
@@ -210,7 +235,10 @@ pub enum PullRequestState {
 }
 
 #[derive(SimpleObject)]
+#[graphql(complex, name = "PullRequestNode")]
 pub struct PullRequestNode {
+    /// The repository's `owner/name`.
+    pub repository_slug: String,
     pub number: u64,
     pub title: String,
     pub state: String,
@@ -224,9 +252,21 @@ pub struct PullRequestNode {
     pub merged_at: Option<DateTime<Utc>>,
 }
 
-impl From<PullRequest> for PullRequestNode {
-    fn from(p: PullRequest) -> Self {
+#[ComplexObject]
+impl PullRequestNode {
+    pub async fn id(&self) -> ID {
+        NodeId::PullRequest {
+            slug: self.repository_slug.clone(),
+            number: self.number,
+        }
+        .into()
+    }
+}
+
+impl PullRequestNode {
+    pub fn new(slug: &str, p: PullRequest) -> Self {
         Self {
+            repository_slug: slug.to_string(),
             number: p.number,
             title: p.title,
             state: p.state,
@@ -243,8 +283,12 @@ impl From<PullRequest> for PullRequestNode {
 }
 
 #[derive(SimpleObject)]
+#[graphql(complex, name = "WorkflowRunNode")]
 pub struct WorkflowRunNode {
-    pub id: u64,
+    /// The repository's `owner/name`.
+    pub repository_slug: String,
+    /// GitHub's run id.
+    pub run_id: u64,
     pub name: Option<String>,
     /// `queued`, `in_progress`, `completed`...
     pub status: Option<String>,
@@ -257,10 +301,22 @@ pub struct WorkflowRunNode {
     pub created_at: Option<DateTime<Utc>>,
 }
 
-impl From<WorkflowRun> for WorkflowRunNode {
-    fn from(r: WorkflowRun) -> Self {
+#[ComplexObject]
+impl WorkflowRunNode {
+    pub async fn id(&self) -> ID {
+        NodeId::WorkflowRun {
+            slug: self.repository_slug.clone(),
+            run_id: self.run_id,
+        }
+        .into()
+    }
+}
+
+impl WorkflowRunNode {
+    pub fn new(slug: &str, r: WorkflowRun) -> Self {
         Self {
-            id: r.id,
+            repository_slug: slug.to_string(),
+            run_id: r.id,
             name: r.name,
             status: r.status,
             conclusion: r.conclusion,
@@ -293,6 +349,12 @@ fn bounded(first: i32) -> Result<usize> {
 
 #[Object(name = "Repository")]
 impl RepositoryNode {
+    pub async fn id(&self) -> ID {
+        NodeId::Repository {
+            slug: self.repo.slug.clone(),
+        }
+        .into()
+    }
     /// `owner/name`.
     async fn slug(&self) -> &str {
         &self.repo.slug
@@ -342,7 +404,7 @@ impl RepositoryNode {
         let f = source(ctx)?
             .latest_commit(&self.repo.slug, &self.repo.default_branch)
             .await;
-        Ok(deliver(ctx, f)?.map(|(c, _, _)| CommitNode(c)))
+        Ok(deliver(ctx, f)?.map(|(c, _, _)| CommitNode::new(&self.repo.slug, c)))
     }
     /// A commit by SHA (7 to 40 hex digits).
     async fn commit(&self, ctx: &Context<'_>, sha: String) -> Result<Option<CommitNode>> {
@@ -366,7 +428,11 @@ impl RepositoryNode {
             .pull_requests(&self.repo.slug, state, bounded(first)?)
             .await;
         Ok(deliver(ctx, f)?
-            .map(|(v, _, _)| v.into_iter().map(Into::into).collect())
+            .map(|(v, _, _)| {
+                v.into_iter()
+                    .map(|x| PullRequestNode::new(&self.repo.slug, x))
+                    .collect()
+            })
             .unwrap_or_default())
     }
     async fn workflow_runs(
@@ -379,7 +445,11 @@ impl RepositoryNode {
             .workflow_runs(&self.repo.slug, branch.as_deref(), bounded(first)?)
             .await;
         Ok(deliver(ctx, f)?
-            .map(|(v, _, _)| v.into_iter().map(Into::into).collect())
+            .map(|(v, _, _)| {
+                v.into_iter()
+                    .map(|x| WorkflowRunNode::new(&self.repo.slug, x))
+                    .collect()
+            })
             .unwrap_or_default())
     }
     /// Catalog entities whose `github.com/project-slug` names this repository.

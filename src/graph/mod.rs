@@ -6,10 +6,12 @@
 pub mod application;
 pub mod entity;
 pub mod error;
+pub mod federation;
 pub mod filter;
 pub mod github;
 pub mod kubernetes;
 pub mod mutation;
+pub mod node;
 pub mod paging;
 pub mod query;
 pub mod resource_tree;
@@ -26,8 +28,6 @@ use crate::config::Limits;
 use crate::domain::Entity;
 use crate::sources::Upstreams;
 use crate::state::State;
-
-pub type AppSchema = Schema<query::Query, mutation::Mutation, subscription::Subscription>;
 
 /// Everything resolvers need, shared by all requests (schema data).
 pub struct GraphContext {
@@ -195,11 +195,89 @@ pub(crate) fn audit(
     )
 }
 
+// The plain root `Query`: the fields of `query::Query` (merged, so that the subgraph root can
+// merge the same fields with the entity resolvers under the same name). A `//` comment: a doc
+// comment would become the type's description in the SDL.
+#[derive(async_graphql::MergedObject, Default)]
+#[graphql(name = "Query")]
+pub struct RootQuery(query::Query);
+
+/// The executable schema: the plain one, or the Apollo Federation subgraph one (a different
+/// `Query` type, so a different Rust type). The pipeline only executes, so two methods are the
+/// whole surface.
+#[derive(Clone)]
+pub enum AppSchema {
+    Plain(Schema<RootQuery, mutation::Mutation, subscription::Subscription>),
+    Federated(Schema<federation::FederatedQuery, mutation::Mutation, subscription::Subscription>),
+}
+
+impl AppSchema {
+    pub async fn execute(&self, request: async_graphql::Request) -> async_graphql::Response {
+        match self {
+            AppSchema::Plain(s) => s.execute(request).await,
+            AppSchema::Federated(s) => s.execute(request).await,
+        }
+    }
+
+    pub fn execute_stream(
+        &self,
+        request: async_graphql::Request,
+    ) -> futures::stream::BoxStream<'static, async_graphql::Response> {
+        use futures::StreamExt;
+        match self {
+            AppSchema::Plain(s) => s.execute_stream(request).boxed(),
+            AppSchema::Federated(s) => s.execute_stream(request).boxed(),
+        }
+    }
+
+    /// The SDL: plain, or (subgraph mode) what `_service { sdl }` answers, with `@key`s and the
+    /// federation `@link`.
+    pub fn sdl(&self) -> String {
+        match self {
+            AppSchema::Plain(s) => s.sdl(),
+            AppSchema::Federated(s) => {
+                s.sdl_with_options(async_graphql::SDLExportOptions::new().federation())
+            }
+        }
+    }
+}
+
 /// Builds the schema with its limits. The same function serves the server, `idp-graph schema`
 /// and the benchmarks, so what is measured is what runs.
 pub fn build_schema(context: GraphContext) -> AppSchema {
+    build_schema_for(context, false)
+}
+
+/// `build_schema`, as an Apollo Federation v2 subgraph when `federated`.
+pub fn build_schema_for(context: GraphContext, federated: bool) -> AppSchema {
+    if federated {
+        let builder = Schema::build(
+            federation::FederatedQuery::default(),
+            mutation::Mutation,
+            subscription::Subscription,
+        )
+        .enable_federation();
+        AppSchema::Federated(configure(builder, context))
+    } else {
+        let builder = Schema::build(
+            RootQuery::default(),
+            mutation::Mutation,
+            subscription::Subscription,
+        );
+        AppSchema::Plain(configure(builder, context))
+    }
+}
+
+/// Limits, loaders and the context: the same for both schemas.
+fn configure<Q>(
+    mut builder: async_graphql::SchemaBuilder<Q, mutation::Mutation, subscription::Subscription>,
+    context: GraphContext,
+) -> Schema<Q, mutation::Mutation, subscription::Subscription>
+where
+    Q: async_graphql::ObjectType + 'static,
+{
     let limits = context.limits.clone();
-    let mut builder = Schema::build(query::Query, mutation::Mutation, subscription::Subscription)
+    builder = builder
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(64)
@@ -223,4 +301,9 @@ pub fn build_schema(context: GraphContext) -> AppSchema {
 /// The SDL `idp-graph schema` prints and `schema.graphql` holds.
 pub fn sdl() -> String {
     build_schema(GraphContext::bare(State::new(), Limits::default())).sdl()
+}
+
+/// The subgraph SDL (`idp-graph schema --federation`): what `_service { sdl }` answers.
+pub fn federation_sdl() -> String {
+    build_schema_for(GraphContext::bare(State::new(), Limits::default()), true).sdl()
 }

@@ -56,7 +56,7 @@ pub struct RollbackApplicationInput {
     pub name: String,
     pub instance: Option<String>,
     pub namespace: Option<String>,
-    /// `history[].id` to roll back to.
+    /// `history[].historyId` to roll back to.
     pub id: i64,
     #[graphql(default)]
     pub prune: bool,
@@ -244,10 +244,26 @@ pub struct CreateFromTemplateInput {
 
 /// A scaffolder task; follow it with `subscription { templateTask(id) }`.
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct TemplateTask {
-    pub id: async_graphql::ID,
+    /// The scaffolder's own task id.
+    pub task_id: String,
     pub template_ref: String,
-    pub audit_id: u64,
+    /// The audit record of the `createFromTemplate` call; null when the task was looked up
+    /// later (`node(id:)`).
+    pub audit_id: Option<u64>,
+    /// `open`, `processing`, `completed`, `failed`, `cancelled`; null right after creation.
+    pub status: Option<String>,
+}
+
+#[async_graphql::ComplexObject]
+impl TemplateTask {
+    pub async fn id(&self) -> async_graphql::ID {
+        crate::domain::node_id::NodeId::TemplateTask {
+            task_id: self.task_id.clone(),
+        }
+        .into()
+    }
 }
 
 #[Object]
@@ -299,9 +315,10 @@ impl Mutation {
         let audit_id = super::audit(ctx, "createFromTemplate", &template_ref, &outcome, message);
         match result {
             Ok(id) => Ok(TemplateTask {
-                id: id.into(),
+                task_id: id,
                 template_ref,
-                audit_id,
+                audit_id: Some(audit_id),
+                status: None,
             }),
             Err(e) => Err(upstream("backstage", &e)),
         }

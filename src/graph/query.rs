@@ -1,13 +1,12 @@
 //! `Query`: the read side of the graph.
 
-use async_graphql::dataloader::DataLoader;
-use async_graphql::{Context, Object, Result, SimpleObject};
+use async_graphql::{Context, Object, Result, SimpleObject, ID};
 
 use super::application::{
     platform_summary, ApplicationConnection, ApplicationFilter, ApplicationMatcher,
     ApplicationNode, PlatformSummary,
 };
-use super::entity::{EntityConnection, EntityItem, EntityNode};
+use super::entity::{EntityConnection, EntityItem};
 use super::error::bad_input;
 use super::filter::{EntityFilter, EntityMatcher};
 use super::kubernetes as k8s;
@@ -16,6 +15,7 @@ use super::sources::SourceStatus;
 use super::{gctx, Viewer};
 use crate::domain::EntityRef;
 
+#[derive(Default)]
 pub struct Query;
 
 #[derive(async_graphql::SimpleObject)]
@@ -48,7 +48,9 @@ pub struct ViewerInfo {
     pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-#[Object]
+// Named apart from the root: the root `Query` is `graph::RootQuery` (plain) or
+// `federation::FederatedQuery`, both merging these fields; this name never reaches the schema.
+#[Object(name = "QueryFields")]
 impl Query {
     /// Catalog entities, sorted by ref, filtered on the server.
     async fn entities(
@@ -79,30 +81,7 @@ impl Query {
         #[graphql(name = "ref")] entity_ref: String,
     ) -> Result<Option<EntityItem>> {
         let parsed = EntityRef::parse(&entity_ref).map_err(|e| bad_input(e.to_string()))?;
-        let key = parsed.to_string();
-        let g = gctx(ctx);
-        let viewer = Viewer::of(ctx);
-        let snapshot = g.state.catalog.snapshot();
-        if let Some(e) = snapshot.get(&key) {
-            return Ok(viewer
-                .sees_entity(e)
-                .then(|| EntityItem::from(EntityNode::new(e.clone(), snapshot.clone()))));
-        }
-        // Not in the last poll: it may have been registered since. Ask the catalog (batched,
-        // cached); if Backstage is unreachable, the last poll's answer — absent — stands.
-        let Some(loader) = ctx.data_opt::<DataLoader<super::entity::CatalogLoader>>() else {
-            return Ok(None);
-        };
-        match loader.load_one(key).await {
-            Ok(Some(Some(e))) if viewer.sees_entity(&e) => {
-                Ok(Some(EntityItem::from(EntityNode::new(e, snapshot))))
-            }
-            Ok(_) => Ok(None),
-            Err(err) => {
-                tracing::debug!(error = %err, "on-demand catalog lookup failed");
-                Ok(None)
-            }
-        }
+        Ok(super::entity::lookup(ctx, parsed.to_string()).await)
     }
 
     /// ArgoCD applications of every instance, sorted by `instance/namespace/name`.
@@ -348,6 +327,22 @@ impl Query {
         after: Option<String>,
     ) -> Result<super::search::SearchConnection> {
         super::search::search(ctx, text, kinds, first, after)
+    }
+
+    /// Any object with an identity, by its `id` (Relay's object identification). Null when
+    /// there is no such object or the caller may not see it; `BAD_USER_INPUT` when `id` is not
+    /// an id this server handed out.
+    async fn node(&self, ctx: &Context<'_>, id: ID) -> Result<Option<super::node::Node>> {
+        super::node::node(ctx, &id).await
+    }
+
+    /// Several objects by id (at most 100), in the order asked; null where `node` would be.
+    async fn nodes(
+        &self,
+        ctx: &Context<'_>,
+        ids: Vec<ID>,
+    ) -> Result<Vec<Option<super::node::Node>>> {
+        super::node::nodes(ctx, &ids).await
     }
 
     /// Who is asking, as the server sees it: subject, groups (with the catalog's parent

@@ -326,12 +326,17 @@ pub struct Subscription;
 
 #[SubscriptionMacro]
 impl Subscription {
-    /// Follows a scaffolder task (from `createFromTemplate`) to its completion.
+    /// Follows a scaffolder task (from `createFromTemplate`) to its completion. `id` is the
+    /// task's `id` or its `taskId`.
     async fn template_task(
         &self,
         ctx: &Context<'_>,
         id: async_graphql::ID,
     ) -> Result<impl Stream<Item = Result<TemplateTaskEvent>>> {
+        let id = match crate::domain::node_id::NodeId::decode(&id) {
+            Ok(crate::domain::node_id::NodeId::TemplateTask { task_id }) => task_id,
+            _ => id.0,
+        };
         if id.is_empty() || id.len() > 200 {
             return Err(bad_input("`id` must be a task id from createFromTemplate"));
         }

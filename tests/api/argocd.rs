@@ -15,7 +15,7 @@ const T: Duration = Duration::from_secs(15);
 
 async fn app_state(app: &TestApp, name: &str) -> Value {
     app.data(&format!(
-        r#"{{ application(name: "{name}") {{ sync {{ status revision }} health {{ status }} operationState {{ phase }} history {{ id revision }} }} }}"#
+        r#"{{ application(name: "{name}") {{ sync {{ status revision }} health {{ status }} operationState {{ phase }} history {{ historyId revision }} }} }}"#
     ))
     .await["application"]
         .clone()
@@ -113,7 +113,7 @@ fn summary_of_sim(sim: &BTreeMap<String, Value>) -> BTreeMap<String, Value> {
 
 async fn summary_of_graph(app: &TestApp) -> BTreeMap<String, Value> {
     let d = app
-        .data("{ applications(first: 1000) { nodes { name sync { status revision } health { status } history { id } } } }")
+        .data("{ applications(first: 1000) { nodes { name sync { status revision } health { status } history { historyId } } } }")
         .await;
     d["applications"]["nodes"]
         .as_array()
@@ -124,7 +124,7 @@ async fn summary_of_graph(app: &TestApp) -> BTreeMap<String, Value> {
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|h| h["id"].clone())
+                .map(|h| h["historyId"].clone())
                 .collect();
             (
                 a["name"].as_str().unwrap().to_string(),
@@ -205,7 +205,7 @@ async fn sync_and_rollback_drive_the_simulated_app_and_history_grows() {
     assert_eq!(a["operationState"]["phase"], "SUCCEEDED");
 
     let first = history[0].clone();
-    app.data(&format!(r#"mutation {{ rollbackApplication(input: {{name: "sample-app", id: {}}}) {{ auditId }} }}"#, first["id"])).await;
+    app.data(&format!(r#"mutation {{ rollbackApplication(input: {{name: "sample-app", id: {}}}) {{ auditId }} }}"#, first["historyId"])).await;
     let a = wait_for("history to grow with the rollback", T, || async {
         let a = app_state(&app, "sample-app").await;
         (a["history"].as_array().unwrap().len() == 5 && a["operationState"]["phase"] == "SUCCEEDED")
@@ -385,11 +385,11 @@ async fn two_instances_with_same_named_apps_stay_apart() {
         .unwrap()
         .contains("edge/argocd/sample-app"));
     let d = app
-        .data(r#"{ m: application(name: "sample-app", instance: "main") { id instance } e: application(name: "sample-app", instance: "edge") { id instance }
+        .data(r#"{ m: application(name: "sample-app", instance: "main") { key instance } e: application(name: "sample-app", instance: "edge") { key instance }
                   all: applications { totalCount } edge: applications(filter: {instance: "edge"}) { totalCount } }"#)
         .await;
-    assert_eq!(d["m"]["id"], "main/argocd/sample-app");
-    assert_eq!(d["e"]["id"], "edge/argocd/sample-app");
+    assert_eq!(d["m"]["key"], "main/argocd/sample-app");
+    assert_eq!(d["e"]["key"], "edge/argocd/sample-app");
     assert_eq!(d["all"]["totalCount"], 16);
     assert_eq!(d["edge"]["totalCount"], 8);
     // A change on one instance does not touch the other. (The repos are shared, so pause the

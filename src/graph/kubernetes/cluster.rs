@@ -10,6 +10,12 @@ pub struct ClusterNode(pub Arc<ClusterStore>);
 
 #[Object(name = "Cluster")]
 impl ClusterNode {
+    pub async fn id(&self) -> async_graphql::ID {
+        crate::domain::node_id::NodeId::Cluster {
+            name: self.0.name.clone(),
+        }
+        .into()
+    }
     async fn name(&self) -> &str {
         &self.0.name
     }

@@ -244,8 +244,17 @@ macro_rules! k8s_object {
 
         #[Object(name = $gql)]
         impl $node {
-            /// `cluster/Kind/namespace/name`.
-            async fn id(&self) -> String {
+            pub async fn id(&self) -> async_graphql::ID {
+                crate::domain::node_id::NodeId::Kubernetes {
+                    kind: $gql.to_string(),
+                    cluster: self.cluster.name.clone(),
+                    namespace: self.meta().namespace.clone().unwrap_or_default(),
+                    name: self.meta().name.clone().unwrap_or_default(),
+                }
+                .into()
+            }
+            /// `cluster/Kind/namespace/name`, readable.
+            async fn key(&self) -> String {
                 format!("{}/{}/{}/{}", self.cluster.name, $gql, self.meta().namespace.as_deref().unwrap_or(""), self.meta().name.as_deref().unwrap_or(""))
             }
             async fn cluster(&self) -> &str { &self.cluster.name }

@@ -44,6 +44,11 @@ impl BackstageHandle {
         self.client.create_task(template_ref, values).await
     }
 
+    /// A scaffolder task by id; `None` when unknown.
+    pub async fn task(&self, id: &str) -> Result<Option<scaffolder::TaskInfo>, SourceError> {
+        self.client.task(id).await
+    }
+
     /// A scaffolder task's events from the start until it ends.
     pub async fn task_events(
         &self,

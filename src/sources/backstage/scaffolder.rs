@@ -23,6 +23,16 @@ pub struct TaskEvent {
     pub created_at: Option<String>,
 }
 
+/// What `GET /api/scaffolder/v2/tasks/{id}` says about a task.
+#[derive(Debug, Clone)]
+pub struct TaskInfo {
+    pub id: String,
+    /// `template:namespace/name`, from `spec.templateInfo.entityRef`.
+    pub template_ref: String,
+    /// `open`, `processing`, `completed`, `failed`, `cancelled`.
+    pub status: String,
+}
+
 impl BackstageClient {
     /// Starts a task; returns its id.
     pub async fn create_task(
@@ -45,6 +55,29 @@ impl BackstageClient {
                 url: format!("{}{}", self.base_url(), path),
                 reason: "no task id".into(),
             })
+    }
+
+    /// A task (`GET /api/scaffolder/v2/tasks/{id}`): its template and status; `None` when the
+    /// scaffolder has no such task.
+    pub async fn task(&self, id: &str) -> Result<Option<TaskInfo>, SourceError> {
+        let path = format!(
+            "/api/scaffolder/v2/tasks/{}",
+            url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
+        );
+        let v: Value = match self
+            .send_json_public(self.request_public(reqwest::Method::GET, &path), &path)
+            .await
+        {
+            Ok(v) => v,
+            Err(SourceError::Refused { status: 404, .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let text = |p: &str| v.pointer(p).and_then(Value::as_str).map(str::to_string);
+        Ok(Some(TaskInfo {
+            id: text("/id").unwrap_or_else(|| id.to_string()),
+            template_ref: text("/spec/templateInfo/entityRef").unwrap_or_default(),
+            status: text("/status").unwrap_or_else(|| "unknown".into()),
+        }))
     }
 
     /// The task's events from the start, until the stream ends (after `completion`).

@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 
 use super::client::{GetOutcome, GitHubClient};
-use super::wire::{WireCommit, WirePull, WireRepo, WireRuns};
+use super::wire::{WireCommit, WirePull, WireRepo, WireRun, WireRuns};
 use crate::domain::github::{Commit, PullRequest, Repository, WorkflowRun};
 use crate::sources::SourceError;
 use crate::state::SourceHealth;
@@ -383,6 +383,36 @@ impl GitHubSource {
             self.ttls.pull_requests,
             first,
             |v: Vec<WirePull>| v.into_iter().map(Into::into).collect(),
+        )
+        .await
+    }
+
+    /// One pull request by number (`GET /repos/{slug}/pulls/{number}`).
+    pub async fn pull_request(
+        &self,
+        slug: &str,
+        number: u64,
+    ) -> Result<Fetched<PullRequest>, SourceError> {
+        self.get_typed::<WirePull, _>(
+            &format!("/repos/{slug}/pulls/{number}"),
+            self.ttls.pull_requests,
+            false,
+            PullRequest::from,
+        )
+        .await
+    }
+
+    /// One workflow run by id (`GET /repos/{slug}/actions/runs/{id}`).
+    pub async fn workflow_run(
+        &self,
+        slug: &str,
+        run_id: u64,
+    ) -> Result<Fetched<WorkflowRun>, SourceError> {
+        self.get_typed::<WireRun, _>(
+            &format!("/repos/{slug}/actions/runs/{run_id}"),
+            self.ttls.workflow_runs,
+            false,
+            WorkflowRun::from,
         )
         .await
     }
