@@ -70,6 +70,9 @@ macro_rules! settings_with_sources {
             /// Apollo Federation v2 subgraph mode.
             #[serde(default)]
             pub federation: crate::graph::federation::FederationSettings,
+            /// OpenTelemetry trace export.
+            #[serde(default)]
+            pub telemetry: crate::telemetry::TelemetrySettings,
             #[serde(default)]
             pub readiness: Readiness,
             #[serde(default)]
@@ -91,6 +94,7 @@ macro_rules! settings_with_sources {
                     audit: AuditSettings::default(),
                     persisted: Default::default(),
                     federation: Default::default(),
+                    telemetry: Default::default(),
                     readiness: Readiness::default(),
                     events: EventSettings::default(),
                     shutdown_grace_secs: default_shutdown_grace(),
@@ -380,6 +384,9 @@ impl Settings {
             }
         }
         self.auth.validate("auth")?;
+        self.telemetry
+            .validate()
+            .map_err(|(key, message)| invalid(key, message))?;
         if self.audit.buffer == 0 {
             return Err(invalid("audit.buffer", "must be greater than 0"));
         }

@@ -127,7 +127,13 @@ fn main() -> ExitCode {
             if let Some(l) = listen {
                 settings.listen = l;
             }
-            telemetry::init(cli.log_format);
+            let _telemetry = match telemetry::init(cli.log_format, &settings.telemetry) {
+                Ok(guard) => guard,
+                Err(message) => {
+                    eprintln!("{}: {message}", config.display());
+                    return ExitCode::from(64);
+                }
+            };
             run(async move {
                 let app = App::build(settings, secrets).await?;
                 tracing::info!(url = %format!("http://{}/graphql", app.local_addr()), "serving");
@@ -141,7 +147,7 @@ fn main() -> ExitCode {
             max_events,
             query,
         } => {
-            telemetry::init(cli.log_format);
+            let _telemetry = telemetry::init(cli.log_format, &Default::default());
             let token = match token_env {
                 None => None,
                 Some(var) => match std::env::var(&var) {
@@ -193,7 +199,7 @@ fn main() -> ExitCode {
             weather,
             kube_scale,
         } => {
-            telemetry::init(cli.log_format);
+            let _telemetry = telemetry::init(cli.log_format, &Default::default());
             run(async move {
                 let opts = DemoOptions {
                     scale,
@@ -223,7 +229,7 @@ fn main() -> ExitCode {
             no_weather,
             no_auth,
         } => {
-            telemetry::init(cli.log_format);
+            let _telemetry = telemetry::init(cli.log_format, &Default::default());
             run(async move {
                 let opts = DemoOptions {
                     scale,

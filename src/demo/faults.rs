@@ -1,6 +1,8 @@
 //! Fault knobs shared by every simulated upstream: latency, an error rate, "down" (new
 //! connections are dropped, requests on pooled connections get 503 and a closed connection),
-//! and malformed bodies. Tests turn them at run time through the simulation's handle.
+//! and malformed bodies. Tests turn them at run time through the simulation's handle. The same
+//! middleware remembers the W3C `traceparent` headers it saw, so a test can check that a trace
+//! reached the upstream.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -21,6 +23,9 @@ pub struct Faults {
     malformed: AtomicBool,
     /// Requests that reached the simulation (after the down check).
     requests: AtomicU64,
+    /// The last `traceparent` headers received (newest last, at most 256): what a real
+    /// upstream's tracing would have joined. A mutex: written once per request, read by tests.
+    traceparents: parking_lot::Mutex<std::collections::VecDeque<String>>,
 }
 
 impl Faults {
@@ -52,6 +57,10 @@ impl Faults {
     pub fn request_count(&self) -> u64 {
         self.requests.load(Ordering::SeqCst)
     }
+    /// The `traceparent` headers received so far (at most the last 256).
+    pub fn traceparents(&self) -> Vec<String> {
+        self.traceparents.lock().iter().cloned().collect()
+    }
 }
 
 /// axum middleware applying the knobs before the simulation's own handlers.
@@ -63,6 +72,17 @@ pub async fn apply(State(faults): State<Arc<Faults>>, req: Request, next: Next) 
         return r;
     }
     faults.requests.fetch_add(1, Ordering::SeqCst);
+    if let Some(tp) = req
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+    {
+        let mut seen = faults.traceparents.lock();
+        if seen.len() == 256 {
+            seen.pop_front();
+        }
+        seen.push_back(tp.to_string());
+    }
     let latency = faults.latency_ms.load(Ordering::SeqCst);
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;

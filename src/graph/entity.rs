@@ -785,6 +785,6 @@ impl async_graphql::dataloader::Loader<String> for CatalogLoader {
 pub fn catalog_loader(
     lookup: &Arc<crate::sources::backstage::CatalogLookup>,
 ) -> async_graphql::dataloader::DataLoader<CatalogLoader> {
-    async_graphql::dataloader::DataLoader::new(CatalogLoader(lookup.clone()), tokio::spawn)
+    async_graphql::dataloader::DataLoader::new(CatalogLoader(lookup.clone()), super::spawn_in_span)
         .delay(std::time::Duration::ZERO)
 }

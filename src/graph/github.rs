@@ -84,8 +84,8 @@ impl Loader<(String, String)> for CommitLoader {
 pub fn loaders(source: &Arc<GitHubSource>) -> (DataLoader<RepoLoader>, DataLoader<CommitLoader>) {
     let window = std::time::Duration::from_millis(20);
     (
-        DataLoader::new(RepoLoader(source.clone()), tokio::spawn).delay(window),
-        DataLoader::new(CommitLoader(source.clone()), tokio::spawn).delay(window),
+        DataLoader::new(RepoLoader(source.clone()), super::spawn_in_span).delay(window),
+        DataLoader::new(CommitLoader(source.clone()), super::spawn_in_span).delay(window),
     )
 }
 

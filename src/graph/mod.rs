@@ -298,6 +298,15 @@ where
     builder.data(context).finish()
 }
 
+/// The spawner of every DataLoader: a batch runs in its own task, inside the span of the
+/// operation that started it, so its upstream calls appear in that operation's trace.
+pub(crate) fn spawn_in_span(
+    batch: futures::future::BoxFuture<'static, ()>,
+) -> tokio::task::JoinHandle<()> {
+    use tracing::Instrument;
+    tokio::spawn(batch.in_current_span())
+}
+
 /// The SDL `idp-graph schema` prints and `schema.graphql` holds.
 pub fn sdl() -> String {
     build_schema(GraphContext::bare(State::new(), Limits::default())).sdl()

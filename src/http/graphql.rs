@@ -194,6 +194,8 @@ async fn run(
         Ok(p) => p,
         Err(e) => return finish(http, "none", started, refusal(media, &e)),
     };
+    // A caller's `traceparent` makes the operation part of its trace.
+    crate::telemetry::set_remote_parent(&prepared.span, headers);
     let label = prepared.label();
     let response = match pipeline.execute(prepared).await {
         Ok(r) => r,

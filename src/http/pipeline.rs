@@ -32,6 +32,7 @@ use super::metrics::Metrics;
 use crate::auth::{Authenticator, Principal};
 use crate::config::Limits;
 use crate::graph::AppSchema;
+use tracing::Instrument;
 
 /// Where a request came in; decides which operation types it may run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +141,8 @@ pub struct Prepared {
     pub request: async_graphql::Request,
     pub operation_type: OperationType,
     pub principal: Arc<Principal>,
+    /// `graphql.operation`: the trace span the execution runs in (upstream calls are children).
+    pub span: tracing::Span,
 }
 
 impl Prepared {
@@ -206,9 +209,24 @@ impl Pipeline {
                 max: self.limits.max_aliases,
             });
         }
+        let request_id = uuid::Uuid::new_v4().to_string();
+        // The name the operation goes by in traces: the requested one, or the document's only one.
+        let traced_name = op.operation_name.clone().or_else(|| match &doc.operations {
+            DocumentOperations::Multiple(ops) if ops.len() == 1 => {
+                ops.keys().next().map(|n| n.to_string())
+            }
+            _ => None,
+        });
+        let span = operation_span(
+            operation_type,
+            traced_name.as_deref(),
+            &query,
+            &principal,
+            &request_id,
+        );
         let mut request = async_graphql::Request::new(query)
             .data(principal.clone())
-            .data(crate::graph::RequestId(uuid::Uuid::new_v4().to_string()));
+            .data(crate::graph::RequestId(request_id));
         if let Some(name) = op.operation_name {
             request = request.operation_name(name);
         }
@@ -220,6 +238,7 @@ impl Pipeline {
             request,
             operation_type: operation_type.unwrap_or(OperationType::Query),
             principal,
+            span,
         })
     }
 
@@ -227,8 +246,12 @@ impl Pipeline {
     pub async fn execute(&self, p: Prepared) -> Result<async_graphql::Response, RequestError> {
         let timeout = Duration::from_secs_f64(self.limits.request_timeout_secs);
         let response = tokio::time::timeout(timeout, self.schema.execute(p.request))
+            .instrument(p.span.clone())
             .await
             .map_err(|_| RequestError::Timeout(timeout))?;
+        if response.is_err() {
+            p.span.record("otel.status_code", "ERROR");
+        }
         self.finish(response)
     }
 
@@ -238,6 +261,9 @@ impl Pipeline {
         &self,
         p: Prepared,
     ) -> Result<BoxStream<'static, async_graphql::Response>, RequestError> {
+        // The span covers setting the operation up (and a refusal); a live subscription's
+        // events are not traced one by one.
+        let _setup = p.span.enter();
         let mut results = self.schema.execute_stream(p.request).boxed();
         // A refusal (parse, validation, limits) is the stream's first item and is ready at
         // once; a live subscription is not ready until its first event, which must not hold
@@ -372,6 +398,36 @@ pub fn op_label(ty: Option<OperationType>) -> &'static str {
         Some(OperationType::Subscription) => "subscription",
         None => "none",
     }
+}
+
+/// The trace span of one operation: `query ServicePage` and the like, with the document's hash
+/// (the APQ/trusted-document id, so traces group by operation) and the caller's subject.
+fn operation_span(
+    operation_type: Option<OperationType>,
+    name: Option<&str>,
+    query: &str,
+    principal: &Principal,
+    request_id: &str,
+) -> tracing::Span {
+    let kind = op_label(operation_type);
+    let span = tracing::info_span!(
+        "graphql.operation",
+        otel.name = %format!("{kind} {}", name.unwrap_or("anonymous")),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        graphql.operation.type = %kind,
+        graphql.operation.name = name.unwrap_or(""),
+        graphql.document.hash = tracing::field::Empty,
+        enduser.id = principal.subject.as_deref().unwrap_or("anonymous"),
+        request.id = %request_id,
+    );
+    if !span.is_disabled() {
+        span.record(
+            "graphql.document.hash",
+            super::persisted::sha256_hex(query).as_str(),
+        );
+    }
+    span
 }
 
 #[cfg(test)]

@@ -81,6 +81,29 @@ impl Upstreams {
     }
 }
 
+/// Sends a request to an upstream inside its own span (`telemetry::upstream_span`), with the
+/// W3C trace context in its headers: every source's HTTP calls go through here.
+pub(crate) async fn send_traced(
+    source: &str,
+    req: reqwest::RequestBuilder,
+) -> Result<reqwest::Response, reqwest::Error> {
+    use tracing::Instrument;
+    let (client, request) = req.build_split();
+    let mut request = request?;
+    let span = crate::telemetry::upstream_span(source, request.method().as_str(), request.url());
+    async move {
+        crate::telemetry::inject(request.headers_mut());
+        let result = client.execute(request).await;
+        crate::telemetry::record_response(
+            &tracing::Span::current(),
+            result.as_ref().ok().map(|r| r.status().as_u16()),
+        );
+        result
+    }
+    .instrument(span)
+    .await
+}
+
 /// Why a call to an upstream failed. The text is shown to users in `sources.lastError` and in
 /// GraphQL errors, so it never contains a credential or a response body we did not parse.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -65,6 +65,15 @@ fn bad_configs_name_the_key_and_exit_64() {
             "backstage: { url: http://x, token_env: IDP_TEST_SURELY_UNSET_VAR }",
             "IDP_TEST_SURELY_UNSET_VAR is not set",
         ),
+        (
+            "telemetry: { otlp: { endpoint: 'https://collector:4318' } }",
+            "telemetry.otlp.endpoint",
+        ),
+        (
+            "telemetry: { otlp: { endpoint: 'http://c:4318', sample_ratio: 2 } }",
+            "telemetry.otlp.sample_ratio",
+        ),
+        ("federation: { enabled: yes-please }", "federation"),
         ("backstage: [1, 2", "not valid YAML"),
         ("- a\n- b", "mapping"),
     ] {

@@ -20,5 +20,6 @@ mod node;
 mod persisted;
 mod pipeline;
 mod subscriptions;
+mod telemetry;
 mod templates;
 mod watch;

@@ -3,14 +3,13 @@
 //! are `BAD_USER_INPUT`, unknown or invisible ones `null`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use idp_graph::demo::DemoOptions;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    first_code, post_as, spawn_demo, spawn_with, wait_for, wait_ready_at, TestApp,
+    first_code, post_as, serve_process, spawn_demo, spawn_with, wait_for, wait_ready_at, TestApp,
 };
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -294,64 +293,11 @@ async fn an_object_the_caller_may_not_see_is_null_by_id() {
     assert_eq!(as_alice["data"]["c"]["id"], platform_deployment);
 }
 
-/// A second server as its own OS process (`idp-graph serve`), configured by file against the
-/// same simulated upstreams as `app`.
-struct ServeProcess {
-    child: Child,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for ServeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve_process_against(app: &TestApp) -> ServeProcess {
-    let w = &app.world;
-    let config = format!(
-        "backstage: {{ url: '{}', token_env: IDP_TEST_TOKEN }}\n\
-         argocd: [{{ name: main, url: '{}', token_env: IDP_TEST_TOKEN }}]\n\
-         github: {{ url: '{}', token_env: IDP_TEST_TOKEN }}\n\
-         kubernetes: [{{ name: demo, url: '{}', argocd_destinations: [in-cluster, 'https://kubernetes.default.svc'] }}]\n\
-         auth: {{ mode: none }}\n",
-        w.backstage.url(),
-        w.argocd.url(),
-        w.github.url(),
-        w.kubernetes.url(),
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("config.yaml");
-    std::fs::write(&path, config).unwrap();
-    // A free port: bind, read, release (the child binds it right after).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_idp-graph"))
-        .args(["serve", "--config"])
-        .arg(&path)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("IDP_TEST_TOKEN", idp_graph::demo::DEMO_TOKEN)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("idp-graph serve starts");
-    ServeProcess {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
-    }
-}
-
 #[tokio::test]
 async fn ids_are_equal_across_two_server_processes_over_the_same_upstreams() {
     // No weather (the default for tests): both read the same, unchanging world.
     let app = spawn_with(DemoOptions::for_tests(), |_| {}).await;
-    let other = serve_process_against(&app);
+    let other = serve_process(&app.world, "");
     wait_ready_at(&other.base, Duration::from_secs(30)).await;
     let here = ids_of(&app.url).await;
     let there = ids_of(&other.base).await;

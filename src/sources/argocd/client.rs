@@ -109,8 +109,7 @@ impl ArgoCdClient {
         path: &str,
     ) -> Result<T, SourceError> {
         let url = format!("{}{}", self.base, path);
-        let resp = req
-            .send()
+        let resp = crate::sources::send_traced("argocd", req)
             .await
             .map_err(|e| SourceError::from_reqwest(&url, self.timeout_secs, &e))?;
         let status = resp.status();
@@ -170,11 +169,12 @@ impl ArgoCdClient {
     {
         let path = "/api/v1/stream/applications";
         let url = format!("{}{}", self.base, path);
-        let resp = self
-            .request(&self.stream_http, reqwest::Method::GET, path)
-            .send()
-            .await
-            .map_err(|e| SourceError::from_reqwest(&url, self.timeout_secs, &e))?;
+        let resp = crate::sources::send_traced(
+            "argocd",
+            self.request(&self.stream_http, reqwest::Method::GET, path),
+        )
+        .await
+        .map_err(|e| SourceError::from_reqwest(&url, self.timeout_secs, &e))?;
         let status = resp.status();
         if !status.is_success() {
             let body = resp.bytes().await.unwrap_or_default();

@@ -98,6 +98,7 @@ impl ArgoCdWatcher {
         }
     }
 
+    #[tracing::instrument(name = "source.sync", parent = None, skip_all, fields(otel.name = "argocd sync", source = %self.client.instance()))]
     async fn relist(&self) -> Result<(), crate::sources::SourceError> {
         let started = Instant::now();
         let (apps, projects) =

@@ -111,8 +111,7 @@ impl BackstageClient {
         what: &str,
     ) -> Result<T, SourceError> {
         let url = format!("{}{}", self.base, what);
-        let resp = req
-            .send()
+        let resp = crate::sources::send_traced("backstage", req)
             .await
             .map_err(|e| SourceError::from_reqwest(&url, self.timeout_secs, &e))?;
         let status = resp.status();

@@ -36,6 +36,7 @@ impl BackstagePoller {
     }
 
     /// One poll. Failure leaves the previous snapshot in place.
+    #[tracing::instrument(name = "source.sync", parent = None, skip_all, fields(otel.name = "backstage sync", source = "backstage"))]
     pub async fn poll_once(&self) {
         let started = Instant::now();
         match self.client.list_all().await {

@@ -98,8 +98,7 @@ impl BackstageClient {
         if let Some(t) = self.token() {
             req = req.bearer_auth(t.expose_secret());
         }
-        let resp = req
-            .send()
+        let resp = crate::sources::send_traced("backstage", req)
             .await
             .map_err(|e| SourceError::from_reqwest(&url, 0.0, &e))?;
         let status = resp.status();

@@ -154,8 +154,7 @@ impl GitHubClient {
         if let Some(e) = etag {
             req = req.header(reqwest::header::IF_NONE_MATCH, e);
         }
-        let resp = req
-            .send()
+        let resp = crate::sources::send_traced("github", req)
             .await
             .map_err(|e| SourceError::from_reqwest(&self.base, self.timeout_secs, &e))?;
         let status = resp.status().as_u16();

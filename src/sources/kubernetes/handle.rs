@@ -3,6 +3,7 @@
 //! its rollout published at once, so the caller reads its own write.
 
 use std::sync::Arc;
+use tracing::Instrument;
 
 use chrono::Utc;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -39,7 +40,7 @@ impl ClusterHandle {
                 let mut config = config.clone();
                 config.auth_info.impersonate = Some(caller.0.to_string());
                 config.auth_info.impersonate_groups = Some(caller.1.to_vec());
-                Client::try_from(config).map_err(|e| SourceError::Unreachable {
+                super::traced_client(config).map_err(|e| SourceError::Unreachable {
                     url: self.url.clone(),
                     reason: e.to_string(),
                 })?
@@ -52,10 +53,20 @@ impl ClusterHandle {
             field_manager: Some("idp-graph".into()),
             ..Default::default()
         };
-        let mut d = api
+        let url = url::Url::parse(&format!(
+            "{}/apis/apps/v1/namespaces/{namespace}/deployments/{name}",
+            self.url.trim_end_matches('/')
+        ));
+        let span = match &url {
+            Ok(u) => crate::telemetry::upstream_span("kubernetes", "PATCH", u),
+            Err(_) => tracing::Span::none(),
+        };
+        let result = api
             .patch(name, &params, &kube::api::Patch::Strategic(&patch))
-            .await
-            .map_err(|e| client_error(&self.url, &e))?;
+            .instrument(span.clone())
+            .await;
+        crate::telemetry::record_response(&span, result.as_ref().ok().map(|_| 200));
+        let mut d = result.map_err(|e| client_error(&self.url, &e))?;
         strip(&mut d.metadata);
         Ok((apply_and_publish(&self.state, &self.cluster, d), now))
     }

@@ -366,6 +366,19 @@ fn describe(url: &str, e: &watcher::Error) -> String {
 }
 
 /// Maps a kube client error to the shared error type (its texts never carry credentials).
+/// A client whose requests carry the current span's W3C trace context (`traceparent`): the
+/// writes a mutation makes are part of its trace. (Watches run outside any operation and carry
+/// none.)
+pub(crate) fn traced_client(config: kube::Config) -> Result<Client, kube::Error> {
+    let inject = tower::util::MapRequestLayer::new(|mut req: http::Request<kube::client::Body>| {
+        crate::telemetry::inject(req.headers_mut());
+        req
+    });
+    Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&inject)
+        .build())
+}
+
 pub fn client_error(url: &str, e: &kube::Error) -> SourceError {
     match e {
         kube::Error::Api(s) if s.code == 401 => SourceError::Unauthorized {

@@ -94,7 +94,7 @@ impl Source for KubernetesSettings {
                 name: self.name.clone(),
                 message,
             })?;
-        let client = kube::Client::try_from(config.clone()).map_err(|e| StartError {
+        let client = super::traced_client(config.clone()).map_err(|e| StartError {
             name: self.name.clone(),
             message: e.to_string(),
         })?;
