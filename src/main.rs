@@ -77,6 +77,10 @@ enum Command {
         /// Stop after this many events.
         #[arg(long)]
         max_events: Option<usize>,
+        /// Send the operation's SHA-256 instead of its text (APQ; required by a server in
+        /// trusted-documents mode); the text only when the server asks for it.
+        #[arg(long)]
+        persisted: bool,
         /// The subscription, e.g. 'subscription { healthTransitions { kind from to application { name } } }'.
         query: String,
     },
@@ -145,6 +149,7 @@ fn main() -> ExitCode {
             token_env,
             variables,
             max_events,
+            persisted,
             query,
         } => {
             let _telemetry = telemetry::init(cli.log_format, &Default::default());
@@ -180,6 +185,7 @@ fn main() -> ExitCode {
                 query,
                 variables,
                 max_events,
+                persisted,
             };
             let mut stdout = std::io::stdout();
             match rt.block_on(idp_graph::watch::run(opts, &mut stdout)) {

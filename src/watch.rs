@@ -2,6 +2,10 @@
 //! as one JSON line on stdout, for scripts and bots. When the connection drops it reconnects
 //! with backoff and, if the subscription declares `$after`, resumes from the last `cursor` it
 //! printed (the server answers RESYNC_REQUIRED when it cannot replay that far).
+//!
+//! With `persisted`, it sends the operation's SHA-256 instead of its text (Apollo's APQ
+//! protocol, and what a server in trusted-documents mode requires); the text follows only when
+//! the server answers `PERSISTED_QUERY_NOT_FOUND`, registering it for the next connection.
 
 use std::io::Write;
 use std::time::Duration;
@@ -31,6 +35,8 @@ pub struct WatchOptions {
     pub variables: Value,
     /// Stop after this many events (for scripts and tests).
     pub max_events: Option<usize>,
+    /// Send the operation's hash, and its text only when asked (APQ / trusted documents).
+    pub persisted: bool,
 }
 
 fn ws_url(url: &str) -> Result<String, WatchError> {
@@ -139,7 +145,19 @@ async fn session(
             variables["after"] = json!(c);
         }
     }
+    let hash = crate::http::persisted::sha256_hex(&opts.query);
+    let subscribe = |with_text: bool| {
+        let mut payload = json!({"variables": variables});
+        if with_text {
+            payload["query"] = json!(opts.query);
+        }
+        if opts.persisted {
+            payload["extensions"] = json!({"persistedQuery": {"version": 1, "sha256Hash": hash}});
+        }
+        Message::text(json!({"id": "1", "type": "subscribe", "payload": payload}).to_string())
+    };
     let mut subscribed = false;
+    let mut sent_text = !opts.persisted;
     while let Some(msg) = ws.next().await {
         let msg = match msg {
             Ok(m) => m,
@@ -168,8 +186,7 @@ async fn session(
         match m["type"].as_str() {
             Some("connection_ack") if !subscribed => {
                 subscribed = true;
-                let sub = json!({"id": "1", "type": "subscribe", "payload": {"query": opts.query, "variables": variables}});
-                if ws.send(Message::text(sub.to_string())).await.is_err() {
+                if ws.send(subscribe(sent_text)).await.is_err() {
                     return Ok(Ended::Dropped);
                 }
             }
@@ -205,6 +222,16 @@ async fn session(
                         .await;
                     let _ = ws.close(None).await;
                     return Ok(Ended::Finished);
+                }
+            }
+            // The server does not know the hash yet: send the text with it, once.
+            Some("error")
+                if !sent_text
+                    && m["payload"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_FOUND" =>
+            {
+                sent_text = true;
+                if ws.send(subscribe(true)).await.is_err() {
+                    return Ok(Ended::Dropped);
                 }
             }
             Some("error") => return Err(WatchError::Refused(m["payload"].to_string())),

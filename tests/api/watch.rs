@@ -126,3 +126,76 @@ async fn watch_refuses_bad_input_with_exit_64() {
         );
     }
 }
+
+/// Runs `watch --persisted --max-events 1 Q` against `app` and returns its one line.
+async fn watch_persisted_once(app: &crate::helpers::TestApp) -> Value {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_idp-graph"))
+        .args([
+            "watch",
+            "--persisted",
+            "--url",
+            &app.url,
+            "--max-events",
+            "1",
+            Q,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = next_line(&mut lines, &app.world).await;
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+    line
+}
+
+/// The APQ answer for `Q` sent as its hash alone over POST.
+async fn hash_only_code(app: &crate::helpers::TestApp) -> String {
+    let hash = idp_graph::http::persisted::sha256_hex(Q);
+    let body: Value = app
+        .http
+        .post(format!("{}/graphql", app.url))
+        .json(&serde_json::json!({"extensions": {"persistedQuery": {"version": 1, "sha256Hash": hash}}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    crate::helpers::first_code(&body)
+}
+
+#[tokio::test]
+async fn watch_persisted_sends_the_hash_and_the_text_only_when_asked() {
+    // APQ: unknown hash → the text follows once and registers it.
+    let app = crate::helpers::spawn_demo().await;
+    assert_eq!(hash_only_code(&app).await, "PERSISTED_QUERY_NOT_FOUND");
+    let line = watch_persisted_once(&app).await;
+    assert!(line["cursor"].is_string(), "{line}");
+    // Registered: hash alone now names the subscription (refused over POST for what it is).
+    assert_eq!(hash_only_code(&app).await, "BAD_REQUEST");
+
+    // Trusted documents: the hash alone is all a server in that mode accepts.
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("manifest.json");
+    std::fs::write(
+        &manifest,
+        serde_json::json!({"format": "apollo-persisted-query-manifest", "version": 1,
+               "operations": [{"id": "w", "name": "Watch", "type": "subscription", "body": Q}]})
+        .to_string(),
+    )
+    .unwrap();
+    let trusted = crate::helpers::spawn_with(DemoOptions::for_tests(), move |s| {
+        s.persisted.manifest = Some(manifest);
+        s.persisted.apq = false;
+        s.persisted.mode = idp_graph::http::persisted::PersistedMode::Trusted;
+    })
+    .await;
+    let line = watch_persisted_once(&trusted).await;
+    assert!(line["cursor"].is_string(), "{line}");
+}
