@@ -14,7 +14,7 @@ use std::time::Instant;
 use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 
 use super::error::RequestError;
 use super::pipeline::{Operation, Transport};
@@ -226,16 +226,6 @@ fn finish(http: &HttpState, op: &'static str, started: Instant, response: Respon
         "graphql request"
     );
     response
-}
-
-pub async fn graphiql() -> impl IntoResponse {
-    Html(
-        async_graphql::http::GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql/ws")
-            .title("idp-graph")
-            .finish(),
-    )
 }
 
 #[cfg(test)]

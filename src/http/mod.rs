@@ -1,4 +1,5 @@
-//! axum routes: GraphQL over HTTP (`/graphql`), websockets (`/graphql/ws`), GraphiQL (`/`),
+//! axum routes: GraphQL over HTTP (`/graphql`), websockets (`/graphql/ws`), the playground (`/`)
+//! and portal (`/ui`, files under `/assets`),
 //! `/healthz`, `/readyz` and `/metrics`. One clone-cheap `HttpState` serves them all.
 
 pub mod error;
@@ -9,6 +10,7 @@ pub mod persisted;
 pub mod pipeline;
 pub mod rate_limit;
 mod sse;
+pub mod ui;
 pub mod ws;
 
 use std::sync::Arc;
@@ -40,7 +42,11 @@ pub struct HttpState {
 /// listener (`metrics_router`). `cors_origins` may call it from other origins' pages.
 pub fn router(http: HttpState, settings: &crate::config::HttpSettings) -> Router {
     // Pages that are not GraphQL requests still need a caller when anonymous access is denied.
-    let mut guarded = Router::new().route("/", get(graphql::graphiql));
+    let mut guarded = Router::new()
+        .route("/", get(ui::playground))
+        .route("/ui", get(ui::portal))
+        .route("/ui/{*path}", get(ui::portal))
+        .route("/assets/{name}", get(ui::file));
     if settings.metrics_listen.is_none() {
         guarded = guarded.route("/metrics", get(metrics::render));
     }

@@ -248,22 +248,36 @@ async fn limits_bound_body_size_depth_and_aliases() {
 #[tokio::test]
 async fn graphiql_healthz_and_metrics_are_served() {
     let app = spawn_demo().await;
-    let page = app
+    let r = app.http.get(&app.url).send().await.unwrap();
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(csp.starts_with("default-src 'self'"), "{csp}");
+    let page = r.text().await.unwrap();
+    // The page loads only its own script, which has both endpoints wired.
+    let script = page
+        .split("<script src=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a script tag");
+    assert!(script.starts_with("/assets/playground.js?v="), "{script}");
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "{page}"
+    );
+    let js = app
         .http
-        .get(&app.url)
+        .get(format!("{}{script}", app.url))
         .send()
         .await
-        .unwrap()
-        .text()
-        .await
         .unwrap();
-    assert!(
-        page.contains("/graphql/ws"),
-        "GraphiQL has the subscription URL wired"
+    assert_eq!(
+        js.headers()["content-type"],
+        "text/javascript; charset=utf-8"
     );
-    assert!(
-        page.contains("\"/graphql\"") || page.contains("'/graphql'") || page.contains("/graphql")
-    );
+    let js = js.text().await.unwrap();
+    assert!(js.contains("/graphql/ws") && js.contains("/graphql"));
     let h = app
         .http
         .get(format!("{}/healthz", app.url))

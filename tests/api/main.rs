@@ -6,6 +6,7 @@ mod audit_pg;
 mod auth;
 mod backstage_real;
 mod backstage_sim;
+mod browser;
 mod catalog;
 mod cli;
 mod federation;
