@@ -144,6 +144,10 @@ impl App {
                 rate: crate::http::rate_limit::RateLimiter::new(
                     settings.limits.requests_per_minute,
                 ),
+                cache: crate::http::response_cache::ResponseCache::new(
+                    &settings.cache,
+                    state.clone(),
+                ),
                 persisted: crate::http::persisted::PersistedOperations::new(
                     settings.persisted.clone(),
                 )

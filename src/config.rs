@@ -73,6 +73,9 @@ macro_rules! settings_with_sources {
             /// OpenTelemetry trace export.
             #[serde(default)]
             pub telemetry: crate::telemetry::TelemetrySettings,
+            /// The response cache.
+            #[serde(default)]
+            pub cache: crate::http::response_cache::CacheSettings,
             #[serde(default)]
             pub readiness: Readiness,
             #[serde(default)]
@@ -95,6 +98,7 @@ macro_rules! settings_with_sources {
                     persisted: Default::default(),
                     federation: Default::default(),
                     telemetry: Default::default(),
+                    cache: Default::default(),
                     readiness: Readiness::default(),
                     events: EventSettings::default(),
                     shutdown_grace_secs: default_shutdown_grace(),

@@ -754,6 +754,8 @@ pub async fn lookup(ctx: &Context<'_>, key: String) -> Option<EntityItem> {
             .then(|| EntityItem::from(EntityNode::new(e.clone(), snapshot.clone())));
     }
     let loader = ctx.data_opt::<async_graphql::dataloader::DataLoader<CatalogLoader>>()?;
+    // Asked of Backstage on demand: the answer is not kept (the next poll brings it to state).
+    crate::state::reads::note_max_age(std::time::Duration::ZERO);
     match loader.load_one(key).await {
         Ok(Some(Some(e))) if viewer.sees_entity(&e) => {
             Some(EntityItem::from(EntityNode::new(e, snapshot)))

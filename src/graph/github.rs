@@ -114,6 +114,16 @@ pub async fn load_repository(ctx: &Context<'_>, slug: &str) -> Result<Option<Rep
                 reason: "loader lost the key".into(),
             })
         });
+    // The loader ran in its own task, out of this answer's read record: note the value's
+    // remaining freshness here (none when stale).
+    if let (Some(source), Ok(f)) = (ctx.data_opt::<Arc<GitHubSource>>(), &fetched) {
+        let age = (Utc::now() - f.observed_at).to_std().unwrap_or_default();
+        crate::state::reads::note_max_age(if f.stale {
+            std::time::Duration::ZERO
+        } else {
+            source.repository_ttl().saturating_sub(age)
+        });
+    }
     Ok(
         deliver(ctx, fetched)?.map(|(repo, stale, observed_at)| RepositoryNode {
             repo: Arc::new(repo),

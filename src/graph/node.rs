@@ -204,6 +204,8 @@ async fn resolve(ctx: &Context<'_>, id: NodeId) -> Result<Option<Node>> {
                 .map(|(r, _, _)| Node::WorkflowRun(WorkflowRunNode::new(&slug, r)))
         }
         NodeId::TemplateTask { task_id } => {
+            // A task's status moves on in the scaffolder: not kept.
+            crate::state::reads::note_max_age(std::time::Duration::ZERO);
             let Some(backstage) = g.upstreams.backstage() else {
                 return Ok(None);
             };

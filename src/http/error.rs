@@ -52,6 +52,9 @@ pub enum RequestError {
     RateLimited(Duration),
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// A bug on our side; the message goes to the log, not to the caller.
+    #[error("internal error")]
+    Internal(String),
 }
 
 impl RequestError {
@@ -76,6 +79,7 @@ impl RequestError {
             Self::Timeout(_) => "REQUEST_TIMEOUT",
             Self::RateLimited(_) => "RATE_LIMITED",
             Self::Auth(e) => e.code(),
+            Self::Internal(_) => "INTERNAL_SERVER_ERROR",
         }
     }
 
@@ -88,6 +92,7 @@ impl RequestError {
             Self::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Auth(e) => e.status(),
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }
     }

@@ -186,34 +186,56 @@ async fn run(
     started: Instant,
 ) -> Response {
     let pipeline = &http.pipeline;
-    let prepared = match pipeline
-        .principal(authorization(headers))
-        .await
-        .and_then(|p| pipeline.prepare(op, p, transport))
-    {
-        Ok(p) => p,
+    let answer = match pipeline.principal(authorization(headers)).await {
+        Ok(p) => pipeline.answer_http(op, p, transport, headers).await,
+        Err(e) => Err(e),
+    };
+    let answer = match answer {
+        Ok(a) => a,
         Err(e) => return finish(http, "none", started, refusal(media, &e)),
     };
-    // A caller's `traceparent` makes the operation part of its trace.
-    crate::telemetry::set_remote_parent(&prepared.span, headers);
-    let label = prepared.label();
-    let response = match pipeline.execute(prepared).await {
-        Ok(r) => r,
-        Err(e) => return finish(http, label, started, refusal(media, &e)),
-    };
-    let r = match serde_json::to_string(&response) {
-        Ok(body) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, media.content_type())],
-            body,
-        )
-            .into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot serialize a GraphQL response");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+    let label = answer.label;
+    // A GET of an unchanged answer: 304, no body (a polling page pays one round trip).
+    if transport == Transport::HttpGet {
+        if let (Some(etag), Some(inm)) = (
+            &answer.etag,
+            headers
+                .get(header::IF_NONE_MATCH)
+                .and_then(|v| v.to_str().ok()),
+        ) {
+            if super::response_cache::matches(inm, etag) {
+                let mut r = StatusCode::NOT_MODIFIED.into_response();
+                set_validators(&mut r, etag);
+                return finish(http, label, started, r);
+            }
         }
-    };
+    }
+    let mut r = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, media.content_type())],
+        answer.body,
+    )
+        .into_response();
+    if let (Transport::HttpGet, Some(etag)) = (transport, &answer.etag) {
+        set_validators(&mut r, etag);
+    }
+    r.headers_mut().insert(
+        "x-idp-cache",
+        HeaderValue::from_static(if answer.cached { "hit" } else { "miss" }),
+    );
     finish(http, label, started, r)
+}
+
+/// `ETag` and a `Cache-Control` that makes browsers and proxies ask again each time (the answer
+/// is the caller's own, and may change at any moment).
+fn set_validators(r: &mut Response, etag: &str) {
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        r.headers_mut().insert(header::ETAG, v);
+    }
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache"),
+    );
 }
 
 fn finish(http: &HttpState, op: &'static str, started: Instant, response: Response) -> Response {

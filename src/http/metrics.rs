@@ -87,6 +87,21 @@ pub async fn render(State(http): State<HttpState>) -> impl IntoResponse {
         "idp_graphql_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}\nidp_graphql_request_duration_seconds_sum {}\nidp_graphql_request_duration_seconds_count {count}",
         m.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6
     );
+    if let Some(c) = &http.pipeline.cache {
+        let _ = writeln!(
+            out,
+            "# HELP idp_response_cache_hits_total Queries answered from the response cache.\n# TYPE idp_response_cache_hits_total counter\nidp_response_cache_hits_total {}\n\
+             # HELP idp_response_cache_misses_total Queries the response cache could not answer.\n# TYPE idp_response_cache_misses_total counter\nidp_response_cache_misses_total {}\n\
+             # HELP idp_response_cache_invalidated_total Kept answers dropped because what they read changed.\n# TYPE idp_response_cache_invalidated_total counter\nidp_response_cache_invalidated_total {}\n\
+             # HELP idp_response_cache_evictions_total Kept answers dropped for room.\n# TYPE idp_response_cache_evictions_total counter\nidp_response_cache_evictions_total {}\n\
+             # HELP idp_response_cache_entries Answers kept now.\n# TYPE idp_response_cache_entries gauge\nidp_response_cache_entries {}",
+            c.hits.load(Ordering::Relaxed),
+            c.misses.load(Ordering::Relaxed),
+            c.invalidated.load(Ordering::Relaxed),
+            c.evictions.load(Ordering::Relaxed),
+            c.len(),
+        );
+    }
     out.push_str("# HELP idp_graphql_errors_total GraphQL errors by extensions.code.\n# TYPE idp_graphql_errors_total counter\n");
     for (code, n) in m.errors.lock().iter() {
         let _ = writeln!(

@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod persisted;
 pub mod pipeline;
 pub mod rate_limit;
+pub mod response_cache;
 mod sse;
 pub mod ui;
 pub mod ws;

@@ -162,6 +162,18 @@ pub struct Pipeline {
     pub rate: Option<super::rate_limit::RateLimiter>,
     /// APQ registrations and the trusted-documents manifest.
     pub persisted: super::persisted::PersistedOperations,
+    /// Executed query answers (`cache.enabled`); `None`: every query executes.
+    pub cache: Option<super::response_cache::ResponseCache>,
+}
+
+/// A query's answer over HTTP: the bytes to send, and their `ETag` when cacheable.
+pub struct HttpAnswer {
+    pub body: bytes::Bytes,
+    pub etag: Option<String>,
+    /// `query`, `mutation` (metrics).
+    pub label: &'static str,
+    /// Served from the response cache.
+    pub cached: bool,
 }
 
 impl Pipeline {
@@ -173,6 +185,15 @@ impl Pipeline {
         Ok(self.auth.authenticate(authorization).await?)
     }
 
+    /// Step 3: the caller's request budget.
+    fn admit(&self, principal: &Principal) -> Result<(), RequestError> {
+        if let Some(rate) = &self.rate {
+            rate.check(principal.subject.as_deref().unwrap_or("anonymous"))
+                .map_err(RequestError::RateLimited)?;
+        }
+        Ok(())
+    }
+
     /// Steps 3 and 4: parse, choose, check the transport and the limits, attach the caller.
     pub fn prepare(
         &self,
@@ -180,11 +201,100 @@ impl Pipeline {
         principal: Arc<Principal>,
         transport: Transport,
     ) -> Result<Prepared, RequestError> {
-        if let Some(rate) = &self.rate {
-            rate.check(principal.subject.as_deref().unwrap_or("anonymous"))
-                .map_err(RequestError::RateLimited)?;
-        }
+        self.admit(&principal)?;
         let query = self.persisted.resolve(op.query, op.extensions.as_ref())?;
+        self.prepare_resolved(query, op.operation_name, op.variables, principal, transport)
+    }
+
+    /// An HTTP request (POST or GET) end to end, through the response cache: a kept answer is
+    /// sent again without parsing or executing anything; a query's fresh answer is kept when
+    /// what it read allows. `remote` carries the caller's `traceparent`, if any.
+    pub async fn answer_http(
+        &self,
+        op: Operation,
+        principal: Arc<Principal>,
+        transport: Transport,
+        remote: &http::HeaderMap,
+    ) -> Result<HttpAnswer, RequestError> {
+        use super::response_cache::{Lookup, ResponseCache};
+        self.admit(&principal)?;
+        let query = self.persisted.resolve(op.query, op.extensions.as_ref())?;
+        let key = self.cache.as_ref().map(|c| {
+            let key = ResponseCache::key(
+                &query,
+                op.operation_name.as_deref(),
+                op.variables.as_ref(),
+                &principal,
+            );
+            (c, key)
+        });
+        if let Some((cache, key)) = key {
+            if let Lookup::Hit(e) = cache.get(key, &principal) {
+                return Ok(HttpAnswer {
+                    body: e.body.clone(),
+                    etag: Some(e.etag.clone()),
+                    label: "query",
+                    cached: true,
+                });
+            }
+        }
+        let prepared = self.prepare_resolved(
+            query,
+            op.operation_name,
+            op.variables,
+            principal.clone(),
+            transport,
+        )?;
+        crate::telemetry::set_remote_parent(&prepared.span, remote);
+        let label = prepared.label();
+        let keepable = prepared.operation_type == OperationType::Query;
+        let (cache, key) = match key {
+            Some(k) if keepable => k,
+            _ => {
+                let response = self.execute(prepared).await?;
+                return Ok(HttpAnswer {
+                    body: serialize(&response)?,
+                    etag: None,
+                    label,
+                    cached: false,
+                });
+            }
+        };
+        // The counts before execution: a write during it makes the kept answer a miss.
+        let generations = cache.generations();
+        let (response, reads) = crate::state::reads::recording(self.execute(prepared)).await;
+        let response = response?;
+        let body = serialize(&response)?;
+        if !response.errors.is_empty() {
+            return Ok(HttpAnswer {
+                body,
+                etag: None,
+                label,
+                cached: false,
+            });
+        }
+        let entry = cache.insert(key, body, reads, generations, &principal);
+        Ok(HttpAnswer {
+            body: entry.body.clone(),
+            etag: Some(entry.etag.clone()),
+            label,
+            cached: false,
+        })
+    }
+
+    /// Step 4 for a document already resolved from its persisted form.
+    fn prepare_resolved(
+        &self,
+        query: String,
+        operation_name: Option<String>,
+        variables: Option<Value>,
+        principal: Arc<Principal>,
+        transport: Transport,
+    ) -> Result<Prepared, RequestError> {
+        let op = ResolvedOperation {
+            operation_name,
+            variables,
+        };
         let doc = async_graphql::parser::parse_query(&query)
             .map_err(|e| RequestError::ParseFailed(e.to_string()))?;
         // An unknown operation name or an ambiguous document is left to the executor, which
@@ -398,6 +508,18 @@ pub fn op_label(ty: Option<OperationType>) -> &'static str {
         Some(OperationType::Subscription) => "subscription",
         None => "none",
     }
+}
+
+/// The operation fields `prepare_resolved` still needs.
+struct ResolvedOperation {
+    operation_name: Option<String>,
+    variables: Option<Value>,
+}
+
+fn serialize(response: &async_graphql::Response) -> Result<bytes::Bytes, RequestError> {
+    serde_json::to_vec(response)
+        .map(bytes::Bytes::from)
+        .map_err(|e| RequestError::Internal(format!("cannot serialize a response: {e}")))
 }
 
 /// The trace span of one operation: `query ServicePage` and the like, with the document's hash

@@ -41,6 +41,8 @@ fn unindex(index: &mut HashMap<String, BTreeSet<String>>, at: &str, key: &str) {
 #[derive(Default)]
 pub struct AppStore {
     inner: RwLock<Inner>,
+    /// Bumped by every write (the response cache compares it).
+    pub generation: super::reads::Generation,
 }
 
 impl Inner {
@@ -80,6 +82,7 @@ impl AppStore {
     /// Applies one observed state of an application. Returns what is now stored, and a change
     /// only when it differs from before.
     pub fn upsert(&self, app: Application) -> (Arc<Application>, Option<AppChange>) {
+        let _changed = self.generation.after_write();
         let app = Arc::new(app);
         let previous = self.inner.write().insert(app.clone());
         let change = match previous {
@@ -99,6 +102,7 @@ impl AppStore {
     }
 
     pub fn remove(&self, key: &AppKey) -> Option<AppChange> {
+        let _changed = self.generation.after_write();
         let previous = self.inner.write().remove(&key.render())?;
         Some(AppChange::new(
             ChangeKind::Deleted,
@@ -110,6 +114,7 @@ impl AppStore {
 
     /// Makes an instance's apps exactly `apps` (a full list), returning what changed.
     pub fn replace_instance(&self, instance: &str, apps: Vec<Application>) -> Vec<AppChange> {
+        let _changed = self.generation.after_write();
         let mut changes = Vec::new();
         let mut fresh = BTreeSet::new();
         for app in apps {
@@ -131,6 +136,7 @@ impl AppStore {
     }
 
     pub fn set_projects(&self, instance: &str, projects: Vec<Project>) {
+        let _changed = self.generation.after_write();
         let mut inner = self.inner.write();
         inner.projects.retain(|(i, _), _| i != instance);
         for p in projects {
@@ -141,11 +147,13 @@ impl AppStore {
     }
 
     pub fn projects(&self) -> Vec<Arc<Project>> {
+        super::reads::note(super::reads::Section::ArgoCd);
         self.inner.read().projects.values().cloned().collect()
     }
 
     /// Apps passing `keep`, sorted by key.
     pub fn select(&self, keep: impl Fn(&Application) -> bool) -> Vec<Arc<Application>> {
+        super::reads::note(super::reads::Section::ArgoCd);
         self.inner
             .read()
             .apps
@@ -157,6 +165,7 @@ impl AppStore {
 
     /// Apps with this name in any instance and namespace, sorted by key.
     pub fn by_name(&self, name: &str) -> Vec<Arc<Application>> {
+        super::reads::note(super::reads::Section::ArgoCd);
         let inner = self.inner.read();
         inner
             .by_name
@@ -171,6 +180,7 @@ impl AppStore {
 
     /// Apps deploying into a namespace (of any cluster), sorted by key.
     pub fn deploying_to(&self, namespace: &str) -> Vec<Arc<Application>> {
+        super::reads::note(super::reads::Section::ArgoCd);
         let inner = self.inner.read();
         inner
             .by_destination
@@ -184,14 +194,17 @@ impl AppStore {
     }
 
     pub fn get(&self, key: &AppKey) -> Option<Arc<Application>> {
+        super::reads::note(super::reads::Section::ArgoCd);
         self.inner.read().apps.get(&key.render()).cloned()
     }
 
     pub fn count(&self, instance: &str) -> usize {
+        super::reads::note(super::reads::Section::ArgoCd);
         self.inner.read().counts.get(instance).copied().unwrap_or(0)
     }
 
     pub fn len(&self) -> usize {
+        super::reads::note(super::reads::Section::ArgoCd);
         self.inner.read().apps.len()
     }
 

@@ -200,14 +200,18 @@ impl CatalogSnapshot {
 #[derive(Default)]
 pub struct CatalogStore {
     current: ArcSwap<CatalogSnapshot>,
+    /// Bumped by every `replace` (the response cache compares it).
+    pub generation: super::reads::Generation,
 }
 
 impl CatalogStore {
     pub fn snapshot(&self) -> Arc<CatalogSnapshot> {
+        super::reads::note(super::reads::Section::Catalog);
         self.current.load_full()
     }
 
     pub fn replace(&self, snapshot: CatalogSnapshot) {
         self.current.store(Arc::new(snapshot));
+        self.generation.bump();
     }
 }

@@ -216,6 +216,8 @@ macro_rules! stored {
             index: RwLock<HashMap<IndexKey, BTreeSet<ObjRef>>>,
             /// Complete (re-)lists stored, all kinds together.
             pub lists: std::sync::atomic::AtomicU64,
+            /// Bumped by every write (the response cache compares it).
+            pub generation: super::reads::Generation,
         }
 
         impl ClusterStore {
@@ -228,6 +230,7 @@ macro_rules! stored {
                     $($field: KindStore::default(),)*
                     index: RwLock::new(HashMap::new()),
                     lists: Default::default(),
+                    generation: Default::default(),
                 }
             }
 
@@ -303,6 +306,7 @@ impl ClusterStore {
 
     /// Stores an added or modified object; returns what it replaced.
     pub fn apply<K: Stored>(&self, obj: K) -> (Option<Arc<K>>, Arc<K>) {
+        let _changed = self.generation.after_write();
         let key = obj_key(obj.meta());
         let obj = Arc::new(obj);
         let old = K::store(self).map.write().insert(key, obj.clone());
@@ -311,6 +315,7 @@ impl ClusterStore {
     }
 
     pub fn delete<K: Stored>(&self, obj: &K) -> Option<Arc<K>> {
+        let _changed = self.generation.after_write();
         let key = obj_key(obj.meta());
         let old = K::store(self).map.write().remove(&key);
         if let Some(o) = &old {
@@ -326,6 +331,7 @@ impl ClusterStore {
         &self,
         items: BTreeMap<ObjKey, Arc<K>>,
     ) -> Vec<(Option<Arc<K>>, Option<Arc<K>>)> {
+        let _changed = self.generation.after_write();
         let store = K::store(self);
         let mut changed = Vec::new();
         {
@@ -405,11 +411,22 @@ impl Clusters {
     }
 
     pub fn all(&self) -> Vec<Arc<ClusterStore>> {
+        super::reads::note(super::reads::Section::Kubernetes);
         self.entries.read().clone()
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<ClusterStore>> {
+        super::reads::note(super::reads::Section::Kubernetes);
         self.entries.read().iter().find(|c| c.name == name).cloned()
+    }
+
+    /// All clusters' change counts, summed (each only grows, so any write changes the sum).
+    pub fn generation(&self) -> u64 {
+        self.entries
+            .read()
+            .iter()
+            .map(|c| c.generation.get())
+            .fold(0, u64::wrapping_add)
     }
 
     pub fn is_empty(&self) -> bool {

@@ -5,6 +5,7 @@ pub mod apps;
 pub mod catalog;
 pub mod joins;
 pub mod kubernetes;
+pub mod reads;
 pub mod search;
 pub mod sources;
 
@@ -29,6 +30,15 @@ pub struct State {
 impl State {
     pub fn new() -> Arc<Self> {
         Self::with_bus(EventBus::new(4096))
+    }
+
+    /// Each section's change count (Kubernetes: summed over clusters), for the response cache.
+    pub fn generations(&self) -> [u64; reads::SECTIONS] {
+        [
+            self.catalog.generation.get(),
+            self.apps.generation.get(),
+            self.clusters.generation(),
+        ]
     }
 
     pub fn with_bus(bus: EventBus) -> Arc<Self> {

@@ -63,6 +63,8 @@ pub struct SourceHealth {
 
 impl SourceHealth {
     pub fn snapshot(&self) -> SourceSnapshot {
+        // Health moves with time and every sync: an answer showing it is good for a second.
+        super::reads::note_max_age(std::time::Duration::from_secs(1));
         self.state.lock().clone()
     }
 
@@ -115,6 +117,8 @@ impl SourceHealth {
 
     /// Serving from a snapshot that the source could not refresh on its last attempt.
     pub fn is_stale(&self) -> bool {
+        // Health moves with time and every sync: an answer showing it is good for a second.
+        super::reads::note_max_age(std::time::Duration::from_secs(1));
         !self.state.lock().connected
     }
 }

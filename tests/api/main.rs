@@ -7,6 +7,7 @@ mod auth;
 mod backstage_real;
 mod backstage_sim;
 mod browser;
+mod cache;
 mod catalog;
 mod cli;
 mod federation;

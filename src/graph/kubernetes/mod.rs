@@ -269,6 +269,8 @@ macro_rules! k8s_object {
             }
             /// Seconds since creation.
             async fn age_seconds(&self) -> Option<i64> {
+                // Moves with the clock: an answer showing it is good for a second.
+                crate::state::reads::note_max_age(std::time::Duration::from_secs(1));
                 self.meta().creation_timestamp.as_ref().and_then(ts).map(|t| (Utc::now() - t).num_seconds())
             }
             async fn resource_version(&self) -> Option<&str> { self.meta().resource_version.as_deref() }

@@ -89,6 +89,8 @@ impl ArgoCdHandle {
 
     /// The app's resource tree (cached for a few seconds).
     pub async fn resource_tree(&self, app: &Application) -> Result<Arc<ResourceTree>, SourceError> {
+        // Asked of ArgoCD on demand and cached here briefly: answers showing it are not kept.
+        crate::state::reads::note_max_age(std::time::Duration::ZERO);
         let (name, ns) = (app.key.name.clone(), app.key.namespace.clone());
         let client = self.client.clone();
         self.trees

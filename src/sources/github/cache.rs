@@ -16,6 +16,12 @@ use crate::domain::github::{Commit, PullRequest, Repository, WorkflowRun};
 use crate::sources::SourceError;
 use crate::state::SourceHealth;
 
+/// An answer built from a cached value may be kept (by the response cache) only as long as the
+/// value stays fresh here. Commits by SHA never change and need no such note.
+fn keep_for(remaining: Duration) {
+    crate::state::reads::note_max_age(remaining);
+}
+
 /// How long each kind is served before a (conditional) refresh.
 #[derive(Debug, Clone)]
 pub struct GitHubTtls {
@@ -147,6 +153,7 @@ impl GitHubSource {
         let fresh = |e: &Entry| !force && e.fetched.elapsed() < ttl;
         let cached = self.entries.lock().get(path).cloned();
         if let Some(e) = cached.as_ref().filter(|e| fresh(e)) {
+            keep_for(ttl.saturating_sub(e.fetched.elapsed()));
             return Ok(Fetched {
                 value: e.body.clone(),
                 stale: false,
@@ -168,6 +175,7 @@ impl GitHubSource {
             if e.fetched.elapsed() < ttl
                 && (!force || e.fetched.elapsed() < Duration::from_millis(50))
             {
+                keep_for(ttl.saturating_sub(e.fetched.elapsed()));
                 return Ok(Fetched {
                     value: e.body.clone(),
                     stale: false,
@@ -216,6 +224,8 @@ impl GitHubSource {
                 // only after the new entry is stored, so no caller refetches in between).
                 self.refreshing.lock().remove(path);
                 self.record(&Err(err.clone()));
+                // A stale value must not outlive this answer.
+                keep_for(Duration::ZERO);
                 return match cached {
                     Some(e) => Ok(Fetched {
                         value: e.body.clone(),
@@ -238,6 +248,7 @@ impl GitHubSource {
         }
         self.refreshing.lock().remove(path);
         self.record(&Ok(()));
+        keep_for(ttl);
         Ok(Fetched {
             value: entry.body.clone(),
             stale: false,
@@ -277,9 +288,11 @@ impl GitHubSource {
     pub fn repository_if_fresh(&self, slug: &str) -> Option<Fetched<Repository>> {
         let path = format!("/repos/{slug}");
         let e = self.entries.lock().get(&path).cloned()?;
-        if e.fetched.elapsed() >= self.effective(self.ttls.repository) {
+        let ttl = self.repository_ttl();
+        if e.fetched.elapsed() >= ttl {
             return None;
         }
+        keep_for(ttl.saturating_sub(e.fetched.elapsed()));
         let value = match &e.body {
             None => None,
             Some(b) => Some(Repository::from(
@@ -293,6 +306,11 @@ impl GitHubSource {
             observed_at: e.observed_at,
             next_page: None,
         })
+    }
+
+    /// How long a fetched repository is served from cache (longer while the budget is low).
+    pub fn repository_ttl(&self) -> Duration {
+        self.effective(self.ttls.repository)
     }
 
     /// A commit already known by SHA.
