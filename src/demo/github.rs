@@ -38,6 +38,8 @@ struct Inner {
     not_modified: AtomicU64,
     /// Requests by path (without query), for tests.
     by_path: Mutex<std::collections::HashMap<String, u64>>,
+    /// Registered webhooks: (payload URL, secret), as a repository or organization hook.
+    webhooks: Mutex<Vec<(String, String)>>,
 }
 
 #[derive(Clone)]
@@ -81,6 +83,7 @@ impl GitHubSim {
             requests: AtomicU64::new(0),
             not_modified: AtomicU64::new(0),
             by_path: Default::default(),
+            webhooks: Default::default(),
         });
         let router = Router::new()
             .route("/rate_limit", get(rate_limit))
@@ -105,6 +108,55 @@ impl GitHubSim {
             faults,
             inner,
         })
+    }
+
+    /// Registers a webhook: every delivery goes to `url`, signed with `secret`.
+    pub fn register_webhook(&self, url: &str, secret: &str) {
+        self.inner
+            .webhooks
+            .lock()
+            .push((url.to_string(), secret.to_string()));
+    }
+
+    /// Pushes a commit to a repository's default branch and delivers the `push` event to every
+    /// registered webhook, as GitHub does. Returns the commit and each delivery's HTTP status.
+    pub async fn push(
+        &self,
+        slug: &str,
+        message: &str,
+        author_login: &str,
+    ) -> Option<(Commit, Vec<u16>)> {
+        let before = self.inner.git.head(slug)?;
+        let commit = self.inner.git.push(slug, message, author_login)?;
+        let repo = self.inner.git.repo(slug)?;
+        let payload = push_payload(slug, &repo.default_branch, &before.sha, &commit);
+        let statuses = self.deliver("push", &payload).await;
+        Some((commit, statuses))
+    }
+
+    /// Delivers one event to every registered webhook with GitHub's headers
+    /// (`X-GitHub-Event`, `X-GitHub-Delivery`, `X-GitHub-Hook-ID`, `X-Hub-Signature-256`,
+    /// `User-Agent: GitHub-Hookshot/...`); returns each delivery's HTTP status (0: unreachable).
+    pub async fn deliver(&self, event: &str, payload: &Value) -> Vec<u16> {
+        let hooks = self.inner.webhooks.lock().clone();
+        let body = payload.to_string();
+        let client = reqwest::Client::new();
+        let mut statuses = Vec::new();
+        for (i, (url, secret)) in hooks.iter().enumerate() {
+            let r = client
+                .post(url)
+                .header("content-type", "application/json")
+                .header("user-agent", "GitHub-Hookshot/5f8a3e2")
+                .header("x-github-event", event)
+                .header("x-github-delivery", uuid::Uuid::new_v4().to_string())
+                .header("x-github-hook-id", (400_000_000 + i).to_string())
+                .header("x-hub-signature-256", sign(secret, body.as_bytes()))
+                .body(body.clone())
+                .send()
+                .await;
+            statuses.push(r.map(|r| r.status().as_u16()).unwrap_or(0));
+        }
+        statuses
     }
 
     pub fn url(&self) -> String {
@@ -534,5 +586,49 @@ async fn run(
             .into_iter()
             .find(|run| run["id"] == id)?;
         Some((run, None))
+    })
+}
+
+/// `sha256=<hex>` of HMAC-SHA256(secret, body): GitHub's `X-Hub-Signature-256`.
+pub fn sign(secret: &str, body: &[u8]) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
+        .expect("BUG: HMAC takes keys of any length");
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}
+
+/// A `push` event's payload, shaped as GitHub sends it.
+pub fn push_payload(slug: &str, branch: &str, before: &str, c: &Commit) -> Value {
+    let (owner, name) = slug.split_once('/').unwrap_or((slug, slug));
+    let id = u64::from_str_radix(&sha1_smol::Sha1::from(slug).digest().to_string()[..8], 16)
+        .unwrap_or(1);
+    let person =
+        json!({"name": c.author_name, "email": c.author_email, "username": c.author_login});
+    let commit = json!({
+        "id": c.sha, "tree_id": format!("{:0>40}", &c.sha[..8]), "distinct": true, "message": c.message,
+        "timestamp": c.date.to_rfc3339_opts(SecondsFormat::Secs, true),
+        "url": format!("https://github.com/{slug}/commit/{}", c.sha),
+        "author": person, "committer": person, "added": [], "removed": [], "modified": ["README.md"],
+    });
+    json!({
+        "ref": format!("refs/heads/{branch}"), "before": before, "after": c.sha,
+        "created": false, "deleted": false, "forced": false, "base_ref": null,
+        "compare": format!("https://github.com/{slug}/compare/{}...{}", &before[..12.min(before.len())], &c.sha[..12]),
+        "commits": [commit.clone()], "head_commit": commit,
+        "repository": {
+            "id": id, "node_id": format!("R_{id}"), "name": name, "full_name": slug, "private": true,
+            "owner": {"login": owner, "id": 1000 + id % 1000, "type": "Organization"},
+            "html_url": format!("https://github.com/{slug}"), "url": format!("https://github.com/{slug}"),
+            "default_branch": branch, "master_branch": branch, "pushed_at": c.date.timestamp(),
+        },
+        "pusher": {"name": c.author_login, "email": c.author_email},
+        "sender": {"login": c.author_login, "id": 2000 + id % 1000, "type": "User"},
     })
 }

@@ -226,6 +226,8 @@ impl DemoWorld {
             ttl: Default::default(),
             timeout_secs: 5.0,
             page_size: 100,
+            webhook_secret_env: None,
+            webhook_secret_file: None,
         });
         s.kubernetes = vec![KubernetesSettings {
             name: "demo".into(),

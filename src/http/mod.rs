@@ -12,6 +12,7 @@ pub mod rate_limit;
 pub mod response_cache;
 mod sse;
 pub mod ui;
+pub mod webhooks;
 pub mod ws;
 
 use std::sync::Arc;
@@ -64,6 +65,13 @@ pub fn router(http: HttpState, settings: &crate::config::HttpSettings) -> Router
         .route(
             "/graphql/sse",
             axum::routing::post(sse::stream).get(sse::stream_get),
+        )
+        // Authenticated by its HMAC signature, not by a caller's token.
+        .route(
+            "/webhooks/github",
+            axum::routing::post(webhooks::github).layer(axum::extract::DefaultBodyLimit::max(
+                webhooks::MAX_DELIVERY_BYTES + 1,
+            )),
         )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

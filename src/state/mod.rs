@@ -25,6 +25,8 @@ pub struct State {
     pub sources: SourceRegistry,
     pub clusters: Clusters,
     pub bus: EventBus,
+    /// Bumped when a GitHub webhook drops cached GitHub responses.
+    pub github_cache: reads::Generation,
 }
 
 impl State {
@@ -38,6 +40,7 @@ impl State {
             self.catalog.generation.get(),
             self.apps.generation.get(),
             self.clusters.generation(),
+            self.github_cache.get(),
         ]
     }
 
@@ -48,6 +51,7 @@ impl State {
             sources: SourceRegistry::default(),
             clusters: Clusters::default(),
             bus,
+            github_cache: Default::default(),
         })
     }
 }

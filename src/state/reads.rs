@@ -19,9 +19,11 @@ pub enum Section {
     Catalog = 0,
     ArgoCd = 1,
     Kubernetes = 2,
+    /// GitHub's response cache (changed by webhook deliveries).
+    GitHub = 3,
 }
 
-pub const SECTIONS: usize = 3;
+pub const SECTIONS: usize = 4;
 
 /// A store's change counter: bumped by every write, read before an execution starts.
 #[derive(Debug, Default)]

@@ -25,3 +25,4 @@ mod subscriptions;
 mod telemetry;
 mod templates;
 mod watch;
+mod webhooks;

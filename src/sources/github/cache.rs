@@ -19,6 +19,7 @@ use crate::state::SourceHealth;
 /// An answer built from a cached value may be kept (by the response cache) only as long as the
 /// value stays fresh here. Commits by SHA never change and need no such note.
 fn keep_for(remaining: Duration) {
+    crate::state::reads::note(crate::state::reads::Section::GitHub);
     crate::state::reads::note_max_age(remaining);
 }
 
@@ -77,6 +78,11 @@ pub struct GitHubSource {
     batches: std::sync::atomic::AtomicU64,
     /// Items per list page (`per_page`, at most 100).
     page_size: usize,
+    /// The webhook secret; `None`: deliveries are refused.
+    webhook_secret: Option<secrecy::SecretString>,
+    /// Where a delivery's invalidation is counted (`State::github_cache`), so that kept
+    /// answers that showed GitHub values go too.
+    state: Option<Arc<crate::state::State>>,
 }
 
 const MAX_ENTRIES: usize = 50_000;
@@ -92,10 +98,66 @@ impl GitHubSource {
             commits: moka::sync::Cache::new(10_000),
             batches: Default::default(),
             page_size: 100,
+            webhook_secret: None,
+            state: None,
         }
     }
 
     /// Items per list page; lists longer than this follow `Link: rel="next"`.
+    pub fn with_webhooks(
+        mut self,
+        secret: Option<secrecy::SecretString>,
+        state: Arc<crate::state::State>,
+    ) -> Self {
+        self.webhook_secret = secret;
+        self.state = Some(state);
+        self
+    }
+
+    pub fn webhook_secret(&self) -> Option<&secrecy::SecretString> {
+        self.webhook_secret.as_ref()
+    }
+
+    /// Applies a verified webhook delivery: drops exactly the cached responses the event
+    /// makes stale (a push: the repository and its branch heads; a pull request: its pull
+    /// request lists and the pull request; a workflow run: the run lists and the run; a
+    /// repository event: everything under the repository). Returns the number dropped.
+    pub fn apply_webhook(&self, event: &str, payload: &serde_json::Value) -> usize {
+        let Some(slug) = payload
+            .pointer("/repository/full_name")
+            .and_then(|v| v.as_str())
+        else {
+            return 0;
+        };
+        let repo = format!("/repos/{slug}");
+        let prefixes: Vec<String> = match event {
+            "push" => vec![repo.clone() + "/commits/", repo.clone() + "?"],
+            "pull_request" => vec![repo.clone() + "/pulls"],
+            "workflow_run" | "workflow_job" | "check_suite" => {
+                vec![repo.clone() + "/actions/runs"]
+            }
+            "repository" => vec![repo.clone() + "/"],
+            _ => vec![],
+        };
+        let exact = matches!(event, "push" | "repository");
+        let dropped = {
+            let mut entries = self.entries.lock();
+            let before = entries.len();
+            entries.retain(|path, _| {
+                let hit = (exact && path == &repo)
+                    || prefixes.iter().any(|p| path.starts_with(p.as_str()));
+                !hit
+            });
+            before - entries.len()
+        };
+        if dropped > 0 || exact {
+            if let Some(s) = &self.state {
+                s.github_cache.bump();
+            }
+        }
+        dropped
+    }
+
     pub fn with_page_size(mut self, n: usize) -> Self {
         self.page_size = n.clamp(1, 100);
         self

@@ -26,6 +26,39 @@ pub struct GitHubSettings {
     /// `per_page` for lists (1-100); longer lists follow `Link` headers.
     #[serde(default = "default_gh_page")]
     pub page_size: usize,
+    /// The webhook secret (`POST /webhooks/github`, `X-Hub-Signature-256`), from this
+    /// environment variable or file. With it, deliveries invalidate exactly what changed and
+    /// the TTLs above stretch tenfold: polling becomes a slow safety net.
+    #[serde(default)]
+    pub webhook_secret_env: Option<String>,
+    #[serde(default)]
+    pub webhook_secret_file: Option<std::path::PathBuf>,
+}
+
+/// With webhooks, the TTLs are only a safety net: this many times longer.
+pub const WEBHOOK_TTL_FACTOR: u32 = 10;
+
+impl GitHubSettings {
+    /// The webhook secret, when configured and present.
+    fn webhook_secret(&self) -> Result<Option<secrecy::SecretString>, String> {
+        let value = match (&self.webhook_secret_env, &self.webhook_secret_file) {
+            (None, None) => return Ok(None),
+            (Some(var), None) => std::env::var(var)
+                .map_err(|_| format!("github.webhook_secret_env: {var} is not set"))?,
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|e| format!("github.webhook_secret_file: {}: {e}", path.display()))?,
+            (Some(_), Some(_)) => {
+                return Err(
+                    "github: set webhook_secret_env or webhook_secret_file, not both".into(),
+                )
+            }
+        };
+        let value = value.trim().to_string();
+        if value.is_empty() {
+            return Err("github: the webhook secret is empty".into());
+        }
+        Ok(Some(value.into()))
+    }
 }
 
 fn default_github_url() -> String {
@@ -75,6 +108,12 @@ impl Source for GitHubSettings {
     fn validate(&self, key: &str) -> Result<(), ConfigError> {
         check_url(&format!("{key}.url"), &self.url)?;
         self.token.validate(key)?;
+        if self.webhook_secret_env.is_some() && self.webhook_secret_file.is_some() {
+            return Err(invalid(
+                format!("{key}.webhook_secret_env"),
+                "set either webhook_secret_env or webhook_secret_file, not both",
+            ));
+        }
         positive(&format!("{key}.timeout_secs"), self.timeout_secs)?;
         if !(1..=100).contains(&self.page_size) {
             return Err(invalid(
@@ -107,14 +146,25 @@ impl Source for GitHubSettings {
         // GitHub is read on demand: nothing to wait for before serving.
         health.record_success(0, 0.0);
         let secs = Duration::from_secs_f64;
+        let webhook_secret = self.webhook_secret().map_err(|message| StartError {
+            name: self.name().into(),
+            message,
+        })?;
+        let factor = if webhook_secret.is_some() {
+            WEBHOOK_TTL_FACTOR
+        } else {
+            1
+        };
         let ttls = GitHubTtls {
-            repository: secs(self.ttl.repository_secs),
-            latest_commit: secs(self.ttl.latest_commit_secs),
-            pull_requests: secs(self.ttl.pull_requests_secs),
-            workflow_runs: secs(self.ttl.workflow_runs_secs),
+            repository: secs(self.ttl.repository_secs) * factor,
+            latest_commit: secs(self.ttl.latest_commit_secs) * factor,
+            pull_requests: secs(self.ttl.pull_requests_secs) * factor,
+            workflow_runs: secs(self.ttl.workflow_runs_secs) * factor,
         };
         ctx.upstreams.github = Some(Arc::new(
-            GitHubSource::new(client, ttls, health).with_page_size(self.page_size),
+            GitHubSource::new(client, ttls, health)
+                .with_page_size(self.page_size)
+                .with_webhooks(webhook_secret, ctx.state.clone()),
         ));
         Ok(())
     }
