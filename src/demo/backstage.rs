@@ -143,6 +143,7 @@ impl BackstageSim {
             stitch(&mut data, &inner.location);
         }
         let app = Router::new()
+            .route("/api/catalog/entities", get(list_entities))
             .route("/api/catalog/entities/by-query", get(by_query))
             .route("/api/catalog/entities/by-refs", post(by_refs))
             .route(
@@ -829,6 +830,131 @@ async fn by_query(
         .map(|(s, _)| project(&s.stitched, &fields))
         .collect();
     Json(json!({"items": items, "totalItems": total, "pageInfo": page_info})).into_response()
+}
+
+/// `GET /api/catalog/entities`: the older list endpoint `@backstage/catalog-client`'s
+/// `getEntities()` calls — `filter` (repeatable), `fields`, `order` (`asc:metadata.name`),
+/// `offset`, `limit` and the opaque `after` cursor; the answer is a bare array, and a `Link:
+/// <...>; rel="next"` header while more remain.
+async fn list_entities(
+    State(inner): State<Arc<Inner>>,
+    method: Method,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let url = plugin_url("/api/catalog/entities", raw.as_deref());
+    if let Err(r) = check_token(&inner, &headers, &method, &url) {
+        return *r;
+    }
+    let (mut filters_raw, mut fields, mut order) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut offset, mut limit, mut after) = (None, None, None);
+    for (k, v) in url::form_urlencoded::parse(raw.as_deref().unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "filter" => filters_raw.push(v.into_owned()),
+            "fields" => fields.extend(
+                v.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty()),
+            ),
+            "order" => {
+                let (dir, field) = v.split_once(':').unwrap_or(("asc", v.as_ref()));
+                if !matches!(dir, "asc" | "desc") {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "InputError",
+                        &format!("Invalid order field order, must be asc or desc, got {dir}"),
+                        &method,
+                        &url,
+                    );
+                }
+                order.push(OrderField {
+                    field: field.to_string(),
+                    order: dir.to_string(),
+                });
+            }
+            "offset" => offset = Some(v.into_owned()),
+            "limit" => limit = Some(v.into_owned()),
+            "after" => after = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    let number = |name: &str, v: &Option<String>| -> Result<Option<usize>, String> {
+        match v.as_deref().map(str::parse::<i64>) {
+            None => Ok(None),
+            Some(Ok(n)) if n >= 0 => Ok(Some(n as usize)),
+            Some(_) => Err(format!(
+                "request/query/{name} must be a non-negative integer"
+            )),
+        }
+    };
+    let (offset, limit) = match (number("offset", &offset), number("limit", &limit)) {
+        (Ok(o), Ok(l)) => (o, l),
+        (Err(m), _) | (_, Err(m)) => {
+            return error(StatusCode::BAD_REQUEST, "InputError", &m, &method, &url)
+        }
+    };
+    // `after` carries the offset of the next page (opaque to clients, as Backstage's is).
+    let start = match after.as_deref() {
+        None => offset.unwrap_or(0),
+        Some(a) => match base64::engine::general_purpose::STANDARD
+            .decode(a)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .and_then(|v| v["offset"].as_u64())
+        {
+            Some(o) => o as usize,
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "InputError",
+                    "Malformed after cursor",
+                    &method,
+                    &url,
+                )
+            }
+        },
+    };
+    let filters = parse_filters(&filters_raw);
+    let data = inner.data.read();
+    let mut matched: Vec<(&Stored, (Option<String>, String))> = data
+        .uid_order
+        .iter()
+        .filter_map(|r| data.by_ref.get(r))
+        .filter(|s| matches_filters(&s.flat, &filters))
+        .map(|s| (s, sort_key(s, &order)))
+        .collect();
+    if !order.is_empty() {
+        let desc = order[0].order == "desc";
+        matched.sort_by(|a, b| compare(&a.1, &b.1, desc));
+    }
+    let total = matched.len();
+    let start = start.min(total);
+    let end = limit.map_or(total, |l| (start + l).min(total));
+    let items: Vec<Value> = matched[start..end]
+        .iter()
+        .map(|(s, _)| project(&s.stitched, &fields))
+        .collect();
+    let mut response = Json(Value::Array(items)).into_response();
+    if limit.is_some() && end < total {
+        let cursor =
+            base64::engine::general_purpose::STANDARD.encode(json!({"offset": end}).to_string());
+        let mut next: Vec<(String, String)> =
+            url::form_urlencoded::parse(raw.as_deref().unwrap_or("").as_bytes())
+                .filter(|(k, _)| k != "after" && k != "offset")
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+        next.push(("after".into(), cursor));
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(next)
+            .finish();
+        if let Ok(v) =
+            axum::http::HeaderValue::from_str(&format!("<{}?{query}>; rel=\"next\"", uri.path()))
+        {
+            response.headers_mut().insert(header::LINK, v);
+        }
+    }
+    response
 }
 
 #[derive(serde::Deserialize)]

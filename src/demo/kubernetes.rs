@@ -194,6 +194,28 @@ fn meta(name: &str, ns: Option<&str>, labels: Value) -> Value {
 
 /// The seed's cluster: namespaces and, per app, a Deployment, its ReplicaSet and pods, a
 /// Service, a ConfigMap and a Secret.
+/// A container's `imageID` as the kubelet reports it once the image is pulled: the image by
+/// digest (empty while it is still being created, as the API server sends it).
+fn image_id(image: &str) -> String {
+    use sha2::Digest;
+    let repo = image.split(':').next().unwrap_or(image);
+    let digest: String = sha2::Sha256::digest(image.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{repo}@sha256:{digest}")
+}
+
+/// A running container's `containerID` (`containerd://<64 hex>`).
+fn container_id(pod: &str) -> String {
+    use sha2::Digest;
+    let digest: String = sha2::Sha256::digest(pod.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("containerd://{digest}")
+}
+
 pub fn seed_objects(apps: &[&str]) -> Vec<(&'static str, Value)> {
     let mut out = Vec::new();
     for ns in ["default", "kube-system"].iter().chain(apps.iter()) {
@@ -219,14 +241,15 @@ pub fn seed_objects(apps: &[&str]) -> Vec<(&'static str, Value)> {
         rs_meta["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "Deployment", "name": app, "uid": dmeta["uid"], "controller": true, "blockOwnerDeletion": true}]);
         let rs_uid = rs_meta["uid"].clone();
         rs_meta["annotations"] = json!({"deployment.kubernetes.io/revision": "1"});
-        out.push(("replicasets", json!({"metadata": rs_meta, "spec": {"replicas": 2, "template": {"metadata": {"labels": pod_labels}, "spec": {"containers": [{"name": app, "image": image}]}}}, "status": {"replicas": 2, "readyReplicas": 2, "availableReplicas": 2}})));
+        out.push(("replicasets", json!({"metadata": rs_meta, "spec": {"replicas": 2, "selector": {"matchLabels": pod_labels}, "template": {"metadata": {"labels": pod_labels}, "spec": {"containers": [{"name": app, "image": image}]}}}, "status": {"replicas": 2, "readyReplicas": 2, "availableReplicas": 2}})));
         for suffix in ["x7k2p", "q9v4m"] {
             let mut m = meta(&format!("{rs}-{suffix}"), Some(app), pod_labels.clone());
             m["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs, "uid": rs_uid, "controller": true, "blockOwnerDeletion": true}]);
             out.push(("pods", json!({"metadata": m,
                 "spec": {"nodeName": "demo-node-1", "containers": [{"name": app, "image": image}]},
                 "status": {"phase": "Running", "podIP": "10.244.0.10", "conditions": [{"type": "Ready", "status": "True"}],
-                           "containerStatuses": [{"name": app, "ready": true, "restartCount": 0, "image": image, "state": {"running": {"startedAt": "2026-11-26T00:00:00Z"}}}]}})));
+                           "containerStatuses": [{"name": app, "ready": true, "restartCount": 0, "image": image, "imageID": image_id(&image),
+                                              "containerID": container_id(&format!("{rs}-{suffix}")), "started": true, "state": {"running": {"startedAt": "2026-11-26T00:00:00Z"}}}]}})));
         }
         out.push(("services", json!({"metadata": meta(app, Some(app), labels.clone()),
             "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.20", "selector": {"app.kubernetes.io/name": app}, "ports": [{"port": 80, "targetPort": 8080, "protocol": "TCP"}]}})));
@@ -290,7 +313,7 @@ pub fn bulk_objects(deployments: usize, pods_each: usize) -> Vec<(&'static str, 
         rm["managedFields"] =
             managed_fields(json!({"f:replicas": {}, "f:selector": {}, "f:template": {}}));
         let rsuid = rm["uid"].clone();
-        out.push(("replicasets", json!({"metadata": rm, "spec": {"replicas": pods_each}, "status": {"replicas": pods_each, "readyReplicas": pods_each}})));
+        out.push(("replicasets", json!({"metadata": rm, "spec": {"replicas": pods_each, "selector": {"matchLabels": labels}}, "status": {"replicas": pods_each, "readyReplicas": pods_each}})));
         for p in 0..pods_each {
             let mut pm = meta(&format!("{rs}-p{p:04}"), Some(&ns), labels.clone());
             pm["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs, "uid": rsuid, "controller": true, "blockOwnerDeletion": true}]);
@@ -1071,7 +1094,7 @@ async fn rollout(inner: Arc<Inner>, ns: String, name: String) {
             let uid = m["uid"].clone();
             let mut tpl = template.clone();
             tpl["metadata"]["labels"] = pod_labels.clone();
-            inner.apply("ADDED", "replicasets", json!({"metadata": m, "spec": {"replicas": 0, "template": tpl}, "status": {"replicas": 0}}));
+            inner.apply("ADDED", "replicasets", json!({"metadata": m, "spec": {"replicas": 0, "selector": {"matchLabels": pod_labels}, "template": tpl}, "status": {"replicas": 0}}));
             uid
         }
     };
@@ -1166,7 +1189,7 @@ async fn rollout(inner: Arc<Inner>, ns: String, name: String) {
             "spec": {"nodeName": "demo-node-1", "containers": [{"name": container, "image": image}]},
             "status": {"phase": "Pending", "conditions": [{"type": "Ready", "status": "False"}],
                        "containerStatuses": [{"name": container, "ready": false, "restartCount": 0, "image": image,
-                                              "state": {"waiting": {"reason": "ContainerCreating"}}}]}});
+                                              "imageID": "", "started": false, "state": {"waiting": {"reason": "ContainerCreating"}}}]}});
         pod = inner.apply("ADDED", "pods", pod);
         record_event(
             &inner,
@@ -1194,7 +1217,8 @@ async fn rollout(inner: Arc<Inner>, ns: String, name: String) {
         }
         pod["status"] = json!({"phase": "Running", "podIP": format!("10.244.0.{}", rand::random_range(11..250)), "startTime": now(),
             "conditions": [{"type": "Ready", "status": "True"}],
-            "containerStatuses": [{"name": container, "ready": true, "restartCount": 0, "image": image, "state": {"running": {"startedAt": now()}}}]});
+            "containerStatuses": [{"name": container, "ready": true, "restartCount": 0, "image": image, "imageID": image_id(image.as_str().unwrap_or("")),
+                                   "containerID": container_id(&pod_name), "started": true, "state": {"running": {"startedAt": now()}}}]});
         let pod = inner.apply("MODIFIED", "pods", pod);
         record_event(
             &inner,
@@ -1350,7 +1374,7 @@ impl KubeSim {
         };
         pod["status"]["conditions"] =
             json!([{"type": "Ready", "status": if ready { "True" } else { "False" }}]);
-        pod["status"]["containerStatuses"] = json!([{"name": container, "image": image, "ready": ready, "restartCount": restarts, "state": state,
+        pod["status"]["containerStatuses"] = json!([{"name": container, "image": image, "imageID": image_id(image.as_str().unwrap_or("")), "ready": ready, "restartCount": restarts, "state": state,
             "lastState": if on { json!({"terminated": {"exitCode": 1, "reason": "Error", "finishedAt": now()}}) } else { json!({}) }}]);
         let pod = self.inner.apply("MODIFIED", "pods", pod);
         if on {

@@ -199,3 +199,54 @@ async fn facets_count_values() {
     let component = kinds.iter().find(|f| f["value"] == "Component").unwrap();
     assert_eq!(component["count"], 11);
 }
+
+/// The real `@backstage/catalog-client` (from the Backstage peer's packages) reads the
+/// simulated catalog: `getEntities` (the older list endpoint, with filter, fields, order,
+/// offset and limit), `getEntityByRef` and `queryEntities`.
+#[tokio::test]
+async fn the_real_catalog_client_reads_the_simulated_catalog() {
+    let peer = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/backstage");
+    assert!(
+        peer.join("node_modules/@backstage/catalog-client").is_dir(),
+        "npm ci in tests/peers/backstage first (.ci/run does)"
+    );
+    let world = idp_graph::demo::DemoWorld::start(&idp_graph::demo::DemoOptions::for_tests())
+        .await
+        .unwrap();
+    let out = tokio::process::Command::new("node")
+        .arg(peer.join("catalog-client.mjs"))
+        .arg(world.backstage.url())
+        .arg(idp_graph::demo::DEMO_TOKEN)
+        .current_dir(&peer)
+        .output()
+        .await
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let components: Vec<&str> = v["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    let mut sorted = components.clone();
+    sorted.sort();
+    assert_eq!(components, sorted, "ordered by metadata.name");
+    assert!(components.contains(&"sample-app"));
+    assert_eq!(
+        v["fieldsOnly"],
+        serde_json::json!(["kind", "metadata", "spec"])
+    );
+    assert_eq!(
+        v["page"],
+        serde_json::json!(components[2..5].to_vec()),
+        "offset 2, limit 3"
+    );
+    assert_eq!(v["one"], "sample-app");
+    assert_eq!(v["total"].as_u64().unwrap() as usize, components.len());
+    assert!(v["all"].as_u64().unwrap() as usize > components.len());
+}

@@ -319,3 +319,33 @@ async fn kubectl_rollout_restart_patches_and_the_controller_rolls() {
     .await;
     assert_eq!(r.status(), 409);
 }
+
+/// The official Python client (v37, strict models: a missing required field fails) lists every
+/// kind and watches pods and ReplicaSets on the simulated API server.
+#[tokio::test]
+async fn the_official_python_client_lists_and_watches_pods_and_replica_sets() {
+    let world = idp_graph::demo::DemoWorld::start(&idp_graph::demo::DemoOptions::for_tests())
+        .await
+        .unwrap();
+    let script =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/kube_client.py");
+    let out = tokio::process::Command::new("python3")
+        .arg(&script)
+        .arg(world.kubernetes.url())
+        .output()
+        .await
+        .expect("python3 runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("No module named 'kubernetes'"),
+        "pip install kubernetes==37.0.2 first (.ci/run does)"
+    );
+    assert!(out.status.success(), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["counts"]["pods"].as_u64().unwrap() >= 14, "{v}");
+    assert_eq!(v["counts"]["replicasets"], v["counts"]["deployments"]);
+    assert!(v["image_ids"][0].as_str().unwrap().contains("@sha256:"));
+    assert!(v["selector"]["pod-template-hash"].is_string(), "{v}");
+    assert_eq!(v["watched"]["pods"], v["counts"]["pods"]);
+    assert_eq!(v["watched"]["replicasets"], v["counts"]["replicasets"]);
+}
