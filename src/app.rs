@@ -144,6 +144,9 @@ impl App {
                 rate: crate::http::rate_limit::RateLimiter::new(
                     settings.limits.requests_per_minute,
                 ),
+                subscriptions: crate::http::shared_subscriptions::SubscriptionHub::new(
+                    settings.events.capacity,
+                ),
                 cache: crate::http::response_cache::ResponseCache::new(
                     &settings.cache,
                     state.clone(),

@@ -234,6 +234,10 @@ async fn session(
                     return Ok(Ended::Dropped);
                 }
             }
+            // Fell behind a shared execution: resubscribe from the last cursor printed.
+            Some("error") if m["payload"][0]["extensions"]["code"] == "RESYNC_REQUIRED" => {
+                return Ok(Ended::Dropped)
+            }
             Some("error") => return Err(WatchError::Refused(m["payload"].to_string())),
             Some("complete") => return Ok(Ended::Finished),
             _ => {}

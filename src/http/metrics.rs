@@ -87,6 +87,18 @@ pub async fn render(State(http): State<HttpState>) -> impl IntoResponse {
         "idp_graphql_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}\nidp_graphql_request_duration_seconds_sum {}\nidp_graphql_request_duration_seconds_count {count}",
         m.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6
     );
+    {
+        let h = &http.pipeline.subscriptions;
+        let _ = writeln!(
+            out,
+            "# HELP idp_subscription_executions_total Subscription executions started (one per group of identical subscribers).\n# TYPE idp_subscription_executions_total counter\nidp_subscription_executions_total {}\n\
+             # HELP idp_subscription_joined_total Subscribers that joined a running execution.\n# TYPE idp_subscription_joined_total counter\nidp_subscription_joined_total {}\n\
+             # HELP idp_subscription_groups Shared executions running now.\n# TYPE idp_subscription_groups gauge\nidp_subscription_groups {}",
+            h.groups_started.load(Ordering::Relaxed),
+            h.joined.load(Ordering::Relaxed),
+            h.groups(),
+        );
+    }
     if let Some(c) = &http.pipeline.cache {
         let _ = writeln!(
             out,

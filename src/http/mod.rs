@@ -10,6 +10,7 @@ pub mod persisted;
 pub mod pipeline;
 pub mod rate_limit;
 pub mod response_cache;
+pub mod shared_subscriptions;
 mod sse;
 pub mod ui;
 pub mod webhooks;

@@ -164,6 +164,8 @@ pub struct Pipeline {
     pub persisted: super::persisted::PersistedOperations,
     /// Executed query answers (`cache.enabled`); `None`: every query executes.
     pub cache: Option<super::response_cache::ResponseCache>,
+    /// Subscriptions executed once per group of identical subscribers.
+    pub subscriptions: super::shared_subscriptions::SubscriptionHub,
 }
 
 /// A query's answer over HTTP: the bytes to send, and their `ETag` when cacheable.
@@ -386,6 +388,15 @@ impl Pipeline {
         let metrics = self.metrics.clone();
         let rest = results.map(move |r| label_errors(&metrics, r, false));
         Ok(futures::stream::iter(first).chain(rest).boxed())
+    }
+
+    /// Like `stream`, but a subscription that many callers share is executed once for all of
+    /// them (`shared_subscriptions`); items are serialized payloads.
+    pub async fn subscribe(
+        &self,
+        p: Prepared,
+    ) -> Result<BoxStream<'static, super::shared_subscriptions::Item>, RequestError> {
+        self.subscriptions.subscribe(p, |p| self.stream(p)).await
     }
 
     /// Codes every error; a response that is only pathless errors is a refusal.

@@ -29,6 +29,7 @@ use tokio::sync::mpsc;
 
 use super::error::RequestError;
 use super::pipeline::{Operation, Prepared, Transport};
+use super::shared_subscriptions::Item;
 use super::HttpState;
 
 /// How long a client has to send `connection_init`.
@@ -262,7 +263,7 @@ async fn run_operation(
     subs: Running,
 ) {
     let stream = match prepared {
-        Ok(p) => http.pipeline.stream(p).await,
+        Ok(p) => http.pipeline.subscribe(p).await,
         Err(e) => Err(e),
     };
     let mut results = match stream {
@@ -277,9 +278,30 @@ async fn run_operation(
             return;
         }
     };
-    while let Some(resp) = results.next().await {
-        let msg = json!({"id": id, "type": protocol.result_type(), "payload": resp});
-        if out.send(text(msg)).await.is_err() {
+    // The payload is serialized once per group of subscribers; only the envelope is ours.
+    let head = format!(
+        "{{\"id\":{},\"type\":\"{}\",\"payload\":",
+        Value::String(id.clone()),
+        protocol.result_type()
+    );
+    while let Some(item) = results.next().await {
+        let payload = match item {
+            Item::Payload(p) => p,
+            Item::Lagged => {
+                subs.lock().remove(&id);
+                let _ = out
+                    .send(text(json!({"id": id, "type": "error", "payload": [{
+                        "message": "this subscription fell behind its events; resubscribe from your last cursor",
+                        "extensions": {"code": "RESYNC_REQUIRED"}}]})))
+                    .await;
+                return;
+            }
+        };
+        let mut msg = String::with_capacity(head.len() + payload.len() + 1);
+        msg.push_str(&head);
+        msg.push_str(std::str::from_utf8(&payload).unwrap_or("null"));
+        msg.push('}');
+        if out.send(Message::text(msg)).await.is_err() {
             subs.lock().remove(&id);
             return;
         }

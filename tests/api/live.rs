@@ -437,19 +437,36 @@ async fn a_stalled_subscriber_gets_resync_required_while_others_keep_receiving()
         resyncs_healthy, 0,
         "the healthy subscriber was never slowed into a resync"
     );
-    // The stalled one, when it reads again, finds a RESYNC_REQUIRED and then fresh events.
+    // The stalled one, when it reads again, finds an explicit RESYNC_REQUIRED — never a silent
+    // gap. Its subscription runs in a shared execution (nothing else is like it), so the signal
+    // is the protocol's `error` message with that code, which ends the subscription: the
+    // client resubscribes from its last cursor (`idp-graph watch` and the portal do).
     let mut seen = 0usize;
-    let resync = loop {
+    let mut last_cursor = None;
+    loop {
         let m = next(&mut stalled).await.unwrap();
         seen += 1;
-        if m["payload"]["data"]["applicationEvents"]["type"] == "RESYNC_REQUIRED" {
-            break m;
+        if m["type"] == "error" {
+            assert_eq!(m["id"], "s");
+            assert_eq!(
+                m["payload"][0]["extensions"]["code"], "RESYNC_REQUIRED",
+                "{m}"
+            );
+            break;
         }
+        if m["payload"]["data"]["applicationEvents"]["type"] == "RESYNC_REQUIRED" {
+            break;
+        }
+        last_cursor = m["payload"]["data"]["applicationEvents"]["cursor"]
+            .as_str()
+            .map(str::to_string);
         assert!(seen < changes, "no RESYNC_REQUIRED after {seen} events");
-    };
+    }
     assert!(
         seen < changes,
         "it lost events ({seen} seen before the resync)"
     );
-    assert!(resync["payload"]["data"]["applicationEvents"]["cursor"].is_string());
+    if let Some(c) = &last_cursor {
+        assert!(!c.is_empty(), "the events before it carried cursors");
+    }
 }

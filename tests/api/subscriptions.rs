@@ -56,3 +56,107 @@ async fn catalog_changes_arrive_as_entity_events() {
     assert_eq!(epoch.len(), 8);
     assert!(seq.parse::<u64>().unwrap() >= 1);
 }
+
+/// Reads messages until a `next` for `id` (skipping pings and acks).
+async fn next_for(ws: &mut crate::helpers::Ws, id: &str) -> Value {
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a message in time")
+            .unwrap()
+            .unwrap();
+        if let Message::Text(t) = m {
+            let v: Value = serde_json::from_str(&t).unwrap();
+            if v["type"] == "next" && v["id"] == id {
+                return v["payload"].clone();
+            }
+        }
+    }
+}
+
+async fn metric(app: &crate::helpers::TestApp, name: &str) -> u64 {
+    let text = app
+        .http
+        .get(format!("{}/metrics", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics"))
+}
+
+#[tokio::test]
+async fn identical_subscribers_share_one_execution_and_get_the_same_bytes() {
+    let app = spawn_demo().await;
+    let q = r#"subscription { applicationEvents(filter: {names: ["app-3"]}) { cursor type current { health } } }"#;
+    let mut sockets = Vec::new();
+    for i in 0..10 {
+        let mut ws = crate::helpers::ws_init(&app.addr.to_string()).await;
+        ws.next().await; // connection_ack
+        ws.send(Message::text(
+            json!({"id": format!("s{i}"), "type": "subscribe", "payload": {"query": q}})
+                .to_string(),
+        ))
+        .await
+        .unwrap();
+        sockets.push(ws);
+    }
+    // One that asks for a snapshot at its start (`initial`) executes on its own.
+    let mut resuming = crate::helpers::ws_init(&app.addr.to_string()).await;
+    resuming.next().await;
+    resuming
+        .send(Message::text(
+            json!({"id": "r", "type": "subscribe", "payload": {
+                "query": r#"subscription { applicationEvents(filter: {names: ["app-3"]}, initial: true) { cursor type current { health } } }"#}})
+            .to_string(),
+        ))
+        .await
+        .unwrap();
+    let first = next_for(&mut resuming, "r").await;
+    assert_eq!(first["data"]["applicationEvents"]["type"], "INITIAL");
+    crate::helpers::wait_for(
+        "ten subscribers in one group",
+        Duration::from_secs(10),
+        || async {
+            (metric(&app, "idp_subscription_joined_total").await == 9
+                && metric(&app, "idp_subscription_groups").await == 1)
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        metric(&app, "idp_subscription_executions_total").await,
+        1,
+        "the initial one is not a group"
+    );
+
+    app.world
+        .argocd
+        .set_health("app-3", "Degraded", Some("shared"));
+    let mut payloads = Vec::new();
+    for (i, ws) in sockets.iter_mut().enumerate() {
+        payloads.push(next_for(ws, &format!("s{i}")).await);
+    }
+    assert_eq!(
+        payloads[0]["data"]["applicationEvents"]["current"]["health"],
+        "DEGRADED"
+    );
+    assert!(payloads.iter().all(|p| p == &payloads[0]), "{payloads:?}");
+    let r = next_for(&mut resuming, "r").await;
+    assert_eq!(
+        r["data"]["applicationEvents"]["current"]["health"],
+        "DEGRADED"
+    );
+
+    // The group ends with its last member.
+    drop(sockets);
+    crate::helpers::wait_for("the group to end", Duration::from_secs(10), || async {
+        (metric(&app, "idp_subscription_groups").await == 0).then_some(())
+    })
+    .await;
+}
