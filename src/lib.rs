@@ -21,12 +21,17 @@
 //!
 //! - [`domain`]: pure types and the join rules (entity refs, annotations, selectors). No I/O.
 //! - [`sources`]: one module per upstream with one entry point ([`sources::Source`]).
-//! - [`state`]: live in-memory indexes, per-source health and the joins ([`state::joins`]).
+//! - [`state`]: live in-memory indexes, per-source health and the joins ([`state::joins`]);
+//!   [`state::reads`]: what an execution read and each store's change count (the cache's truth).
 //! - [`events`]: change types with derived transitions, and the bounded, ordered bus.
 //! - [`auth`]: principals, authentication and the policy (the one visibility and action seam).
 //! - [`graph`]: the async-graphql schema; resolvers read `state`, act through `Upstreams`;
 //!   `graph::node` resolves global ids (`domain::node_id`), `graph::federation` is the subgraph mode.
-//! - [`http`]: axum routes over [`http::pipeline`]; GraphiQL, health, metrics.
+//! - [`http`]: axum routes over [`http::pipeline`]: the response cache
+//!   ([`http::response_cache`]), shared subscription execution
+//!   ([`http::shared_subscriptions`]), GitHub webhooks, the embedded playground and portal
+//!   ([`http::ui`], built from `ui/` by `build.rs`), health, metrics.
+//! - [`telemetry`]: logs and OpenTelemetry traces (OTLP), `traceparent` in and out.
 //! - [`demo`]: simulated upstreams (real HTTP servers on loopback) for the demo and tests.
 //! - [`app`]: wiring and lifecycle; [`config`]: typed settings; [`watch`]: the `watch` client.
 

@@ -214,4 +214,11 @@ impl CatalogStore {
         self.current.store(Arc::new(snapshot));
         self.generation.bump();
     }
+
+    /// Swaps in a poll's snapshot that holds the same entities as the current one (only its
+    /// `observed_at` is newer): kept answers stay valid — the freshness fields that show the
+    /// time cap their own answers at a second.
+    pub fn refresh(&self, snapshot: CatalogSnapshot) {
+        self.current.store(Arc::new(snapshot));
+    }
 }

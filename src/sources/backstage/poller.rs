@@ -45,7 +45,11 @@ impl BackstagePoller {
                 let new = CatalogSnapshot::build(listing.entities, Utc::now());
                 let changes = diff(&old, &new);
                 let count = new.len() as u64;
-                self.state.catalog.replace(new);
+                if changes.is_empty() {
+                    self.state.catalog.refresh(new);
+                } else {
+                    self.state.catalog.replace(new);
+                }
                 let n_changes = changes.len();
                 self.state
                     .bus
