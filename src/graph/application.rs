@@ -267,6 +267,15 @@ impl HistoryEntry {
 #[derive(Clone)]
 pub struct ApplicationNode(pub Arc<Application>);
 
+/// The application with this key, when the caller may see it (`node(id:)`, `_entities`).
+pub(crate) fn visible_app(ctx: &Context<'_>, key: argo::AppKey) -> Option<Arc<Application>> {
+    gctx(ctx)
+        .state
+        .apps
+        .get(&key)
+        .filter(|a| Viewer::of(ctx).sees_app(a))
+}
+
 #[Object(name = "Application")]
 impl ApplicationNode {
     pub async fn id(&self) -> ID {

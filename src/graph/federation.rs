@@ -15,10 +15,10 @@ use super::application::ApplicationNode;
 use super::entity::{
     ApiEntity, Component, Domain, EntityItem, Group, Resource, System, Template, User,
 };
+use super::gctx;
 use super::github::RepositoryNode;
 use super::kubernetes as k8s;
 use super::query::Query;
-use super::{gctx, Viewer};
 use crate::domain::argocd::AppKey;
 use crate::domain::EntityRef;
 
@@ -101,16 +101,15 @@ macro_rules! entity_resolvers {
                 #[graphql(key)] namespace: String,
                 #[graphql(key)] name: String,
             ) -> Option<ApplicationNode> {
-                gctx(ctx)
-                    .state
-                    .apps
-                    .get(&AppKey {
+                super::application::visible_app(
+                    ctx,
+                    AppKey {
                         instance,
                         namespace,
                         name,
-                    })
-                    .filter(|a| Viewer::of(ctx).sees_app(a))
-                    .map(ApplicationNode)
+                    },
+                )
+                .map(ApplicationNode)
             }
 
             #[graphql(entity)]

@@ -9,16 +9,16 @@
 
 use async_graphql::{Context, Interface, Result, ID};
 
-use super::application::{ApplicationNode, HistoryEntry};
+use super::application::{visible_app, ApplicationNode, HistoryEntry};
 use super::entity::{
     ApiEntity, Component, Domain, EntityItem, GenericEntity, Group, Location, Resource, System,
     Template, User,
 };
 use super::error::{bad_input, upstream};
+use super::gctx;
 use super::github::{CommitNode, PullRequestNode, RepositoryNode, WorkflowRunNode};
 use super::kubernetes as k8s;
 use super::mutation::TemplateTask;
-use super::{gctx, Viewer};
 use crate::domain::argocd::AppKey;
 use crate::domain::node_id::NodeId;
 use crate::domain::EntityRef;
@@ -112,7 +112,6 @@ pub async fn nodes(ctx: &Context<'_>, ids: &[ID]) -> Result<Vec<Option<Node>>> {
 
 async fn resolve(ctx: &Context<'_>, id: NodeId) -> Result<Option<Node>> {
     let g = gctx(ctx);
-    let viewer = Viewer::of(ctx);
     Ok(match id {
         NodeId::Entity { entity_ref } => {
             let Ok(parsed) = EntityRef::parse(&entity_ref) else {
@@ -126,34 +125,32 @@ async fn resolve(ctx: &Context<'_>, id: NodeId) -> Result<Option<Node>> {
             instance,
             namespace,
             name,
-        } => g
-            .state
-            .apps
-            .get(&AppKey {
+        } => visible_app(
+            ctx,
+            AppKey {
                 instance,
                 namespace,
                 name,
-            })
-            .filter(|a| viewer.sees_app(a))
-            .map(|a| Node::Application(ApplicationNode(a))),
+            },
+        )
+        .map(|a| Node::Application(ApplicationNode(a))),
         NodeId::HistoryEntry {
             instance,
             namespace,
             name,
             history_id,
-        } => g
-            .state
-            .apps
-            .get(&AppKey {
+        } => visible_app(
+            ctx,
+            AppKey {
                 instance,
                 namespace,
                 name,
-            })
-            .filter(|a| viewer.sees_app(a))
-            .and_then(|app| {
-                let index = app.history.iter().position(|h| h.id == history_id)?;
-                Some(Node::HistoryEntry(HistoryEntry { app, index }))
-            }),
+            },
+        )
+        .and_then(|app| {
+            let index = app.history.iter().position(|h| h.id == history_id)?;
+            Some(Node::HistoryEntry(HistoryEntry { app, index }))
+        }),
         NodeId::Cluster { name } => g
             .state
             .clusters

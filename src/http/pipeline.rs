@@ -530,7 +530,11 @@ struct ResolvedOperation {
 fn serialize(response: &async_graphql::Response) -> Result<bytes::Bytes, RequestError> {
     serde_json::to_vec(response)
         .map(bytes::Bytes::from)
-        .map_err(|e| RequestError::Internal(format!("cannot serialize a response: {e}")))
+        .map_err(|e| {
+            // The cause goes to the log; the caller sees only INTERNAL_SERVER_ERROR.
+            tracing::error!(error = %e, "cannot serialize a GraphQL response");
+            RequestError::Internal(e.to_string())
+        })
 }
 
 /// The trace span of one operation: `query ServicePage` and the like, with the document's hash

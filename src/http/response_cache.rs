@@ -166,14 +166,9 @@ impl ResponseCache {
             return false;
         }
         let now = self.generations();
-        [
-            Section::Catalog,
-            Section::ArgoCd,
-            Section::Kubernetes,
-            Section::GitHub,
-        ]
-        .into_iter()
-        .all(|s| !e.reads.reads(s) || now[s as usize] == e.generations[s as usize])
+        Section::ALL
+            .into_iter()
+            .all(|s| !e.reads.reads(s) || now[s as usize] == e.generations[s as usize])
     }
 
     /// Keeps an answer, unless what it read forbids it. Returns it either way.

@@ -65,7 +65,7 @@ pub async fn github(State(http): State<HttpState>, headers: HeaderMap, body: Byt
         return refuse(
             StatusCode::NOT_FOUND,
             "NOT_CONFIGURED",
-            "GitHub webhooks are not configured (github.webhook_secret_env / _file)",
+            "GitHub webhooks are not configured on this server",
         );
     };
     if body.len() > MAX_DELIVERY_BYTES {

@@ -25,6 +25,15 @@ pub enum Section {
 
 pub const SECTIONS: usize = 4;
 
+impl Section {
+    pub const ALL: [Section; SECTIONS] = [
+        Section::Catalog,
+        Section::ArgoCd,
+        Section::Kubernetes,
+        Section::GitHub,
+    ];
+}
+
 /// A store's change counter: bumped by every write, read before an execution starts.
 #[derive(Debug, Default)]
 pub struct Generation(AtomicU64);

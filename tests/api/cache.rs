@@ -95,15 +95,7 @@ async fn an_upstream_change_is_in_the_very_next_answer_once_the_state_has_it() {
     let m = r#"mutation { refreshApplication(input: {name: "sample-app"}) { auditId } }"#;
     assert_eq!(ask(&app, None, m).await.0, "miss");
     assert_eq!(ask(&app, None, m).await.0, "miss");
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("idp_response_cache_hits_total "),
         "{metrics}"

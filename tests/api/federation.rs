@@ -148,15 +148,7 @@ async fn start_supergraph(subgraph: &TestApp) -> Supergraph {
 }
 
 async fn ask(url: &str, query: &str) -> Value {
-    let body: Value = reqwest::Client::new()
-        .post(url)
-        .json(&json!({ "query": query }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = crate::helpers::post_json(url, json!({ "query": query })).await;
     assert!(body["errors"].is_null(), "{query}: {body}");
     body["data"].clone()
 }

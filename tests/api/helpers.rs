@@ -181,6 +181,43 @@ pub async fn ws_init(addr: &str) -> Ws {
     ws
 }
 
+/// POSTs a GraphQL request body to `url` (any server: ours, another process, a gateway) and
+/// returns the JSON answer.
+pub async fn post_json(url: &str, body: Value) -> Value {
+    reqwest::Client::new()
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .expect("request sent")
+        .json()
+        .await
+        .expect("JSON body")
+}
+
+impl TestApp {
+    /// `/metrics` as text.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .expect("request sent")
+            .text()
+            .await
+            .expect("a body")
+    }
+
+    /// One unlabelled metric's value.
+    pub async fn metric(&self, name: &str) -> u64 {
+        let text = self.metrics().await;
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /metrics"))
+    }
+}
+
 /// POSTs `query` to `/graphql` as the bearer of `token` (anonymous without one): status,
 /// `Retry-After`, body.
 pub async fn post_as(

@@ -9,7 +9,8 @@ use idp_graph::demo::DemoOptions;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    first_code, post_as, serve_process, spawn_demo, spawn_with, wait_for, wait_ready_at, TestApp,
+    first_code, post_as, post_json, serve_process, spawn_demo, spawn_with, wait_for, wait_ready_at,
+    TestApp,
 };
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -53,15 +54,7 @@ fn collect(v: &Value, out: &mut BTreeMap<String, String>) {
 }
 
 async fn ids_of(base: &str) -> BTreeMap<String, String> {
-    let body: Value = reqwest::Client::new()
-        .post(format!("{base}/graphql"))
-        .json(&json!({ "query": ALL_IDS }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = post_json(&format!("{base}/graphql"), json!({ "query": ALL_IDS })).await;
     assert!(body["errors"].is_null(), "{body}");
     let mut out = BTreeMap::new();
     collect(&body["data"], &mut out);
@@ -305,14 +298,10 @@ async fn ids_are_equal_across_two_server_processes_over_the_same_upstreams() {
     assert_eq!(here, there);
     // And an id from one process resolves on the other.
     let (id, typename) = here.iter().find(|(_, t)| *t == "Pod").unwrap();
-    let body: Value = reqwest::Client::new()
-        .post(format!("{}/graphql", other.base))
-        .json(&json!({"query": "query($id: ID!) { node(id: $id) { __typename id } }", "variables": {"id": id}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = post_json(
+        &format!("{}/graphql", other.base),
+        json!({"query": "query($id: ID!) { node(id: $id) { __typename id } }", "variables": {"id": id}}),
+    )
+    .await;
     assert_eq!(body["data"]["node"]["__typename"], *typename);
 }

@@ -74,22 +74,6 @@ async fn next_for(ws: &mut crate::helpers::Ws, id: &str) -> Value {
     }
 }
 
-async fn metric(app: &crate::helpers::TestApp, name: &str) -> u64 {
-    let text = app
-        .http
-        .get(format!("{}/metrics", app.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in /metrics"))
-}
-
 #[tokio::test]
 async fn identical_subscribers_share_one_execution_and_get_the_same_bytes() {
     let app = spawn_demo().await;
@@ -123,14 +107,14 @@ async fn identical_subscribers_share_one_execution_and_get_the_same_bytes() {
         "ten subscribers in one group",
         Duration::from_secs(10),
         || async {
-            (metric(&app, "idp_subscription_joined_total").await == 9
-                && metric(&app, "idp_subscription_groups").await == 1)
+            (app.metric("idp_subscription_joined_total").await == 9
+                && app.metric("idp_subscription_groups").await == 1)
                 .then_some(())
         },
     )
     .await;
     assert_eq!(
-        metric(&app, "idp_subscription_executions_total").await,
+        app.metric("idp_subscription_executions_total").await,
         1,
         "the initial one is not a group"
     );
@@ -156,7 +140,7 @@ async fn identical_subscribers_share_one_execution_and_get_the_same_bytes() {
     // The group ends with its last member.
     drop(sockets);
     crate::helpers::wait_for("the group to end", Duration::from_secs(10), || async {
-        (metric(&app, "idp_subscription_groups").await == 0).then_some(())
+        (app.metric("idp_subscription_groups").await == 0).then_some(())
     })
     .await;
 }

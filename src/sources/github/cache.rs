@@ -131,7 +131,7 @@ impl GitHubSource {
         };
         let repo = format!("/repos/{slug}");
         let prefixes: Vec<String> = match event {
-            "push" => vec![repo.clone() + "/commits/", repo.clone() + "?"],
+            "push" => vec![repo.clone() + "/commits/"],
             "pull_request" => vec![repo.clone() + "/pulls"],
             "workflow_run" | "workflow_job" | "check_suite" => {
                 vec![repo.clone() + "/actions/runs"]
@@ -150,7 +150,8 @@ impl GitHubSource {
             });
             before - entries.len()
         };
-        if dropped > 0 || exact {
+        // Kept answers can only hold GitHub values that came from the entries just dropped.
+        if dropped > 0 {
             if let Some(s) = &self.state {
                 s.github_cache.bump();
             }
