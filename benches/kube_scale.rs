@@ -1,10 +1,16 @@
 //! 10,000 pods + 2,000 Deployments (+ their ReplicaSets) in the Kubernetes simulation, which
-//! runs in its own process. The source runs in a fresh child process per variant (with and
-//! without stripping `managedFields` / last-applied), so each resident-memory figure is its own:
-//! memory after sync, peak during a forced full re-list (410 for every watch), time to ready,
-//! and a namespace-filtered pod query answered from memory beside asking the API server.
+//! runs in its own process. Each variant runs in a fresh child process, so each resident-memory
+//! figure is its own: the shipped source (projections, `managedFields` / last-applied
+//! stripped), the same without stripping, and the unpruned store — kube-runtime reflectors of
+//! the generated `k8s_openapi` types, every object as the API server sent it. Measured: memory
+//! after sync, peak during a forced full re-list (410 for every watch), time to ready, and a
+//! namespace-filtered pod query answered from memory beside asking the API server.
 //!
 //! `cargo bench --bench kube_scale` prints a table; numbers go to BENCHMARKS.md.
+
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::io::BufRead;
 use std::process::{Command, Stdio};
@@ -125,6 +131,74 @@ async fn measure(url: String, strip: bool, runs: usize, ns: String) -> serde_jso
     })
 }
 
+/// The unpruned store: one kube-runtime reflector per kind over the generated types.
+async fn measure_reflectors(url: String) -> serde_json::Value {
+    use futures::StreamExt;
+    use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+    use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Pod, Secret, Service};
+    use k8s_openapi::api::networking::v1::Ingress;
+    use kube::runtime::{reflector, watcher, WatchStreamExt};
+
+    async fn reflect<K>(client: kube::Client) -> usize
+    where
+        K: kube::Resource<DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + Sync
+            + 'static,
+    {
+        let (reader, writer) = reflector::store::<K>();
+        let api: kube::Api<K> = kube::Api::all(client);
+        let stream = reflector(
+            writer,
+            watcher(api, watcher::Config::default().page_size(500)),
+        )
+        .applied_objects();
+        tokio::spawn(stream.for_each(|_| async {}));
+        reader.wait_until_ready().await.unwrap();
+        // Keep the store alive for the measurement.
+        let n = reader.state().len();
+        std::mem::forget(reader);
+        n
+    }
+    let base_rss = status_kib("VmRSS:");
+    let client = kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
+    let started = Instant::now();
+    let c = || client.clone();
+    let counts = futures::join!(
+        reflect::<Namespace>(c()),
+        reflect::<Deployment>(c()),
+        reflect::<ReplicaSet>(c()),
+        reflect::<StatefulSet>(c()),
+        reflect::<DaemonSet>(c()),
+        reflect::<Pod>(c()),
+        reflect::<Service>(c()),
+        reflect::<Ingress>(c()),
+        reflect::<ConfigMap>(c()),
+        reflect::<Secret>(c()),
+        reflect::<Event>(c()),
+    );
+    let ready = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let objects = counts.0
+        + counts.1
+        + counts.2
+        + counts.3
+        + counts.4
+        + counts.5
+        + counts.6
+        + counts.7
+        + counts.8
+        + counts.9
+        + counts.10;
+    serde_json::json!({
+        "variant": "unpruned (kube-runtime reflectors, generated types)", "objects": objects,
+        "ready_ms": ms(ready), "rss_mib": (status_kib("VmRSS:") - base_rss) / 1024.0,
+    })
+}
+
 fn main() {
     let rt = || {
         tokio::runtime::Builder::new_multi_thread()
@@ -138,6 +212,10 @@ fn main() {
         std::env::var("IDP_KUBE_BENCH_URL"),
         std::env::var("IDP_KUBE_BENCH_STRIP"),
     ) {
+        if strip == "reflectors" {
+            println!("{}", rt().block_on(measure_reflectors(url)));
+            return;
+        }
         let runs: usize = std::env::var("IDP_KUBE_BENCH_RUNS")
             .ok()
             .and_then(|r| r.parse().ok())
@@ -185,7 +263,7 @@ fn main() {
         t.elapsed()
     });
     let mut results = Vec::new();
-    for strip in ["1", "0"] {
+    for strip in ["1", "0", "reflectors"] {
         let out = Command::new(std::env::current_exe().unwrap())
             .env("IDP_KUBE_BENCH_URL", &url)
             .env("IDP_KUBE_BENCH_STRIP", strip)
@@ -214,7 +292,7 @@ fn main() {
         "plain paged list of pods+deployments (baseline for ready): {:.0} ms",
         ms(baseline_list)
     );
-    for r in &results {
+    for r in results.iter().filter(|r| r["variant"].is_null()) {
         println!(
             "strip={} objects={} ready={:.0} ms rss={:.1} MiB relist_peak={:.1} MiB relist={:.0} ms | ns query ({} pods) ours={:.3} ms api-server={:.3} ms",
             r["strip"], r["objects"], r["ready_ms"].as_f64().unwrap(), r["rss_mib"].as_f64().unwrap(),
@@ -222,4 +300,16 @@ fn main() {
             r["query_ms"].as_f64().unwrap(), r["api_server_ms"].as_f64().unwrap()
         );
     }
+    let unpruned = &results[2];
+    println!(
+        "{}: objects={} ready={:.0} ms rss={:.1} MiB",
+        unpruned["variant"].as_str().unwrap(),
+        unpruned["objects"],
+        unpruned["ready_ms"].as_f64().unwrap(),
+        unpruned["rss_mib"].as_f64().unwrap()
+    );
+    println!(
+        "shipped vs unpruned store: {:.2}x the memory after sync",
+        results[0]["rss_mib"].as_f64().unwrap() / unpruned["rss_mib"].as_f64().unwrap()
+    );
 }

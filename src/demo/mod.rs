@@ -228,6 +228,7 @@ impl DemoWorld {
             page_size: 100,
             webhook_secret_env: None,
             webhook_secret_file: None,
+            safety_net_secs: 600.0,
         });
         s.kubernetes = vec![KubernetesSettings {
             name: "demo".into(),

@@ -9,10 +9,8 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::apps::v1::Deployment;
-
 use crate::domain::argocd::{AppKey, Application, HealthStatus, OperationPhase, SyncStatus};
-use crate::domain::kubernetes::{Rollout, RolloutState};
+use crate::domain::kubernetes::{DeploymentInfo, Rollout, RolloutState};
 use crate::domain::Entity;
 
 /// What happened to one object.
@@ -136,7 +134,7 @@ pub struct RolloutChange {
     pub previous: Option<Rollout>,
     /// `None` when the Deployment was deleted.
     pub current: Option<Rollout>,
-    pub deployment: Arc<Deployment>,
+    pub deployment: Arc<DeploymentInfo>,
     pub transition: RolloutTransition,
 }
 
@@ -145,7 +143,7 @@ impl RolloutChange {
         cluster: &str,
         previous: Option<Rollout>,
         current: Option<Rollout>,
-        deployment: Arc<Deployment>,
+        deployment: Arc<DeploymentInfo>,
     ) -> Self {
         Self {
             cluster: cluster.to_string(),
@@ -157,12 +155,35 @@ impl RolloutChange {
     }
 }
 
+/// A GitHub repository changed, as a webhook delivery told or a safety-net round found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepositoryChange {
+    pub slug: String,
+    pub cause: RepositoryCause,
+    /// The branch a push moved (or the default branch whose head the safety net saw move).
+    pub branch: Option<String>,
+    pub head_sha: Option<String>,
+    pub head_message: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RepositoryCause {
+    Push,
+    PullRequest,
+    WorkflowRun,
+    /// `repository` or `issues`: the repository's own fields.
+    Repository,
+    /// A safety-net round found a change no delivery told of.
+    Detected,
+}
+
 /// Everything the bus carries.
 #[derive(Debug, Clone)]
 pub enum Change {
     Entity(EntityChange),
     Application(AppChange),
     Rollout(RolloutChange),
+    Repository(RepositoryChange),
 }
 
 #[cfg(test)]

@@ -15,8 +15,8 @@ use tokio::sync::broadcast;
 mod changes;
 
 pub use changes::{
-    app_transitions, AppChange, AppTransition, Change, ChangeKind, EntityChange, RolloutChange,
-    RolloutTransition,
+    app_transitions, AppChange, AppTransition, Change, ChangeKind, EntityChange, RepositoryCause,
+    RepositoryChange, RolloutChange, RolloutTransition,
 };
 
 #[derive(Debug, Clone)]

@@ -26,7 +26,9 @@ use super::{gctx, Viewer};
 use crate::auth::Principal;
 use crate::domain::argocd::Application;
 use crate::domain::Entity;
-use crate::events::{AppTransition, Change, ChangeKind, Event, RolloutTransition};
+use crate::events::{
+    AppTransition, Change, ChangeKind, Event, RepositoryCause, RepositoryChange, RolloutTransition,
+};
 use crate::state::State;
 
 /// One item of the feed.
@@ -174,6 +176,70 @@ impl EntityEvent {
             e,
             self.state.catalog.snapshot(),
         )))
+    }
+}
+
+// ------------------------------------------------------------ repositories
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum RepositoryEventType {
+    Push,
+    PullRequest,
+    WorkflowRun,
+    /// The repository's own fields (a `repository` or `issues` delivery).
+    Repository,
+    /// A safety-net round found a change no delivery told of.
+    Detected,
+    /// Events were lost: re-read what you display, then continue.
+    ResyncRequired,
+}
+
+impl From<RepositoryCause> for RepositoryEventType {
+    fn from(c: RepositoryCause) -> Self {
+        match c {
+            RepositoryCause::Push => Self::Push,
+            RepositoryCause::PullRequest => Self::PullRequest,
+            RepositoryCause::WorkflowRun => Self::WorkflowRun,
+            RepositoryCause::Repository => Self::Repository,
+            RepositoryCause::Detected => Self::Detected,
+        }
+    }
+}
+
+pub struct RepositoryEvent {
+    cursor: String,
+    event_type: RepositoryEventType,
+    at: DateTime<Utc>,
+    change: Option<RepositoryChange>,
+}
+
+#[Object]
+impl RepositoryEvent {
+    /// Position in the server's event sequence; pass it as `after` to resume.
+    async fn cursor(&self) -> &str {
+        &self.cursor
+    }
+    #[graphql(name = "type")]
+    async fn event_type(&self) -> RepositoryEventType {
+        self.event_type
+    }
+    async fn at(&self) -> DateTime<Utc> {
+        self.at
+    }
+    /// `owner/name` (null on `RESYNC_REQUIRED`).
+    async fn slug(&self) -> Option<&str> {
+        self.change.as_ref().map(|c| c.slug.as_str())
+    }
+    /// The branch a push moved (or whose head the safety net saw move).
+    async fn branch(&self) -> Option<&str> {
+        self.change.as_ref()?.branch.as_deref()
+    }
+    /// The branch's new head.
+    async fn head_sha(&self) -> Option<&str> {
+        self.change.as_ref()?.head_sha.as_deref()
+    }
+    async fn head_message(&self) -> Option<&str> {
+        self.change.as_ref()?.head_message.as_deref()
     }
 }
 
@@ -504,6 +570,48 @@ impl Subscription {
         Ok(futures::stream::iter(initial_events).chain(events))
     }
 
+    /// GitHub repositories changing, as webhook deliveries tell (`PUSH`, `PULL_REQUEST`,
+    /// `WORKFLOW_RUN`, `REPOSITORY`) or the safety net finds (`DETECTED`: a change no delivery
+    /// told of). Needs `github.webhook_secret_*`; `slugs` narrows to those repositories.
+    async fn repository_events(
+        &self,
+        ctx: &Context<'_>,
+        slugs: Option<Vec<String>>,
+        after: Option<String>,
+    ) -> Result<impl Stream<Item = RepositoryEvent>> {
+        if let Some(bad) = slugs
+            .iter()
+            .flatten()
+            .find(|s| !crate::domain::annotations::is_github_slug(s))
+        {
+            return Err(bad_input(format!("`{bad}` is not an owner/name slug")));
+        }
+        let state = gctx(ctx).state.clone();
+        let after = parse_cursor(&state, after)?;
+        Ok(feed(&state, after).filter_map(move |f| {
+            let out = match f {
+                Feed::Resync(seq) => Some(RepositoryEvent {
+                    cursor: state.bus.cursor(seq),
+                    event_type: RepositoryEventType::ResyncRequired,
+                    at: Utc::now(),
+                    change: None,
+                }),
+                Feed::Event(event) => match &event.change {
+                    Change::Repository(c) if slugs.as_ref().is_none_or(|s| s.contains(&c.slug)) => {
+                        Some(RepositoryEvent {
+                            cursor: state.bus.cursor(event.seq),
+                            event_type: c.cause.into(),
+                            at: event.at,
+                            change: Some(c.clone()),
+                        })
+                    }
+                    _ => None,
+                },
+            };
+            futures::future::ready(out)
+        }))
+    }
+
     /// Deployment rollouts as they progress: `PROGRESS` (x of y updated), `COMPLETE`,
     /// `STALLED` (progress deadline exceeded), `DELETED`. Filters run on the server.
     async fn rollout_events(
@@ -727,7 +835,7 @@ fn rollout_event(
     seq: u64,
     at: DateTime<Utc>,
     cluster: &str,
-    d: Arc<k8s_openapi::api::apps::v1::Deployment>,
+    d: Arc<crate::domain::kubernetes::DeploymentInfo>,
     previous: Option<crate::domain::kubernetes::Rollout>,
     current: Option<crate::domain::kubernetes::Rollout>,
     // `None`: the current state, sent first (`initial: true`).

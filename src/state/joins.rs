@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -25,7 +25,8 @@ use super::State;
 use crate::domain::argocd::Application;
 use crate::domain::joins::{entity_has_app, github_slug_of_repo_url};
 use crate::domain::kubernetes::{
-    argocd_apps_of, entity_claims, ConfigMapInfo, PodInfo, SecretInfo, KUBERNETES_ID_LABEL,
+    argocd_apps_of, entity_claims, ConfigMapInfo, DeploymentInfo, PodInfo, ReplicaSetInfo,
+    SecretInfo, KUBERNETES_ID_LABEL,
 };
 use crate::domain::selector::LabelSelector;
 use crate::domain::Entity;
@@ -124,10 +125,10 @@ impl State {
         for c in self.clusters.all() {
             let mut refs: BTreeSet<ObjRef> = BTreeSet::new();
             if let Some(sel) = &selector {
-                scan::<Deployment>(&c, ns, sel, &mut refs);
+                scan::<DeploymentInfo>(&c, ns, sel, &mut refs);
                 scan::<StatefulSet>(&c, ns, sel, &mut refs);
                 scan::<DaemonSet>(&c, ns, sel, &mut refs);
-                scan::<ReplicaSet>(&c, ns, sel, &mut refs);
+                scan::<ReplicaSetInfo>(&c, ns, sel, &mut refs);
                 scan::<PodInfo>(&c, ns, sel, &mut refs);
                 scan::<Service>(&c, ns, sel, &mut refs);
                 scan::<Ingress>(&c, ns, sel, &mut refs);
@@ -249,7 +250,7 @@ fn with_children(c: &ClusterStore, refs: &mut BTreeSet<ObjRef>) {
     for (kind, ns, name) in owners {
         let mut pod_owners = vec![(kind.as_str(), name.clone())];
         if kind == Kind::Deployment {
-            for rs in c.owned::<ReplicaSet>(&ns, "Deployment", &name) {
+            for rs in c.owned::<ReplicaSetInfo>(&ns, "Deployment", &name) {
                 let rs_name = rs.metadata.name.clone().unwrap_or_default();
                 refs.insert((Kind::ReplicaSet, ns.clone(), rs_name.clone()));
                 pod_owners.push(("ReplicaSet", rs_name));

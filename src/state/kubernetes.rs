@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Event as CoreEvent, Namespace, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -16,7 +16,8 @@ use parking_lot::RwLock;
 
 use super::sources::SourceHealth;
 use crate::domain::kubernetes::{
-    argocd_apps_of, ConfigMapInfo, PodInfo, SecretInfo, KUBERNETES_ID_LABEL,
+    argocd_apps_of, ConfigMapInfo, DeploymentInfo, PodInfo, ReplicaSetInfo, SecretInfo,
+    KUBERNETES_ID_LABEL,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -254,8 +255,8 @@ macro_rules! stored {
 
 stored! {
     Namespace => Namespace, namespaces;
-    Deployment => Deployment, deployments;
-    ReplicaSet => ReplicaSet, replica_sets;
+    DeploymentInfo => Deployment, deployments;
+    ReplicaSetInfo => ReplicaSet, replica_sets;
     StatefulSet => StatefulSet, stateful_sets;
     DaemonSet => DaemonSet, daemon_sets;
     PodInfo => Pod, pods;

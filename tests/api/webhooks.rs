@@ -1,7 +1,9 @@
 //! GitHub webhooks: the simulated GitHub delivers `push` events (GitHub's headers, payload and
 //! `X-Hub-Signature-256`) to `POST /webhooks/github`; a verified delivery makes the very next
-//! answer show the new commit (TTLs are ten times longer with webhooks, so only the delivery can
-//! explain it); a delivery with a bad or missing signature is refused and changes nothing.
+//! answer show the new commit, from the payload alone (TTLs are ten times longer with webhooks,
+//! and GitHub is not asked, so only the delivery can explain it); a delivery with a bad or
+//! missing signature is refused and changes nothing; a push whose delivery never arrived is
+//! caught by the batched GraphQL safety net.
 
 use idp_graph::demo::github::{push_payload, sign};
 use idp_graph::demo::DemoOptions;
@@ -15,11 +17,17 @@ const Q: &str =
     r#"{ repository(slug: "yourcompany/sample-app") { latestCommit { sha message } } }"#;
 
 async fn spawn_with_webhooks() -> (TestApp, tempfile::TempDir) {
+    spawn_with_safety_net(600.0).await
+}
+
+async fn spawn_with_safety_net(every_secs: f64) -> (TestApp, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("webhook-secret");
     std::fs::write(&path, format!("{SECRET}\n")).unwrap();
     let app = spawn_with(DemoOptions::for_tests(), move |s| {
-        s.github.as_mut().unwrap().webhook_secret_file = Some(path);
+        let g = s.github.as_mut().unwrap();
+        g.webhook_secret_file = Some(path);
+        g.safety_net_secs = every_secs;
     })
     .await;
     app.world
@@ -40,6 +48,16 @@ async fn ask(app: &TestApp) -> (String, Value) {
     let v: Value = r.json().await.unwrap();
     assert!(v["errors"].is_null(), "{v}");
     (cache, v["data"]["repository"]["latestCommit"].clone())
+}
+
+/// REST requests for the repository and its branch head (the safety net's GraphQL rounds
+/// are not these).
+fn rest_asked(app: &TestApp) -> u64 {
+    app.world.github.requests_to(&format!("/repos/{SLUG}"))
+        + app
+            .world
+            .github
+            .requests_to(&format!("/repos/{SLUG}/commits/main"))
 }
 
 async fn deliver_raw(app: &TestApp, signature: Option<String>, body: &str) -> (u16, Value) {
@@ -64,6 +82,7 @@ async fn a_push_delivery_makes_the_very_next_answer_show_the_new_commit() {
     let (c2, again) = ask(&app).await;
     assert_eq!((c1.as_str(), c2.as_str()), ("miss", "hit"));
     assert_eq!(before, again);
+    let asked = rest_asked(&app);
 
     let (commit, statuses) = app
         .world
@@ -76,6 +95,11 @@ async fn a_push_delivery_makes_the_very_next_answer_show_the_new_commit() {
     assert_eq!(cache, "miss");
     assert_eq!(after["sha"], commit.sha.as_str());
     assert_eq!(after["message"], "Add the webhook receiver");
+    assert_eq!(
+        rest_asked(&app),
+        asked,
+        "the payload said it all; GitHub was not asked"
+    );
     // And kept again from there.
     assert_eq!(ask(&app).await, ("hit".to_string(), after));
 
@@ -93,12 +117,11 @@ async fn a_delivery_with_a_bad_or_missing_signature_is_refused_and_changes_nothi
     let (app, _dir) = spawn_with_webhooks().await;
     let (_, before) = ask(&app).await;
     assert_eq!(ask(&app).await.0, "hit");
-    let asked = app.world.github.faults.request_count();
+    let asked = rest_asked(&app);
 
     // A forged push naming a commit GitHub never had.
     let forged = push_payload(
-        SLUG,
-        "main",
+        &app.world.git.repo(SLUG).unwrap(),
         before["sha"].as_str().unwrap(),
         &idp_graph::demo::git::Commit {
             sha: "f".repeat(40),
@@ -123,7 +146,7 @@ async fn a_delivery_with_a_bad_or_missing_signature_is_refused_and_changes_nothi
     }
     // Nothing changed: the kept answer still stands, GitHub was not asked again.
     assert_eq!(ask(&app).await, ("hit".to_string(), before));
-    assert_eq!(app.world.github.faults.request_count(), asked);
+    assert_eq!(rest_asked(&app), asked);
 
     // Correctly signed but not JSON, or without an event: 400, still nothing changed.
     let (status, _) = deliver_raw(&app, Some(sign(SECRET, b"not json")), "not json").await;
@@ -138,4 +161,141 @@ async fn without_a_secret_deliveries_are_not_accepted() {
     let (status, v) = deliver_raw(&app, Some(sign("anything", body.as_bytes())), &body).await;
     assert_eq!(status, 404, "{v}");
     assert_eq!(v["error"]["code"], "NOT_CONFIGURED");
+}
+
+#[tokio::test]
+async fn a_push_whose_delivery_never_came_is_caught_by_the_batched_safety_net() {
+    let (app, _dir) = spawn_with_safety_net(0.3).await;
+    let (_, before) = ask(&app).await;
+    // Pushed on GitHub, but the delivery is lost (no hook is told).
+    let commit = app
+        .world
+        .git
+        .push(SLUG, "Pushed while the hook was down", "bob")
+        .unwrap();
+    let rest_before = app
+        .world
+        .github
+        .requests_to(&format!("/repos/{SLUG}/commits/main"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, now) = ask(&app).await;
+        if now["sha"] == commit.sha.as_str() {
+            assert_eq!(now["message"], "Pushed while the hook was down");
+            break;
+        }
+        assert_eq!(now, before, "only the old or the new head, nothing else");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the safety net never caught the push"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // It came over GraphQL, in batches, not by asking the branch again over REST.
+    assert!(app.world.github.requests_to("/graphql") > 0);
+    assert_eq!(
+        app.world
+            .github
+            .requests_to(&format!("/repos/{SLUG}/commits/main")),
+        rest_before
+    );
+    assert!(app.world.github.graphql_used() > 0);
+}
+
+/// The next `next` message on `ws`, within ten seconds.
+async fn next_event(ws: &mut crate::helpers::Ws) -> Value {
+    use futures::StreamExt;
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            let m = ws.next().await.unwrap().unwrap();
+            let v: Value = serde_json::from_str(m.to_text().unwrap_or("{}")).unwrap_or_default();
+            if v["type"] == "next" {
+                return v["payload"]["data"]["repositoryEvents"].clone();
+            }
+            assert_ne!(v["type"], "error", "{v}");
+        }
+    })
+    .await
+    .expect("a repository event within 10 s")
+}
+
+#[tokio::test]
+async fn subscribers_hear_of_pushes_delivered_and_of_pushes_the_safety_net_found() {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let (app, _dir) = spawn_with_safety_net(0.3).await;
+    let mut ws = crate::helpers::ws_init(&app.addr.to_string()).await;
+    let _ack = next_message(&mut ws).await;
+    ws.send(Message::text(json!({"id": "1", "type": "subscribe", "payload": {"query":
+        format!(r#"subscription {{ repositoryEvents(slugs: ["{SLUG}"]) {{ type slug branch headSha headMessage cursor }} }}"#)}}).to_string()))
+        .await
+        .unwrap();
+    // Registered once a ping after it is answered.
+    ws.send(Message::text(json!({"type": "ping"}).to_string()))
+        .await
+        .unwrap();
+    while !next_message(&mut ws).await.contains("pong") {}
+
+    // Another repository's push is filtered out; ours comes through as PUSH.
+    app.world
+        .github
+        .push("yourcompany/my-app", "elsewhere", "bob")
+        .await
+        .unwrap();
+    let (commit, _) = app
+        .world
+        .github
+        .push(SLUG, "Delivered", "alice")
+        .await
+        .unwrap();
+    let e = next_event(&mut ws).await;
+    assert_eq!(
+        (
+            e["type"].as_str(),
+            e["slug"].as_str(),
+            e["branch"].as_str(),
+            e["headSha"].as_str()
+        ),
+        (
+            Some("PUSH"),
+            Some(SLUG),
+            Some("main"),
+            Some(commit.sha.as_str())
+        ),
+        "{e}"
+    );
+    assert_eq!(e["headMessage"], "Delivered");
+
+    // A push whose delivery is lost: the safety net finds it and says so.
+    let lost = app.world.git.push(SLUG, "Never delivered", "bob").unwrap();
+    let e = next_event(&mut ws).await;
+    assert_eq!(e["type"], "DETECTED", "{e}");
+    assert_eq!(e["headSha"], lost.sha.as_str());
+
+    // Garbage slugs are refused.
+    ws.send(Message::text(
+        json!({"id": "2", "type": "subscribe", "payload": {"query":
+        r#"subscription { repositoryEvents(slugs: ["not a slug"]) { type } }"#}})
+        .to_string(),
+    ))
+    .await
+    .unwrap();
+    let refused: Value = serde_json::from_str(&next_message(&mut ws).await).unwrap();
+    assert_eq!(refused["id"], "2", "{refused}");
+    assert_eq!(
+        refused["payload"]["errors"][0]["extensions"]["code"],
+        "BAD_USER_INPUT"
+    );
+}
+
+async fn next_message(ws: &mut crate::helpers::Ws) -> String {
+    use futures::StreamExt;
+    tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+        .await
+        .expect("a message within 10 s")
+        .unwrap()
+        .unwrap()
+        .to_text()
+        .unwrap_or("")
+        .to_string()
 }

@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use async_graphql::{Context, InputObject, Result};
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::domain::argocd::Application;
@@ -227,7 +226,7 @@ impl RolloutMatcher {
         })
     }
 
-    pub fn matches(&self, cluster: &str, d: &Deployment) -> bool {
+    pub fn matches(&self, cluster: &str, d: &k8s::DeploymentInfo) -> bool {
         let meta = &d.metadata;
         self.base.matches(cluster, meta)
             && self

@@ -14,11 +14,10 @@ use std::sync::Arc;
 
 use async_graphql::{Context, Enum, ErrorExtensions, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::application::ApplicationNode;
 use super::entity::{EntityItem, EntityNode, KeyValue};
@@ -27,8 +26,8 @@ use super::paging::{encode_cursor, paginate, PageInfo, PageRequest};
 use super::{gctx, Viewer};
 use crate::domain::argocd::Application;
 use crate::domain::kubernetes::{
-    self as k8s, to_chrono as ts, ConfigMapInfo as ConfigMap, PodInfo as Pod, RolloutState,
-    SecretInfo,
+    self as k8s, int_or_string, to_chrono as ts, ConfigMapInfo as ConfigMap, DeploymentInfo,
+    PodInfo as Pod, ReplicaSetInfo, RolloutState, SecretInfo,
 };
 use crate::domain::Entity;
 use crate::state::kubernetes::{ClusterStore, IndexKey, Kind, ObjRef, Stored};
@@ -48,13 +47,6 @@ fn kv(m: &Option<BTreeMap<String, String>>) -> Vec<KeyValue> {
 
 pub(crate) fn labels(meta: &ObjectMeta) -> BTreeMap<String, String> {
     meta.labels.clone().unwrap_or_default()
-}
-
-fn int_or_string(v: &IntOrString) -> String {
-    match v {
-        IntOrString::Int(i) => i.to_string(),
-        IntOrString::String(s) => s.clone(),
-    }
 }
 
 /// The key connections sort and page by: cluster, namespace, name, separated by a character
@@ -368,7 +360,7 @@ pub fn deployments(
     let f = filter.unwrap_or_default();
     let m = Matcher::new(ctx, f.object, f.application, f.entity)?;
     let rollout = f.rollout;
-    let items = m.collect::<Deployment>(ctx, |d| {
+    let items = m.collect::<DeploymentInfo>(ctx, |d| {
         rollout.is_none_or(|r| RolloutStateCode::from(k8s::rollout(d).state) == r)
     })?;
     Ok(DeploymentConnection::page(items, &req, DeploymentNode::new))

@@ -58,78 +58,51 @@ impl From<k8s::Rollout> for RolloutStatus {
     }
 }
 
-fn images(spec: Option<&k8s_openapi::api::core::v1::PodSpec>) -> Vec<String> {
-    spec.map(|s| {
-        s.containers
-            .iter()
-            .filter_map(|c| c.image.clone())
-            .collect()
-    })
-    .unwrap_or_default()
-}
-
 k8s_object!(
     DeploymentNode,
-    Deployment,
+    DeploymentInfo,
     "Deployment",
     "An apps/v1 Deployment.",
     {
         async fn replicas(&self) -> Replicas {
-            let st = self.obj.status.clone().unwrap_or_default();
+            let r = self.obj.replicas;
             Replicas {
-                desired: self.obj.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
-                current: st.replicas.unwrap_or(0),
-                updated: st.updated_replicas.unwrap_or(0),
-                ready: st.ready_replicas.unwrap_or(0),
-                available: st.available_replicas.unwrap_or(0),
-                unavailable: st.unavailable_replicas.unwrap_or(0),
+                desired: r.desired,
+                current: r.current,
+                updated: r.updated,
+                ready: r.ready,
+                available: r.available,
+                unavailable: r.unavailable,
             }
         }
         async fn conditions(&self) -> Vec<Condition> {
             self.obj
-                .status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .into_iter()
-                .flatten()
+                .conditions
+                .iter()
                 .map(|c| Condition {
                     kind: c.type_.clone(),
                     status: c.status.clone(),
                     reason: c.reason.clone(),
                     message: c.message.clone(),
-                    last_transition_time: c.last_transition_time.as_ref().and_then(ts),
+                    last_transition_time: c.last_transition_time,
                 })
                 .collect()
         }
-        async fn images(&self) -> Vec<String> {
-            images(
-                self.obj
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.template.spec.as_ref()),
-            )
+        async fn images(&self) -> &[String] {
+            &self.obj.images
         }
         async fn strategy(&self) -> Option<DeploymentStrategy> {
-            let s = self.obj.spec.as_ref()?.strategy.as_ref()?;
-            Some(DeploymentStrategy {
-                kind: s.type_.clone().unwrap_or_else(|| "RollingUpdate".into()),
-                max_surge: s
-                    .rolling_update
-                    .as_ref()
-                    .and_then(|r| r.max_surge.as_ref())
-                    .map(int_or_string),
-                max_unavailable: s
-                    .rolling_update
-                    .as_ref()
-                    .and_then(|r| r.max_unavailable.as_ref())
-                    .map(int_or_string),
+            self.obj.strategy.as_ref().map(|s| DeploymentStrategy {
+                kind: s.type_.clone(),
+                max_surge: s.max_surge.clone(),
+                max_unavailable: s.max_unavailable.clone(),
             })
         }
         async fn generation(&self) -> Option<i64> {
             self.obj.metadata.generation
         }
         async fn observed_generation(&self) -> Option<i64> {
-            self.obj.status.as_ref().and_then(|s| s.observed_generation)
+            self.obj.observed_generation
         }
         /// The rollout, computed as `kubectl rollout status` does.
         async fn rollout(&self) -> RolloutStatus {
@@ -137,21 +110,12 @@ k8s_object!(
         }
         /// When it was last restarted (`kubectl.kubernetes.io/restartedAt` on the pod template).
         async fn restarted_at(&self) -> Option<&str> {
-            self.obj
-                .spec
-                .as_ref()?
-                .template
-                .metadata
-                .as_ref()?
-                .annotations
-                .as_ref()?
-                .get(k8s::RESTARTED_AT)
-                .map(String::as_str)
+            self.obj.restarted_at.as_deref()
         }
         /// Its ReplicaSets, newest revision first.
         async fn replica_sets(&self) -> Vec<ReplicaSetNode> {
             let ns = self.meta().namespace.clone().unwrap_or_default();
-            let mut rs = self.cluster.owned::<ReplicaSet>(
+            let mut rs = self.cluster.owned::<ReplicaSetInfo>(
                 &ns,
                 "Deployment",
                 self.meta().name.as_deref().unwrap_or(""),
@@ -165,7 +129,7 @@ k8s_object!(
         async fn pods(&self) -> Vec<PodNode> {
             let ns = self.meta().namespace.clone().unwrap_or_default();
             let mut pods = Vec::new();
-            for rs in self.cluster.owned::<ReplicaSet>(
+            for rs in self.cluster.owned::<ReplicaSetInfo>(
                 &ns,
                 "Deployment",
                 self.meta().name.as_deref().unwrap_or(""),
@@ -218,7 +182,7 @@ fn revision(meta: &ObjectMeta) -> i64 {
 
 k8s_object!(
     ReplicaSetNode,
-    ReplicaSet,
+    ReplicaSetInfo,
     "ReplicaSet",
     "An apps/v1 ReplicaSet.",
     {
@@ -227,30 +191,16 @@ k8s_object!(
             revision(self.meta())
         }
         async fn desired(&self) -> i32 {
-            self.obj.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
+            self.obj.desired
         }
         async fn ready(&self) -> i32 {
-            self.obj
-                .status
-                .as_ref()
-                .and_then(|s| s.ready_replicas)
-                .unwrap_or(0)
+            self.obj.ready
         }
         async fn available(&self) -> i32 {
-            self.obj
-                .status
-                .as_ref()
-                .and_then(|s| s.available_replicas)
-                .unwrap_or(0)
+            self.obj.available
         }
-        async fn images(&self) -> Vec<String> {
-            images(
-                self.obj
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.template.as_ref())
-                    .and_then(|t| t.spec.as_ref()),
-            )
+        async fn images(&self) -> &[String] {
+            &self.obj.images
         }
         async fn pods(&self) -> Vec<PodNode> {
             let ns = self.meta().namespace.clone().unwrap_or_default();
@@ -297,12 +247,7 @@ k8s_object!(
                 .unwrap_or(0)
         }
         async fn images(&self) -> Vec<String> {
-            images(
-                self.obj
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.template.spec.as_ref()),
-            )
+            k8s::template_images(self.obj.spec.as_ref().map(|s| &s.template))
         }
         async fn pods(&self) -> Vec<PodNode> {
             let ns = self.meta().namespace.clone().unwrap_or_default();
@@ -340,12 +285,7 @@ k8s_object!(
                 .unwrap_or(0)
         }
         async fn images(&self) -> Vec<String> {
-            images(
-                self.obj
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.template.spec.as_ref()),
-            )
+            k8s::template_images(self.obj.spec.as_ref().map(|s| &s.template))
         }
         async fn pods(&self) -> Vec<PodNode> {
             let ns = self.meta().namespace.clone().unwrap_or_default();

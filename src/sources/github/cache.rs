@@ -11,8 +11,9 @@ use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 
 use super::client::{GetOutcome, GitHubClient};
-use super::wire::{WireCommit, WirePull, WireRepo, WireRun, WireRuns};
+use super::wire::{self, WireCommit, WirePull, WireRepo, WireRun, WireRuns};
 use crate::domain::github::{Commit, PullRequest, Repository, WorkflowRun};
+use crate::events::{Change, RepositoryCause, RepositoryChange};
 use crate::sources::SourceError;
 use crate::state::SourceHealth;
 
@@ -118,10 +119,11 @@ impl GitHubSource {
         self.webhook_secret.as_ref()
     }
 
-    /// Applies a verified webhook delivery: drops exactly the cached responses the event
-    /// makes stale (a push: the repository and its branch heads; a pull request: its pull
-    /// request lists and the pull request; a workflow run: the run lists and the run; a
-    /// repository event: everything under the repository). Returns the number dropped.
+    /// Applies a verified webhook delivery. A push stores the repository and the branch's new
+    /// head from the payload (no request to GitHub) and drops that repository's commit lists;
+    /// a pull request drops its pull request lists and the pull request; a workflow run the
+    /// run lists and the run; a repository or issues event everything under the repository.
+    /// Returns the number of entries dropped or replaced.
     pub fn apply_webhook(&self, event: &str, payload: &serde_json::Value) -> usize {
         let Some(slug) = payload
             .pointer("/repository/full_name")
@@ -131,16 +133,30 @@ impl GitHubSource {
         };
         let repo = format!("/repos/{slug}");
         let prefixes: Vec<String> = match event {
-            "push" => vec![repo.clone() + "/commits/"],
+            "push" => vec![repo.clone() + "/commits"],
             "pull_request" => vec![repo.clone() + "/pulls"],
             "workflow_run" | "workflow_job" | "check_suite" => {
                 vec![repo.clone() + "/actions/runs"]
             }
-            "repository" => vec![repo.clone() + "/"],
+            "repository" | "issues" => vec![repo.clone() + "/"],
             _ => vec![],
         };
-        let exact = matches!(event, "push" | "repository");
-        let dropped = {
+        let exact = matches!(event, "push" | "repository" | "issues");
+        let cause = match event {
+            "push" => RepositoryCause::Push,
+            "pull_request" => RepositoryCause::PullRequest,
+            "workflow_run" | "workflow_job" | "check_suite" => RepositoryCause::WorkflowRun,
+            "repository" | "issues" => RepositoryCause::Repository,
+            _ => return 0,
+        };
+        let mut change = RepositoryChange {
+            slug: slug.to_string(),
+            cause,
+            branch: None,
+            head_sha: None,
+            head_message: None,
+        };
+        let mut touched = {
             let mut entries = self.entries.lock();
             let before = entries.len();
             entries.retain(|path, _| {
@@ -150,13 +166,115 @@ impl GitHubSource {
             });
             before - entries.len()
         };
-        // Kept answers can only hold GitHub values that came from the entries just dropped.
-        if dropped > 0 {
-            if let Some(s) = &self.state {
-                s.github_cache.bump();
+        if event == "push" {
+            if let Some(body) = wire::push_repository_body(payload) {
+                self.store_fresh(repo.clone(), Some(body.to_string().into()), wire::same_repo);
+                touched += 1;
+            }
+            if let Some((branch, body)) = wire::push_head_body(payload) {
+                if let Ok(c) = serde_json::from_value::<WireCommit>(body.clone()) {
+                    let c = Commit::from(c);
+                    change.head_sha = Some(c.sha.clone());
+                    change.head_message = Some(c.message.clone());
+                    self.learn_commit(slug, c);
+                }
+                change.branch = Some(branch.clone());
+                self.store_fresh(
+                    format!("{repo}/commits/{branch}"),
+                    Some(body.to_string().into()),
+                    wire::same_commit,
+                );
+                touched += 1;
             }
         }
-        dropped
+        // Kept answers can only hold GitHub values that came from the entries just changed.
+        if touched > 0 {
+            self.changed();
+        }
+        self.publish(change);
+        touched
+    }
+
+    /// The body held at `path` (`Some(None)`: held as a 404).
+    pub(super) fn held(&self, path: &str) -> Option<Option<Bytes>> {
+        self.entries.lock().get(path).map(|e| e.body.clone())
+    }
+
+    /// Repositories held (`/repos/{owner}/{name}` entries).
+    pub(super) fn held_repositories(&self) -> Vec<String> {
+        self.entries
+            .lock()
+            .keys()
+            .filter_map(|p| p.strip_prefix("/repos/"))
+            .filter(|rest| rest.matches('/').count() == 1)
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Stores a body learned another way (a batched GraphQL refresh, a webhook payload) as
+    /// fresh now. When what is held says the same (`same`: compares the values the graph reads,
+    /// not the bytes), it is kept with its ETag and only marked fresh. True when it replaced a
+    /// different value (an entry that was not held cannot be behind any kept answer).
+    pub(super) fn store_fresh(
+        &self,
+        path: String,
+        body: Option<Bytes>,
+        same: fn(&[u8], &[u8]) -> bool,
+    ) -> bool {
+        let mut entries = self.entries.lock();
+        let held = entries.get(&path).cloned();
+        let entry = match &held {
+            Some(e)
+                if matches!((&e.body, &body), (None, None))
+                    || matches!((&e.body, &body), (Some(a), Some(b)) if same(a, b)) =>
+            {
+                Entry {
+                    body: e.body.clone(),
+                    etag: e.etag.clone(),
+                    next: None,
+                    fetched: Instant::now(),
+                    observed_at: e.observed_at,
+                }
+            }
+            _ => Entry {
+                body,
+                etag: None,
+                next: None,
+                fetched: Instant::now(),
+                observed_at: Utc::now(),
+            },
+        };
+        let changed = held.is_some_and(|h| h.body != entry.body);
+        if entries.len() >= MAX_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(path, Arc::new(entry));
+        changed
+    }
+
+    /// A commit now known by SHA (from a batch or a webhook).
+    pub(super) fn learn_commit(&self, slug: &str, c: Commit) {
+        self.commits
+            .insert(format!("{slug}@{}", c.sha), Arc::new(c));
+    }
+
+    /// Kept answers showing GitHub values must be recomputed.
+    pub(super) fn changed(&self) {
+        if let Some(s) = &self.state {
+            s.github_cache.bump();
+        }
+    }
+
+    /// Tells subscribers (`repositoryEvents`) that a repository changed.
+    pub(super) fn publish(&self, change: RepositoryChange) {
+        if let Some(s) = &self.state {
+            s.bus.publish([Change::Repository(change)]);
+        }
+    }
+
+    /// The state this source serves (set with webhooks).
+    pub(super) fn state(&self) -> Option<&Arc<crate::state::State>> {
+        self.state.as_ref()
     }
 
     pub fn with_page_size(mut self, n: usize) -> Self {

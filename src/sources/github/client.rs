@@ -23,6 +23,8 @@ pub struct RateBudget {
     /// Requests sent, and of those answered 304 (free).
     pub requests: u64,
     pub not_modified: u64,
+    /// Points spent in the GraphQL window, as GitHub last said.
+    pub graphql_used: Option<u64>,
 }
 
 impl RateBudget {
@@ -232,6 +234,87 @@ impl GitHubClient {
                 message: format!("unexpected body of {} bytes", body.len()),
             }),
         }
+    }
+}
+
+impl GitHubClient {
+    /// GitHub's GraphQL endpoint beside this REST base: `https://api.github.com/graphql`, or
+    /// `https://<host>/api/graphql` for Enterprise Server's `https://<host>/api/v3`.
+    pub fn graphql_url(&self) -> String {
+        match self.base.strip_suffix("/api/v3") {
+            Some(host) => format!("{host}/api/graphql"),
+            None => format!("{}/graphql", self.base),
+        }
+    }
+
+    /// Runs one GraphQL query; the `data` object, or the error GitHub gave. Points spent are
+    /// counted in their own window (`x-ratelimit-resource: graphql`), not the REST budget.
+    pub async fn graphql(&self, query: &str) -> Result<serde_json::Value, SourceError> {
+        let url = self.graphql_url();
+        let mut req = self
+            .http
+            .post(&url)
+            .json(&serde_json::json!({ "query": query }));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t.expose_secret());
+        }
+        let resp = crate::sources::send_traced("github", req)
+            .await
+            .map_err(|e| SourceError::from_reqwest(&self.base, self.timeout_secs, &e))?;
+        let status = resp.status().as_u16();
+        let used = resp
+            .headers()
+            .get("x-ratelimit-used")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| SourceError::from_reqwest(&self.base, self.timeout_secs, &e))?;
+        {
+            let mut b = self.budget.lock();
+            b.requests += 1;
+            if used.is_some() {
+                b.graphql_used = used;
+            }
+        }
+        if status == 401 {
+            return Err(SourceError::Unauthorized {
+                url: self.base.clone(),
+                status,
+            });
+        }
+        let v: serde_json::Value = match (status, serde_json::from_slice(&body)) {
+            (200, Ok(v)) => v,
+            (_, parsed) => {
+                return Err(SourceError::Status {
+                    url: url.clone(),
+                    status,
+                    message: parsed
+                        .ok()
+                        .and_then(|v: serde_json::Value| {
+                            v.get("message")
+                                .and_then(|m| m.as_str())
+                                .map(str::to_string)
+                        })
+                        .unwrap_or_else(|| format!("a body of {} bytes", body.len())),
+                })
+            }
+        };
+        if let Some(e) = v.pointer("/errors/0") {
+            let message = e["message"].as_str().unwrap_or("GraphQL error").to_string();
+            if e["type"] == "RATE_LIMITED" {
+                return Err(rate_limited(message));
+            }
+            if v.get("data").is_none_or(|d| d.is_null()) {
+                return Err(SourceError::Status {
+                    url,
+                    status,
+                    message,
+                });
+            }
+        }
+        Ok(v.get("data").cloned().unwrap_or_default())
     }
 }
 

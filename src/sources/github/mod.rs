@@ -8,12 +8,16 @@
 //!   or after a secondary-limit 403/429 (`Retry-After`), nothing is sent until the reset and
 //!   the last known data is served, marked stale, with `RATE_LIMITED`.
 //! - `Link` headers are followed for paginated lists.
+//! - With webhooks, deliveries update or drop exactly what changed, and a safety net refreshes
+//!   every repository in batches of 100 over the GraphQL API (`batch.rs`).
 
+mod batch;
 mod cache;
 mod client;
 mod settings;
 mod wire;
 
+pub use batch::BatchRound;
 pub use cache::{Fetched, GitHubSource, GitHubTtls};
 pub use client::{GitHubClient, RateBudget};
 pub use settings::{GitHubSettings, GitHubTtlSettings};

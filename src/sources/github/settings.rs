@@ -1,5 +1,6 @@
 //! `github:` in the config, and how the GitHub source starts: a client and the conditional,
-//! TTL-bounded cache the graph reads through (GitHub is read on demand; no task runs).
+//! TTL-bounded cache the graph reads through (GitHub is read on demand). With webhooks, one
+//! task runs: the batched safety net (`batch.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +34,14 @@ pub struct GitHubSettings {
     pub webhook_secret_env: Option<String>,
     #[serde(default)]
     pub webhook_secret_file: Option<std::path::PathBuf>,
+    /// With webhooks: seconds between safety-net rounds, which refresh every repository the
+    /// catalog names (and every one held) in batches over GitHub's GraphQL API.
+    #[serde(default = "default_safety_net")]
+    pub safety_net_secs: f64,
+}
+
+fn default_safety_net() -> f64 {
+    600.0
 }
 
 /// With webhooks, the TTLs are only a safety net: this many times longer.
@@ -130,6 +139,7 @@ impl Source for GitHubSettings {
         ] {
             positive(&format!("{key}.ttl.{k}"), v)?;
         }
+        positive(&format!("{key}.safety_net_secs"), self.safety_net_secs)?;
         Ok(())
     }
 
@@ -155,17 +165,32 @@ impl Source for GitHubSettings {
         } else {
             1
         };
+        // What the safety net refreshes stays fresh for two of its rounds (one may fail).
+        let net = if webhook_secret.is_some() {
+            secs(self.safety_net_secs) * 2
+        } else {
+            Duration::ZERO
+        };
         let ttls = GitHubTtls {
-            repository: secs(self.ttl.repository_secs) * factor,
-            latest_commit: secs(self.ttl.latest_commit_secs) * factor,
+            repository: (secs(self.ttl.repository_secs) * factor).max(net),
+            latest_commit: (secs(self.ttl.latest_commit_secs) * factor).max(net),
             pull_requests: secs(self.ttl.pull_requests_secs) * factor,
             workflow_runs: secs(self.ttl.workflow_runs_secs) * factor,
         };
-        ctx.upstreams.github = Some(Arc::new(
+        let with_net = webhook_secret.is_some();
+        let source = Arc::new(
             GitHubSource::new(client, ttls, health)
                 .with_page_size(self.page_size)
                 .with_webhooks(webhook_secret, ctx.state.clone()),
-        ));
+        );
+        if with_net {
+            ctx.tasks.spawn(
+                source
+                    .clone()
+                    .run_safety_net(secs(self.safety_net_secs), ctx.shutdown.clone()),
+            );
+        }
+        ctx.upstreams.github = Some(source);
         Ok(())
     }
 }

@@ -195,3 +195,58 @@ impl From<WireRun> for WorkflowRun {
         }
     }
 }
+
+/// A `push` delivery's repository as the REST `GET /repos/{slug}` body it stands for: push
+/// payloads carry the full repository, but with `created_at` / `pushed_at` as Unix seconds.
+/// `None` when the payload lacks what the graph shows (then the entry is dropped instead).
+pub(super) fn push_repository_body(payload: &serde_json::Value) -> Option<serde_json::Value> {
+    let mut repo = payload.get("repository")?.clone();
+    for key in ["stargazers_count", "html_url", "default_branch"] {
+        repo.get(key)?;
+    }
+    for key in ["created_at", "pushed_at"] {
+        if let Some(secs) = repo[key].as_i64() {
+            repo[key] = DateTime::<Utc>::from_timestamp(secs, 0)
+                .map(|t| serde_json::json!(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)))
+                .unwrap_or_default();
+        }
+    }
+    Some(repo)
+}
+
+/// A `push` delivery's new head as (branch, the REST `GET /repos/{slug}/commits/{branch}`
+/// body), when the push moved a branch to a commit.
+pub(super) fn push_head_body(payload: &serde_json::Value) -> Option<(String, serde_json::Value)> {
+    let branch = payload["ref"].as_str()?.strip_prefix("refs/heads/")?;
+    let c = payload.get("head_commit").filter(|c| !c.is_null())?;
+    let a = &c["author"];
+    Some((
+        branch.to_string(),
+        serde_json::json!({
+            "sha": c["id"], "html_url": c["url"],
+            "commit": {"message": c["message"], "author": {"name": a["name"], "email": a["email"], "date": c["timestamp"]}},
+            "author": a["username"].as_str().map(|l| serde_json::json!({"login": l})),
+        }),
+    ))
+}
+
+/// Whether two REST repository bodies say the same to the graph (bytes differ between a REST
+/// answer, a webhook payload and a GraphQL-built body).
+pub(super) fn same_repo(a: &[u8], b: &[u8]) -> bool {
+    let parse = |x: &[u8]| {
+        serde_json::from_slice::<WireRepo>(x)
+            .ok()
+            .map(Repository::from)
+    };
+    matches!((parse(a), parse(b)), (Some(x), Some(y)) if x == y)
+}
+
+/// Whether two REST commit bodies say the same to the graph.
+pub(super) fn same_commit(a: &[u8], b: &[u8]) -> bool {
+    let parse = |x: &[u8]| {
+        serde_json::from_slice::<WireCommit>(x)
+            .ok()
+            .map(Commit::from)
+    };
+    matches!((parse(a), parse(b)), (Some(x), Some(y)) if x == y)
+}

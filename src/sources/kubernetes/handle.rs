@@ -10,7 +10,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::Client;
 
 use super::{apply_and_publish, client_error};
-use crate::domain::kubernetes::{strip, RESTARTED_AT};
+use crate::domain::kubernetes::{strip, DeploymentInfo, RESTARTED_AT};
 use crate::sources::SourceError;
 use crate::state::{ClusterStore, State};
 
@@ -33,7 +33,7 @@ impl ClusterHandle {
         namespace: &str,
         name: &str,
         caller: (&str, &[String]),
-    ) -> Result<(Arc<Deployment>, String), SourceError> {
+    ) -> Result<(Arc<DeploymentInfo>, String), SourceError> {
         let client = match &self.impersonating {
             None => self.client.clone(),
             Some(config) => {

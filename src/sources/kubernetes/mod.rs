@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Event as CoreEvent, Namespace, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::runtime::watcher::{self, Event};
@@ -28,7 +28,7 @@ use kube::{Api, Client};
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::kubernetes::{rollout, strip};
+use crate::domain::kubernetes::{rollout, strip, DeploymentInfo};
 use crate::events::{Change, RolloutChange};
 use crate::state::kubernetes::{obj_key, ClusterStore, Kind, ObjKey, Stored};
 use crate::state::{SourceHealth, State};
@@ -140,8 +140,8 @@ impl ClusterSource {
         }
         spawn_kind!(
             Namespace,
-            Deployment,
-            ReplicaSet,
+            crate::domain::kubernetes::DeploymentInfo,
+            crate::domain::kubernetes::ReplicaSetInfo,
             StatefulSet,
             DaemonSet,
             crate::domain::kubernetes::PodInfo,
@@ -199,8 +199,8 @@ impl ClusterSource {
         let c = &self.client;
         match kind {
             Kind::Namespace => list_one::<Namespace>(c).await,
-            Kind::Deployment => list_one::<Deployment>(c).await,
-            Kind::ReplicaSet => list_one::<ReplicaSet>(c).await,
+            Kind::Deployment => list_one::<crate::domain::kubernetes::DeploymentInfo>(c).await,
+            Kind::ReplicaSet => list_one::<crate::domain::kubernetes::ReplicaSetInfo>(c).await,
             Kind::StatefulSet => list_one::<StatefulSet>(c).await,
             Kind::DaemonSet => list_one::<DaemonSet>(c).await,
             Kind::Pod => list_one::<crate::domain::kubernetes::PodInfo>(c).await,
@@ -313,8 +313,12 @@ type Changed<K> = (Option<Arc<K>>, Option<Arc<K>>);
 
 /// Stores a Deployment the API server returned (after a patch) and publishes its rollout
 /// change, so the caller reads its own write and subscribers hear of it at once.
-pub fn apply_and_publish(state: &State, cluster: &ClusterStore, d: Deployment) -> Arc<Deployment> {
-    let (old, new) = cluster.apply(d);
+pub fn apply_and_publish(
+    state: &State,
+    cluster: &ClusterStore,
+    d: Deployment,
+) -> Arc<DeploymentInfo> {
+    let (old, new) = cluster.apply(DeploymentInfo::from(d));
     publish_rollouts(state, &cluster.name, vec![(old, Some(new.clone()))]);
     new
 }
@@ -329,7 +333,7 @@ fn publish_rollouts<K: Stored>(state: &State, cluster: &str, changed: Vec<Change
         let as_dep = |o: &Option<Arc<K>>| {
             o.as_ref().and_then(|o| {
                 (o.clone() as Arc<dyn std::any::Any + Send + Sync>)
-                    .downcast::<Deployment>()
+                    .downcast::<DeploymentInfo>()
                     .ok()
             })
         };
@@ -435,8 +439,8 @@ mod tests {
     fn every_watched_kind_is_granted_by_read_access() {
         let watched = [
             granted::<Namespace>(),
-            granted::<Deployment>(),
-            granted::<ReplicaSet>(),
+            granted::<crate::domain::kubernetes::DeploymentInfo>(),
+            granted::<crate::domain::kubernetes::ReplicaSetInfo>(),
             granted::<StatefulSet>(),
             granted::<DaemonSet>(),
             granted::<PodInfo>(),

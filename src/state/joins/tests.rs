@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chrono::Utc;
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::json;
 
@@ -17,7 +16,7 @@ use crate::domain::argocd::{
 use crate::domain::entity::EntityKind;
 use crate::domain::entity_ref::EntityRef;
 use crate::domain::joins::entity_has_app;
-use crate::domain::kubernetes::PodInfo;
+use crate::domain::kubernetes::{DeploymentInfo, PodInfo, ReplicaSetInfo};
 use crate::domain::Entity;
 use crate::state::kubernetes::{ClusterStore, Kind, ObjRef};
 use crate::state::{CatalogSnapshot, SourceKind, State};
@@ -86,7 +85,7 @@ fn app(name: &str, instance: &str, team: usize, namespace: &str) -> Application 
     }
 }
 
-fn deployment(name: &str, ns: &str, labels: &serde_json::Value) -> Deployment {
+fn deployment(name: &str, ns: &str, labels: &serde_json::Value) -> DeploymentInfo {
     serde_json::from_value(json!({
         "metadata": {"name": name, "namespace": ns, "labels": labels, "uid": format!("d-{ns}-{name}")},
         "spec": {"selector": {"matchLabels": {"app": name}}, "template": {"metadata": {"labels": {"app": name}}}}
@@ -94,7 +93,7 @@ fn deployment(name: &str, ns: &str, labels: &serde_json::Value) -> Deployment {
     .expect("BUG: a valid Deployment")
 }
 
-fn replica_set(name: &str, ns: &str, owner: &str) -> ReplicaSet {
+fn replica_set(name: &str, ns: &str, owner: &str) -> ReplicaSetInfo {
     serde_json::from_value(json!({
         "metadata": {"name": name, "namespace": ns, "labels": {"app": owner},
             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": owner, "uid": format!("d-{ns}-{owner}"), "controller": true}]},

@@ -30,7 +30,6 @@ pub const IMPERSONATE_ACCESS: &[(&str, &str, &[&str])] = &[
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::de::IgnoredAny;
@@ -104,10 +103,10 @@ pub fn strip(meta: &mut ObjectMeta) {
     }
 }
 
-/// `kube::Resource` for a core/v1 namespaced kind kept as our own projection (the API paths
-/// are the kind's; only the Rust type is ours).
+/// `kube::Resource` for a namespaced kind (`$group` "" is core) kept as our own projection
+/// (the API paths are the kind's; only the Rust type is ours).
 macro_rules! projection_resource {
-    ($ty:ty, $kind:literal, $plural:literal) => {
+    ($ty:ty, $group:literal, $kind:literal, $plural:literal) => {
         impl kube::Resource for $ty {
             type DynamicType = ();
             type Scope = k8s_openapi::NamespaceResourceScope;
@@ -115,7 +114,7 @@ macro_rules! projection_resource {
                 $kind.into()
             }
             fn group(_: &()) -> std::borrow::Cow<'_, str> {
-                "".into()
+                $group.into()
             }
             fn version(_: &()) -> std::borrow::Cow<'_, str> {
                 "v1".into()
@@ -132,6 +131,10 @@ macro_rules! projection_resource {
         }
     };
 }
+
+// After the macro: the workload projections use it.
+mod workloads;
+pub use workloads::*;
 
 /// The keys of maps whose values were skipped while parsing, sorted and unique.
 fn key_names(maps: impl IntoIterator<Item = Option<BTreeMap<String, IgnoredAny>>>) -> Vec<String> {
@@ -178,7 +181,7 @@ impl From<SecretWire> for SecretInfo {
     }
 }
 
-projection_resource!(SecretInfo, "Secret", "secrets");
+projection_resource!(SecretInfo, "", "Secret", "secrets");
 
 /// A ConfigMap as this server holds it: metadata and key names. The graph serves keys only,
 /// so the values (often whole config files) are skipped while parsing, not kept.
@@ -209,94 +212,7 @@ impl From<ConfigMapWire> for ConfigMapInfo {
     }
 }
 
-projection_resource!(ConfigMapInfo, "ConfigMap", "configmaps");
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RolloutState {
-    Complete,
-    Progressing,
-    Stalled,
-}
-
-/// Where a Deployment's rollout stands, computed as `kubectl rollout status` does.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rollout {
-    pub state: RolloutState,
-    pub desired: i32,
-    pub updated: i32,
-    pub ready: i32,
-    pub available: i32,
-    /// The Progressing condition's reason when stalled (`ProgressDeadlineExceeded`).
-    pub reason: Option<String>,
-    pub message: String,
-}
-
-pub fn rollout(d: &Deployment) -> Rollout {
-    let spec_replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-    let st = d.status.clone().unwrap_or_default();
-    let (updated, ready, available, current) = (
-        st.updated_replicas.unwrap_or(0),
-        st.ready_replicas.unwrap_or(0),
-        st.available_replicas.unwrap_or(0),
-        st.replicas.unwrap_or(0),
-    );
-    let mk = |state, reason: Option<String>, message: String| Rollout {
-        state,
-        desired: spec_replicas,
-        updated,
-        ready,
-        available,
-        reason,
-        message,
-    };
-    let name = d.metadata.name.as_deref().unwrap_or("");
-    if d.metadata.generation.unwrap_or(0) > st.observed_generation.unwrap_or(0) {
-        return mk(
-            RolloutState::Progressing,
-            None,
-            "waiting for the deployment spec update to be observed".into(),
-        );
-    }
-    let progressing = st
-        .conditions
-        .as_ref()
-        .and_then(|c| c.iter().find(|c| c.type_ == "Progressing"));
-    if let Some(c) = progressing {
-        if c.reason.as_deref() == Some("ProgressDeadlineExceeded") {
-            return mk(
-                RolloutState::Stalled,
-                c.reason.clone(),
-                format!("deployment \"{name}\" exceeded its progress deadline"),
-            );
-        }
-    }
-    if updated < spec_replicas {
-        return mk(
-            RolloutState::Progressing,
-            None,
-            format!("{updated} of {spec_replicas} updated replicas are available"),
-        );
-    }
-    if current > updated {
-        return mk(
-            RolloutState::Progressing,
-            None,
-            format!("{} old replicas are pending termination", current - updated),
-        );
-    }
-    if available < updated {
-        return mk(
-            RolloutState::Progressing,
-            None,
-            format!("{available} of {updated} updated replicas are available"),
-        );
-    }
-    mk(
-        RolloutState::Complete,
-        None,
-        format!("deployment \"{name}\" successfully rolled out"),
-    )
-}
+projection_resource!(ConfigMapInfo, "", "ConfigMap", "configmaps");
 
 /// Kubernetes times (jiff) as chrono times.
 pub fn to_chrono(
@@ -466,7 +382,7 @@ impl From<Pod> for PodInfo {
     }
 }
 
-projection_resource!(PodInfo, "Pod", "pods");
+projection_resource!(PodInfo, "", "Pod", "pods");
 
 /// A pod's Ready condition.
 pub fn pod_ready(p: &PodInfo) -> bool {
@@ -487,39 +403,6 @@ pub fn pod_restarts(p: &PodInfo) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn deployment(v: serde_json::Value) -> Deployment {
-        serde_json::from_value(v).unwrap()
-    }
-
-    #[test]
-    fn rollout_follows_kubectl_rollout_status() {
-        let base = serde_json::json!({"metadata": {"name": "web", "generation": 2},
-            "spec": {"replicas": 3, "selector": {}, "template": {}},
-            "status": {"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "readyReplicas": 3, "availableReplicas": 3}});
-        assert_eq!(
-            rollout(&deployment(base.clone())).state,
-            RolloutState::Complete
-        );
-        let mut v = base.clone();
-        v["metadata"]["generation"] = 3.into();
-        assert_eq!(rollout(&deployment(v)).state, RolloutState::Progressing);
-        let mut v = base.clone();
-        v["status"]["updatedReplicas"] = 1.into();
-        let r = rollout(&deployment(v));
-        assert_eq!(
-            (r.state, r.updated, r.desired),
-            (RolloutState::Progressing, 1, 3)
-        );
-        let mut v = base.clone();
-        v["status"]["replicas"] = 4.into();
-        assert!(rollout(&deployment(v)).message.contains("1 old replicas"));
-        let mut v = base;
-        v["status"]["conditions"] = serde_json::json!([{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]);
-        let r = rollout(&deployment(v));
-        assert_eq!(r.state, RolloutState::Stalled);
-        assert_eq!(r.reason.as_deref(), Some("ProgressDeadlineExceeded"));
-    }
 
     #[test]
     fn a_pod_is_kept_as_what_the_graph_shows() {

@@ -3,7 +3,8 @@
 //! not count against the limit), `x-ratelimit-*` headers that count down and reset, a 403 with
 //! GitHub's rate-limit body when the window is spent, secondary-limit 403/429 with
 //! `Retry-After`, `Link` pagination, 401 "Bad credentials", and GitHub's 404 body.
-//! Counters let tests check the economy.
+//! Counters let tests check the economy. `POST /graphql` (in `graphql`) serves the fields a
+//! batched refresh reads, with GitHub's GraphQL cost accounting in its own window.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -20,6 +21,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::faults::{self, Faults};
 use super::git::{Commit, GitWorld};
+
+mod graphql;
 
 struct Window {
     limit: u64,
@@ -40,6 +43,9 @@ struct Inner {
     by_path: Mutex<std::collections::HashMap<String, u64>>,
     /// Registered webhooks: (payload URL, secret), as a repository or organization hook.
     webhooks: Mutex<Vec<(String, String)>>,
+    /// The GraphQL API's own window (`x-ratelimit-resource: graphql`), in points.
+    graphql: Mutex<Window>,
+    graphql_schema: graphql::GraphSchema,
 }
 
 #[derive(Clone)]
@@ -72,6 +78,13 @@ impl GitHubSim {
         let faults = Arc::new(Faults::default());
         let inner = Arc::new(Inner {
             token: token.to_string(),
+            graphql_schema: graphql::schema(git.clone()),
+            graphql: Mutex::new(Window {
+                limit: 5_000,
+                used: 0,
+                reset: Utc::now().timestamp() + 3600,
+                window_secs: 3600,
+            }),
             git,
             window: Mutex::new(Window {
                 limit,
@@ -87,6 +100,7 @@ impl GitHubSim {
         });
         let router = Router::new()
             .route("/rate_limit", get(rate_limit))
+            .route("/graphql", axum::routing::post(graphql::endpoint))
             .route("/repos/{owner}/{repo}", get(repo))
             .route("/repos/{owner}/{repo}/commits", get(commits))
             .route("/repos/{owner}/{repo}/commits/{reference}", get(commit))
@@ -129,7 +143,7 @@ impl GitHubSim {
         let before = self.inner.git.head(slug)?;
         let commit = self.inner.git.push(slug, message, author_login)?;
         let repo = self.inner.git.repo(slug)?;
-        let payload = push_payload(slug, &repo.default_branch, &before.sha, &commit);
+        let payload = push_payload(&repo, &before.sha, &commit);
         let statuses = self.deliver("push", &payload).await;
         Some((commit, statuses))
     }
@@ -181,6 +195,11 @@ impl GitHubSim {
         self.inner.window.lock().used
     }
 
+    /// GraphQL rate-limit points spent in this window.
+    pub fn graphql_used(&self) -> u64 {
+        self.inner.graphql.lock().used
+    }
+
     /// Spends the rest of the window (the next counted request gets the rate-limit 403).
     pub fn exhaust(&self) {
         let mut w = self.inner.window.lock();
@@ -200,6 +219,36 @@ impl GitHubSim {
     }
 }
 
+/// `Authorization: Bearer <token>` (or GitHub's older `token <token>`) names our token.
+fn token_ok(inner: &Inner, headers: &HeaderMap) -> bool {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    matches!(auth.and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("token "))), Some(t) if t == inner.token)
+}
+
+/// A repository's made-up but stable numbers, the same in REST and GraphQL answers.
+struct RepoNumbers {
+    id: u64,
+    stars: u64,
+    forks: u64,
+    open_issues: u64,
+    /// Open pull requests (#9..#12 of `pull_requests_of`).
+    open_pulls: u64,
+}
+
+fn repo_numbers(slug: &str) -> RepoNumbers {
+    let id = u64::from_str_radix(&sha1_smol::Sha1::from(slug).digest().to_string()[..8], 16)
+        .unwrap_or(1);
+    RepoNumbers {
+        id,
+        stars: 3 + id % 40,
+        forks: id % 5,
+        open_issues: id % 7,
+        open_pulls: 4,
+    }
+}
+
 /// Authentication, limits and conditional-request handling shared by every endpoint. `body`
 /// is computed only when the request is allowed through.
 fn respond(
@@ -214,11 +263,7 @@ fn respond(
         .lock()
         .entry(uri.path().to_string())
         .or_default() += 1;
-    let auth = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let token_ok = matches!(auth.and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("token "))), Some(t) if t == inner.token);
-    if !token_ok {
+    if !token_ok(inner, headers) {
         return gh_error(
             StatusCode::UNAUTHORIZED,
             "Bad credentials",
@@ -416,22 +461,35 @@ async fn repo(
     let slug = format!("{owner}/{name}");
     respond(&inner, &headers, &uri, || {
         let r = inner.git.repo(&slug)?;
-        let pushed = r.commits.last().map(|c| ts(c.date));
-        let id = u64::from_str_radix(&sha1_smol::Sha1::from(&slug).digest().to_string()[..8], 16)
-            .unwrap_or(1);
-        Some((
-            json!({
-                "id": id, "node_id": format!("R_{id}"), "name": name, "full_name": slug, "private": true,
-                "owner": {"login": owner, "type": "Organization"},
-                "html_url": format!("https://github.com/{slug}"), "description": r.description, "fork": false,
-                "url": format!("https://api.github.com/repos/{slug}"),
-                "created_at": ts(r.created_at), "updated_at": pushed, "pushed_at": pushed,
-                "language": r.language, "stargazers_count": 3 + id % 40, "watchers_count": 3 + id % 40, "forks_count": id % 5,
-                "open_issues_count": id % 7, "archived": false, "disabled": false, "visibility": "internal",
-                "topics": r.topics, "default_branch": r.default_branch,
-            }),
-            None,
-        ))
+        Some((repo_json(&r, false), None))
+    })
+}
+
+/// A repository as REST answers it; `unix_times`: with `created_at` / `pushed_at` as Unix
+/// seconds, as push payloads carry them.
+fn repo_json(r: &crate::demo::git::Repo, unix_times: bool) -> Value {
+    let slug = &r.slug;
+    let (owner, name) = slug.split_once('/').unwrap_or((slug, slug));
+    let pushed = r.commits.last().map(|c| c.date);
+    let n = repo_numbers(slug);
+    let id = n.id;
+    let time = |t: chrono::DateTime<Utc>| {
+        if unix_times {
+            json!(t.timestamp())
+        } else {
+            json!(ts(t))
+        }
+    };
+    json!({
+        "id": id, "node_id": format!("R_{id}"), "name": name, "full_name": slug, "private": true,
+        "owner": {"login": owner, "id": 1000 + id % 1000, "type": "Organization"},
+        "html_url": format!("https://github.com/{slug}"), "description": r.description, "fork": false,
+        "url": format!("https://api.github.com/repos/{slug}"),
+        "created_at": time(r.created_at), "updated_at": pushed.map(ts), "pushed_at": pushed.map(time),
+        "language": r.language, "stargazers_count": n.stars, "watchers_count": n.stars, "forks_count": n.forks,
+        // REST counts open pull requests as issues too.
+        "open_issues_count": n.open_issues + n.open_pulls, "archived": false, "disabled": false, "visibility": "internal",
+        "topics": r.topics, "default_branch": r.default_branch,
     })
 }
 
@@ -604,11 +662,14 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
     format!("sha256={hex}")
 }
 
-/// A `push` event's payload, shaped as GitHub sends it.
-pub fn push_payload(slug: &str, branch: &str, before: &str, c: &Commit) -> Value {
-    let (owner, name) = slug.split_once('/').unwrap_or((slug, slug));
-    let id = u64::from_str_radix(&sha1_smol::Sha1::from(slug).digest().to_string()[..8], 16)
-        .unwrap_or(1);
+/// A `push` event's payload, shaped as GitHub sends it (the whole repository, with its times
+/// as Unix seconds, `master_branch` beside `default_branch`).
+pub fn push_payload(repo: &crate::demo::git::Repo, before: &str, c: &Commit) -> Value {
+    let slug = repo.slug.as_str();
+    let branch = repo.default_branch.as_str();
+    let id = repo_numbers(slug).id;
+    let mut repository = repo_json(repo, true);
+    repository["master_branch"] = json!(branch);
     let person =
         json!({"name": c.author_name, "email": c.author_email, "username": c.author_login});
     let commit = json!({
@@ -622,12 +683,7 @@ pub fn push_payload(slug: &str, branch: &str, before: &str, c: &Commit) -> Value
         "created": false, "deleted": false, "forced": false, "base_ref": null,
         "compare": format!("https://github.com/{slug}/compare/{}...{}", &before[..12.min(before.len())], &c.sha[..12]),
         "commits": [commit.clone()], "head_commit": commit,
-        "repository": {
-            "id": id, "node_id": format!("R_{id}"), "name": name, "full_name": slug, "private": true,
-            "owner": {"login": owner, "id": 1000 + id % 1000, "type": "Organization"},
-            "html_url": format!("https://github.com/{slug}"), "url": format!("https://github.com/{slug}"),
-            "default_branch": branch, "master_branch": branch, "pushed_at": c.date.timestamp(),
-        },
+        "repository": repository,
         "pusher": {"name": c.author_login, "email": c.author_email},
         "sender": {"login": c.author_login, "id": 2000 + id % 1000, "type": "User"},
     })
