@@ -1,20 +1,25 @@
-//! The load harness: the same queries against idp-graph (response cache on and off) and a
-//! static-bytes server (axum answering the very bytes idp-graph answered: the ceiling), driven
-//! by `wrk` (Debian's), every response checked first. One command:
+//! The load harness: the same queries against idp-graph (response cache on and off), a
+//! static-bytes server (axum answering the very bytes idp-graph answered: the ceiling) and Hive
+//! Gateway composed by GraphQL Mesh over the same simulated ArgoCD and Backstage (plain, and
+//! with its response cache), driven by `wrk` (Debian's), every server's answer checked against
+//! idp-graph's first. One command:
 //!
 //! ```sh
-//! cargo bench --bench load          # 10 s per row, 20 connections
+//! cargo bench --bench load          # 10 s per row, 20 connections; npm ci in benches/hive once
 //! ```
 //!
-//! Without `--bench` (as `cargo test --all-targets` runs it) it is a 1-second smoke run, and it
-//! skips itself when `wrk` is missing. The world: the demo's simulations with 100 generated
-//! services (100 components, 100 ArgoCD applications). Everything runs on this machine, so
-//! only ratios within one run mean anything.
+//! Without `--bench` (as `cargo test --all-targets` runs it) it is a 1-second smoke run without
+//! Hive, and it skips itself when `wrk` is missing. The world: the demo's simulations with 100
+//! generated services (108 ArgoCD applications, 100 components with one each). Everything runs
+//! on this machine, so only ratios within one run mean anything.
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
+
+#[path = "hive/peer.rs"]
+mod hive;
 
 use axum::routing::post;
 use idp_graph::app::App;
@@ -22,11 +27,138 @@ use idp_graph::demo::{DemoOptions, DemoWorld};
 use serde_json::{json, Value};
 
 const LIST: &str =
-    "{ applications(first: 100) { nodes { name sync { status } health { status } } } }";
+    "{ applications(first: 200) { nodes { name sync { status } health { status } } } }";
 const CROSS: &str = r#"{ entities(filter: {kind: "Component"}, first: 100) { nodes { name ... on Component { applications { name health { status } } } } } }"#;
 const SERVICE: &str = r#"query ServicePage { entity(ref: "component:default/sample-app") { ref ... on Component { lifecycle owner { ref } system { ref }
   applications { name sync { status revision } health { status } operationState { phase } history { historyId revision deployedAt } viewerCan { sync } }
   kubernetes { deployments { name rollout { state ready desired } } pods { name phase restarts } } } } }"#;
+
+/// The same questions in the schema Mesh generates from the OpenAPI subsets (no Kubernetes
+/// there: the service page asks the catalog and ArgoCD parts only).
+const HIVE_LIST: &str =
+    "{ applications { items { metadata { name } status { sync { status } health { status } } } } }";
+const HIVE_CROSS: &str = r#"{ entities(filter: "kind=component", limit: 100) { items { metadata { name } application { metadata { name } status { health { status } } } } } }"#;
+const HIVE_SERVICE: &str = r#"{ entity(kind: "component", namespace: "default", name: "sample-app") { metadata { name } spec { lifecycle owner system }
+  application { metadata { name } status { sync { status revision } health { status } operationState { phase } history { id revision deployedAt } } } } }"#;
+
+/// One benchmarked question: idp-graph's text, Hive's, and the check that Hive answered the
+/// same facts idp-graph did.
+struct Case {
+    name: &'static str,
+    ours: &'static str,
+    hive: &'static str,
+    agrees: fn(&Value, &Value) -> Result<(), String>,
+}
+
+/// A string field; statuses compared without case (our enums are `SYNCED`, ArgoCD's `Synced`).
+fn s(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_lowercase()
+}
+
+fn same_list(ours: &Value, hive: &Value) -> Result<(), String> {
+    let mut a: Vec<_> = ours["data"]["applications"]["nodes"]
+        .as_array()
+        .ok_or("no nodes")?
+        .iter()
+        .map(|n| {
+            (
+                s(&n["name"]),
+                s(&n["sync"]["status"]),
+                s(&n["health"]["status"]),
+            )
+        })
+        .collect();
+    let mut b: Vec<_> = hive["data"]["applications"]["items"]
+        .as_array()
+        .ok_or("no items")?
+        .iter()
+        .map(|n| {
+            let st = &n["status"];
+            (
+                s(&n["metadata"]["name"]),
+                s(&st["sync"]["status"]),
+                s(&st["health"]["status"]),
+            )
+        })
+        .collect();
+    a.sort();
+    b.sort();
+    (a == b)
+        .then_some(())
+        .ok_or_else(|| format!("apps differ: {a:?} vs {b:?}"))
+}
+
+fn same_cross(ours: &Value, hive: &Value) -> Result<(), String> {
+    let known: std::collections::HashMap<String, (String, String)> = ours["data"]["entities"]
+        ["nodes"]
+        .as_array()
+        .ok_or("no nodes")?
+        .iter()
+        .map(|n| {
+            let app = &n["applications"][0];
+            (
+                s(&n["name"]),
+                (s(&app["name"]), s(&app["health"]["status"])),
+            )
+        })
+        .collect();
+    let items = hive["data"]["entities"]["items"]
+        .as_array()
+        .ok_or("no items")?;
+    if items.len() != known.len() {
+        return Err(format!("{} components vs {}", items.len(), known.len()));
+    }
+    for i in items {
+        let app = &i["application"];
+        let got = (
+            s(&app["metadata"]["name"]),
+            s(&app["status"]["health"]["status"]),
+        );
+        match known.get(&s(&i["metadata"]["name"])) {
+            Some(want) if *want != got => return Err(format!("{i} vs {want:?}")),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn same_service(ours: &Value, hive: &Value) -> Result<(), String> {
+    let a = &ours["data"]["entity"]["applications"][0];
+    let b = &hive["data"]["entity"]["application"]["status"];
+    let revs = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .map(|h| s(&h["revision"]))
+            .collect()
+    };
+    let same = s(&a["sync"]["revision"]) == s(&b["sync"]["revision"])
+        && s(&a["health"]["status"]) == s(&b["health"]["status"])
+        && revs(&a["history"]) == revs(&b["history"])
+        && ours["data"]["entity"]["lifecycle"] == hive["data"]["entity"]["spec"]["lifecycle"];
+    same.then_some(()).ok_or_else(|| format!("{a} vs {b}"))
+}
+
+const CASES: [Case; 3] = [
+    Case {
+        name: "application list (108 apps)",
+        ours: LIST,
+        hive: HIVE_LIST,
+        agrees: same_list,
+    },
+    Case {
+        name: "100 components + their app",
+        ours: CROSS,
+        hive: HIVE_CROSS,
+        agrees: same_cross,
+    },
+    Case {
+        name: "service page",
+        ours: SERVICE,
+        hive: HIVE_SERVICE,
+        agrees: same_service,
+    },
+];
 
 struct Row {
     query: &'static str,
@@ -116,6 +248,8 @@ fn wrk(
             "-t2",
             &format!("-c{connections}"),
             &format!("-d{seconds}s"),
+            "--timeout",
+            "10s",
             "--latency",
             "-s",
         ])
@@ -157,8 +291,9 @@ fn wrk(
     (rps, ms(field("50%")), ms(field("99%")), errors)
 }
 
-fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
+/// The `VmHWM` (peak resident set) line of a `/proc/<pid>/status` file, in MiB.
+fn peak_rss_mib(status_file: &str) -> f64 {
+    std::fs::read_to_string(status_file)
         .ok()
         .and_then(|s| {
             s.lines()
@@ -168,6 +303,38 @@ fn rss_mib() -> f64 {
         })
         .map(|kib| kib / 1024.0)
         .unwrap_or(0.0)
+}
+
+async fn measure(
+    addr: SocketAddr,
+    query: &str,
+    seconds: u64,
+    dir: &std::path::Path,
+) -> (f64, f64, f64, u64) {
+    let (q, d) = (query.to_string(), dir.to_path_buf());
+    tokio::task::spawn_blocking(move || wrk(addr, &q, seconds, 20, &d))
+        .await
+        .unwrap()
+}
+
+/// The Hive peers (plain, cached), composed over `world`, or why not.
+async fn start_hive(
+    world: &DemoWorld,
+    dir: &std::path::Path,
+) -> Result<(hive::Gateway, hive::Gateway), String> {
+    if !hive::install() {
+        return Err("npm ci in benches/hive failed".into());
+    }
+    let supergraph = dir.join("supergraph.graphql");
+    hive::compose(
+        &world.argocd.url(),
+        &world.backstage.url(),
+        idp_graph::demo::DEMO_TOKEN,
+        &supergraph,
+    );
+    let plain = hive::Gateway::start(&supergraph, false, &dir.join("hive-plain.log")).await;
+    let cached = hive::Gateway::start(&supergraph, true, &dir.join("hive-cached.log")).await;
+    Ok((plain, cached))
 }
 
 fn main() {
@@ -194,32 +361,68 @@ fn main() {
         let (cached, _s1) = start_app(&world, &opts, true).await;
         let (uncached, _s2) = start_app(&world, &opts, false).await;
         let dir = tempfile::tempdir().unwrap();
+        let peers = if full {
+            start_hive(&world, dir.path()).await
+        } else {
+            Err("smoke run (cargo bench runs it)".into())
+        };
+        if let Err(why) = &peers {
+            println!("load: Hive Gateway rows skipped: {why}");
+        }
         let mut rows = Vec::new();
-        for (name, query) in [("100-app list", LIST), ("100 components + their app", CROSS), ("service page", SERVICE)] {
-            let body = post_body(cached, query).await;
-            assert_eq!(post_body(uncached, query).await, body, "cache on and off answer alike");
+        for case in &CASES {
+            let body = post_body(cached, case.ours).await;
+            assert_eq!(post_body(uncached, case.ours).await, body, "cache on and off answer alike");
+            let ours: Value = serde_json::from_slice(&body).unwrap();
             let ceiling = static_server(body).await;
-            for (server, addr) in [("static bytes", ceiling), ("idp-graph, cache on", cached), ("idp-graph, cache off", uncached)] {
-                let (rps, p50, p99, errors) = tokio::task::spawn_blocking({
-                    let (q, d) = (query.to_string(), dir.path().to_path_buf());
-                    move || wrk(addr, &q, seconds, 20, &d)
-                })
-                .await
-                .unwrap();
-                rows.push(Row { query: name, server: server.into(), rps, p50_ms: p50, p99_ms: p99, errors });
+            let mut servers = vec![
+                ("static bytes", ceiling, case.ours),
+                ("idp-graph, cache on", cached, case.ours),
+                ("idp-graph, cache off", uncached, case.ours),
+            ];
+            if let Ok((plain, hive_cached)) = &peers {
+                for (label, gw) in [("Hive Gateway, plain", plain), ("Hive Gateway, response cache", hive_cached)] {
+                    let theirs: Value = serde_json::from_slice(&post_body(gw.addr, case.hive).await).unwrap();
+                    if let Err(e) = (case.agrees)(&ours, &theirs) {
+                        panic!("{label} disagrees with idp-graph on {}: {e}", case.name);
+                    }
+                    servers.push((label, gw.addr, case.hive));
+                }
+            }
+            for (server, addr, query) in servers {
+                let (rps, p50_ms, p99_ms, errors) = measure(addr, query, seconds, dir.path()).await;
+                rows.push(Row { query: case.name, server: server.into(), rps, p50_ms, p99_ms, errors });
             }
         }
-        println!("load: wrk -t2 -c20 -d{seconds}s, POST /graphql; demo world with 100 services; one process (RSS high-water mark {:.0} MiB, all servers and simulations together)", rss_mib());
+        println!("load: wrk -t2 -c20 -d{seconds}s --timeout 10s, POST /graphql; demo world with 100 services; peak RSS: this process (idp-graph x2, static server, simulations) {:.0} MiB", peak_rss_mib("/proc/self/status"));
+        if let Ok((plain, hive_cached)) = &peers {
+            println!("  Hive Gateway plain {:.0} MiB, Hive Gateway cached {:.0} MiB", plain.peak_rss_mib(), hive_cached.peak_rss_mib());
+        }
         println!("| query | server | req/s | p50 ms | p99 ms | non-2xx | vs static |");
         println!("|---|---|---|---|---|---|---|");
-        for chunk in rows.chunks(3) {
+        let per_case = rows.len() / CASES.len();
+        for chunk in rows.chunks(per_case) {
             let ceiling = chunk[0].rps.max(1.0);
             for r in chunk {
                 println!(
-                    "| {} | {} | {:.0} | {:.2} | {:.2} | {} | {:.2}x |",
+                    "| {} | {} | {:.0} | {:.2} | {:.2} | {} | {:.3}x |",
                     r.query, r.server, r.rps, r.p50_ms, r.p99_ms, r.errors, r.rps / ceiling
                 );
                 assert_eq!(r.errors, 0, "{} answered errors under load", r.server);
+            }
+        }
+        if peers.is_ok() {
+            println!("\n| query | idp-graph (cache on) vs Hive cached, req/s | vs Hive plain, req/s | p99 vs Hive plain's |");
+            println!("|---|---|---|---|");
+            for chunk in rows.chunks(per_case) {
+                let (ours, plain, hc) = (&chunk[1], &chunk[3], &chunk[4]);
+                println!(
+                    "| {} | {:.1}x | {:.0}x | {:.4}x |",
+                    ours.query,
+                    ours.rps / hc.rps.max(0.01),
+                    ours.rps / plain.rps.max(0.01),
+                    ours.p99_ms / plain.p99_ms.max(0.001)
+                );
             }
         }
         world.stop();
