@@ -13,13 +13,15 @@
 //! generated services (108 ArgoCD applications, 100 components with one each). Everything runs
 //! on this machine, so only ratios within one run mean anything.
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
 #[path = "hive/peer.rs"]
 mod hive;
+#[path = "support/wrk.rs"]
+mod wrk;
+use wrk::{peak_rss_mib, wrk};
 
 use axum::routing::post;
 use idp_graph::app::App;
@@ -224,85 +226,6 @@ async fn static_server(body: Vec<u8>) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
     addr
-}
-
-/// Runs wrk against `addr` with `query` and parses its report.
-fn wrk(
-    addr: SocketAddr,
-    query: &str,
-    seconds: u64,
-    connections: u32,
-    dir: &std::path::Path,
-) -> (f64, f64, f64, u64) {
-    let script = dir.join("post.lua");
-    let body = json!({ "query": query }).to_string();
-    let mut f = std::fs::File::create(&script).unwrap();
-    writeln!(
-        f,
-        "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.body = {}",
-        serde_json::to_string(&body).unwrap()
-    )
-    .unwrap();
-    let out = Command::new("wrk")
-        .args([
-            "-t2",
-            &format!("-c{connections}"),
-            &format!("-d{seconds}s"),
-            "--timeout",
-            "10s",
-            "--latency",
-            "-s",
-        ])
-        .arg(&script)
-        .arg(format!("http://{addr}/graphql"))
-        .output()
-        .expect("wrk runs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let field = |prefix: &str| -> Option<String> {
-        text.lines()
-            .map(str::trim)
-            .find(|l| l.starts_with(prefix))
-            .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
-    };
-    let ms = |s: Option<String>| -> f64 {
-        let s = s.unwrap_or_default();
-        if let Some(v) = s.strip_suffix("us") {
-            v.parse::<f64>().unwrap_or(0.0) / 1000.0
-        } else if let Some(v) = s.strip_suffix("ms") {
-            v.parse().unwrap_or(0.0)
-        } else if let Some(v) = s.strip_suffix('s') {
-            v.parse::<f64>().unwrap_or(0.0) * 1000.0
-        } else {
-            0.0
-        }
-    };
-    let rps = text
-        .lines()
-        .find(|l| l.starts_with("Requests/sec:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    let errors = text
-        .lines()
-        .find(|l| l.contains("Non-2xx or 3xx responses:"))
-        .and_then(|l| l.split(':').nth(1))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    (rps, ms(field("50%")), ms(field("99%")), errors)
-}
-
-/// The `VmHWM` (peak resident set) line of a `/proc/<pid>/status` file, in MiB.
-fn peak_rss_mib(status_file: &str) -> f64 {
-    std::fs::read_to_string(status_file)
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<f64>().ok())
-        })
-        .map(|kib| kib / 1024.0)
-        .unwrap_or(0.0)
 }
 
 async fn measure(
