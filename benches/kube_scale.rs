@@ -8,10 +8,6 @@
 //!
 //! `cargo bench --bench kube_scale` prints a table; numbers go to BENCHMARKS.md.
 
-#[cfg(feature = "mimalloc")]
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::io::BufRead;
 use std::process::{Command, Stdio};
 use std::sync::Arc;

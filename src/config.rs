@@ -268,6 +268,10 @@ pub struct Limits {
     pub max_depth: usize,
     pub max_complexity: usize,
     pub max_aliases: usize,
+    /// Fields in the document with every fragment spread expanded: checked in linear time
+    /// before validation, so a fragment bomb (each fragment spreading the next twice) is
+    /// refused instead of costing exponential time.
+    pub max_fields: usize,
     pub max_page_size: usize,
     pub request_timeout_secs: f64,
     /// `__schema` / `__type` answered (turn off in production to hide the schema).
@@ -286,6 +290,7 @@ impl Default for Limits {
             max_depth: 16,
             max_complexity: 200_000,
             max_aliases: 64,
+            max_fields: 5_000,
             max_page_size: 1000,
             request_timeout_secs: 30.0,
             introspection: true,
@@ -413,6 +418,7 @@ impl Settings {
             ("limits.max_depth", l.max_depth),
             ("limits.max_complexity", l.max_complexity),
             ("limits.max_aliases", l.max_aliases),
+            ("limits.max_fields", l.max_fields),
             ("limits.max_page_size", l.max_page_size),
         ] {
             if v == 0 {

@@ -1,10 +1,6 @@
 //! The `idp-graph` command: parse the CLI, load settings, start telemetry, build, run.
 //! Exit codes: 0 ok, 1 runtime failure, 64 bad usage or config (EX_USAGE).
 
-#[cfg(feature = "mimalloc")]
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -29,6 +29,8 @@ pub enum RequestError {
     ParseFailed(String),
     #[error("the document uses {found} aliases; at most {max} are allowed")]
     TooManyAliases { found: usize, max: usize },
+    #[error("the document selects more than {max} fields with its fragments expanded")]
+    TooManyFields { max: usize },
     #[error("mutations are only accepted over POST")]
     MutationOverGet,
     #[error("introspection is switched off on this server")]
@@ -67,7 +69,7 @@ impl RequestError {
             Self::BatchNotSupported => "BATCH_NOT_SUPPORTED",
             Self::BadRequest(_) | Self::SubscriptionOverHttp => "BAD_REQUEST",
             Self::ParseFailed(_) => "GRAPHQL_PARSE_FAILED",
-            Self::TooManyAliases { .. } => "QUERY_TOO_COMPLEX",
+            Self::TooManyAliases { .. } | Self::TooManyFields { .. } => "QUERY_TOO_COMPLEX",
             Self::MutationOverGet => "METHOD_NOT_ALLOWED",
             Self::IntrospectionDisabled => "INTROSPECTION_DISABLED",
             Self::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
@@ -104,6 +106,7 @@ impl RequestError {
             self,
             Self::ParseFailed(_)
                 | Self::TooManyAliases { .. }
+                | Self::TooManyFields { .. }
                 | Self::Rejected(_)
                 | Self::IntrospectionDisabled
                 | Self::PersistedQueryNotFound

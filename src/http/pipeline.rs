@@ -321,6 +321,11 @@ impl Pipeline {
                 max: self.limits.max_aliases,
             });
         }
+        if expanded_fields(&doc, self.limits.max_fields).is_none() {
+            return Err(RequestError::TooManyFields {
+                max: self.limits.max_fields,
+            });
+        }
         let request_id = uuid::Uuid::new_v4().to_string();
         // The name the operation goes by in traces: the requested one, or the document's only one.
         let traced_name = op.operation_name.clone().or_else(|| match &doc.operations {
@@ -485,6 +490,54 @@ fn asks_introspection(doc: &ExecutableDocument) -> bool {
             .any(|f| top(&f.node.selection_set.node))
 }
 
+/// Fields of the document with every fragment spread expanded, or `None` past `max`. Each
+/// fragment's size is computed once (memoized), so this is linear in the document however
+/// often fragments spread each other; a spread of an unknown or cyclic fragment counts 0 here
+/// (validation reports it).
+fn expanded_fields(doc: &ExecutableDocument, max: usize) -> Option<usize> {
+    use std::collections::HashMap;
+    fn size<'a>(
+        doc: &'a ExecutableDocument,
+        set: &'a SelectionSet,
+        memo: &mut HashMap<&'a str, Option<usize>>,
+        max: usize,
+    ) -> Option<usize> {
+        let mut n: usize = 0;
+        for sel in &set.items {
+            let add = match &sel.node {
+                Selection::Field(f) => 1 + size(doc, &f.node.selection_set.node, memo, max)?,
+                Selection::InlineFragment(f) => size(doc, &f.node.selection_set.node, memo, max)?,
+                Selection::FragmentSpread(s) => {
+                    let name = s.node.fragment_name.node.as_str();
+                    match memo.get(name) {
+                        Some(known) => (*known)?,
+                        None => match doc.fragments.get(&s.node.fragment_name.node) {
+                            None => 0,
+                            Some(f) => {
+                                // In progress: a cycle counts 0 (validation refuses it).
+                                memo.insert(name, Some(0));
+                                let v = size(doc, &f.node.selection_set.node, memo, max);
+                                memo.insert(name, v);
+                                v?
+                            }
+                        },
+                    }
+                }
+            };
+            n = n.checked_add(add).filter(|n| *n <= max)?;
+        }
+        Some(n)
+    }
+    let mut memo = HashMap::new();
+    let mut total: usize = 0;
+    for (_, op) in doc.operations.iter() {
+        total = total
+            .checked_add(size(doc, &op.node.selection_set.node, &mut memo, max)?)
+            .filter(|n| *n <= max)?;
+    }
+    Some(total)
+}
+
 fn count_aliases(set: &SelectionSet) -> usize {
     set.items
         .iter()
@@ -578,6 +631,28 @@ mod tests {
         )
         .unwrap();
         assert_eq!(document_aliases(&doc), 3);
+    }
+
+    #[test]
+    fn fragment_bombs_are_measured_in_linear_time() {
+        let parse = |q: &str| async_graphql::parser::parse_query(q).unwrap();
+        let doc = parse("{ a { b } ...F } fragment F on Q { c ...G ...G } fragment G on Q { d }");
+        assert_eq!(expanded_fields(&doc, 100), Some(5));
+        assert_eq!(expanded_fields(&doc, 4), None);
+        // 2^60 fields if expanded: refused at once, not after 2^60 steps.
+        let mut bomb = String::from("{ ...F0 }");
+        for i in 0..60 {
+            bomb.push_str(&format!(
+                " fragment F{i} on Q {{ ...F{} ...F{} }}",
+                i + 1,
+                i + 1
+            ));
+        }
+        bomb.push_str(" fragment F60 on Q { x }");
+        assert_eq!(expanded_fields(&parse(&bomb), 5_000), None);
+        // Cycles and unknown fragments are left to validation.
+        let cyclic = parse("{ ...A ...Nope } fragment A on Q { x ...B } fragment B on Q { ...A }");
+        assert_eq!(expanded_fields(&cyclic, 100), Some(1));
     }
 
     #[test]

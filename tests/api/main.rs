@@ -14,6 +14,7 @@ mod federation;
 mod github;
 mod hardening;
 mod helpers;
+mod hostile;
 mod http;
 mod kubernetes;
 mod kubernetes_sim;
