@@ -243,3 +243,50 @@ async fn github_unreachable_degrades_one_field_not_the_answer() {
     assert_eq!(first_code(&body), "UPSTREAM_UNAVAILABLE");
     assert_eq!(body["errors"][0]["extensions"]["source"], "github");
 }
+
+#[tokio::test]
+async fn the_simulated_github_sends_the_headers_github_sends() {
+    let app = spawn_demo().await;
+    let gh = app.world.github.url();
+    let http = reqwest::Client::new();
+    let get = |path: &str| {
+        http.get(format!("{gh}{path}"))
+            .bearer_auth(idp_graph::demo::DEMO_TOKEN)
+            .send()
+    };
+    let r = get("/repos/yourcompany/sample-app").await.unwrap();
+    assert_eq!(r.status(), 200);
+    let h = r.headers().clone();
+    for name in [
+        "etag",
+        "last-modified",
+        "cache-control",
+        "vary",
+        "x-github-request-id",
+        "x-github-media-type",
+        "x-ratelimit-limit",
+        "x-ratelimit-remaining",
+        "x-ratelimit-used",
+        "x-ratelimit-reset",
+        "x-ratelimit-resource",
+    ] {
+        assert!(h.contains_key(name), "{name} missing: {h:?}");
+    }
+    assert!(h["cache-control"].to_str().unwrap().starts_with("private"));
+    assert!(h["vary"].to_str().unwrap().contains("Authorization"));
+    let v: serde_json::Value = r.json().await.unwrap();
+    let pushed = chrono::DateTime::parse_from_rfc3339(v["pushed_at"].as_str().unwrap()).unwrap();
+    let lm = chrono::DateTime::parse_from_rfc2822(h["last-modified"].to_str().unwrap()).unwrap();
+    assert_eq!(lm, pushed, "Last-Modified is the push time");
+    // Errors carry a request id too; /rate_limit is free and carries the core window's headers
+    // and every window (core, graphql) in its body.
+    let missing = get("/repos/yourcompany/nope").await.unwrap();
+    assert_eq!(missing.status(), 404);
+    assert!(missing.headers().contains_key("x-github-request-id"));
+    let before = app.world.github.used();
+    let rl = get("/rate_limit").await.unwrap();
+    assert_eq!(rl.headers()["x-ratelimit-resource"], "core");
+    let body: serde_json::Value = rl.json().await.unwrap();
+    assert!(body["resources"]["graphql"]["limit"].as_u64().unwrap() > 0);
+    assert_eq!(app.world.github.used(), before, "/rate_limit costs nothing");
+}

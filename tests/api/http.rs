@@ -394,3 +394,49 @@ async fn shutdown_finishes_within_the_grace_period() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn shutdown_under_load_answers_every_request_already_in_flight() {
+    let mut app = spawn_demo().await;
+    // Each request waits on GitHub for 800 ms, so they are in flight when the signal comes.
+    app.world
+        .github
+        .faults
+        .set_latency(Duration::from_millis(800));
+    let slugs = app.world.git.slugs();
+    let asked = app.world.github.faults.request_count();
+    let tasks: Vec<_> = (0..48)
+        .map(|i| {
+            let (url, slug) = (
+                format!("{}/graphql", app.url),
+                slugs[i % slugs.len()].clone(),
+            );
+            tokio::spawn(async move {
+                let q = format!(
+                    r#"{{ repository(slug: "{slug}") {{ slug latestCommit {{ sha }} }} }}"#
+                );
+                crate::helpers::post_json(&url, serde_json::json!({ "query": q })).await
+            })
+        })
+        .collect();
+    wait_for(
+        "requests in flight at GitHub",
+        Duration::from_secs(10),
+        || async { (app.world.github.faults.request_count() > asked).then_some(()) },
+    )
+    .await;
+    app.shutdown.cancel();
+    for t in tasks {
+        let v = t.await.expect("an answer, not a dropped connection");
+        assert!(v["errors"].is_null(), "{v}");
+        assert!(
+            v["data"]["repository"]["latestCommit"]["sha"].is_string(),
+            "{v}"
+        );
+    }
+    tokio::time::timeout(Duration::from_secs(10), app.server.take().unwrap())
+        .await
+        .expect("server stops within the grace period")
+        .unwrap()
+        .unwrap();
+}

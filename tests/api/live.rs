@@ -470,3 +470,41 @@ async fn a_stalled_subscriber_gets_resync_required_while_others_keep_receiving()
         assert!(!c.is_empty(), "the events before it carried cursors");
     }
 }
+
+#[tokio::test]
+async fn a_cursor_from_another_replica_gets_resync_required_never_a_wrong_event() {
+    let app = spawn_demo().await;
+    let (mut ws, _) = subscribe_app2(&app, None).await;
+    app.world
+        .argocd
+        .set_health("app-2", "Degraded", Some("replica test"));
+    let (cursor, _, health) = event(&next(&mut ws).await.unwrap());
+    assert_eq!(health, "DEGRADED");
+    // A second replica over the same upstreams: its own process, its own event sequence.
+    let other = crate::helpers::serve_process(&app.world, "");
+    crate::helpers::wait_ready_at(&other.base, T).await;
+    let mut ws2 = crate::helpers::ws_init(other.base.trim_start_matches("http://")).await;
+    next(&mut ws2).await.unwrap(); // ack
+    let q = "subscription($after: String) { applicationEvents(filter: {names: [\"app-2\"]}, after: $after) { cursor type current { health sync } } }";
+    send(&mut ws2, json!({"id": "s", "type": "subscribe", "payload": {"query": q, "variables": {"after": cursor}}})).await;
+    let first = next(&mut ws2).await.unwrap();
+    assert_eq!(
+        first["payload"]["data"]["applicationEvents"]["type"], "RESYNC_REQUIRED",
+        "the other replica cannot know what follows this cursor: {first}"
+    );
+    // Then it follows live, with its own cursors.
+    app.world.argocd.set_health("app-2", "Healthy", None);
+    let (cursor2, kind, health) = loop {
+        let e = event(&next(&mut ws2).await.unwrap());
+        if e.2 == "HEALTHY" {
+            break e;
+        }
+    };
+    assert_ne!(kind, "RESYNC_REQUIRED");
+    assert_ne!(
+        cursor2.split('-').next(),
+        cursor.split('-').next(),
+        "another epoch"
+    );
+    assert_eq!(health, "HEALTHY");
+}

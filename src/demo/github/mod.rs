@@ -60,12 +60,14 @@ fn gh_error(status: StatusCode, message: &str, doc: &str) -> Response {
     if status != StatusCode::FORBIDDEN && status != StatusCode::TOO_MANY_REQUESTS {
         body["status"] = json!(status.as_u16().to_string());
     }
-    (
+    let mut r = (
         status,
         [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
         body.to_string(),
     )
-        .into_response()
+        .into_response();
+    github_headers(&mut r);
+    r
 }
 
 impl GitHubSim {
@@ -292,6 +294,7 @@ fn respond(
         (w.limit, w.used, w.reset)
     };
     let rate_headers = |r: &mut Response, used: u64| {
+        github_headers(r);
         let h = r.headers_mut();
         h.insert("x-ratelimit-limit", HeaderValue::from(limit));
         h.insert(
@@ -307,6 +310,7 @@ fn respond(
         );
     };
     let Some((value, link)) = body() else {
+        // (the 404 below gets the same headers)
         let mut r = gh_error(
             StatusCode::NOT_FOUND,
             "Not Found",
@@ -348,11 +352,23 @@ fn respond(
         w.used += 1;
         w.used
     };
+    let last_modified = ["pushed_at", "updated_at"]
+        .iter()
+        .find_map(|k| value[*k].as_str())
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| {
+            t.with_timezone(&Utc)
+                .format("%a, %d %b %Y %H:%M:%S GMT")
+                .to_string()
+        });
     let mut r = (
         [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
         text,
     )
         .into_response();
+    if let Some(lm) = last_modified.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        r.headers_mut().insert(header::LAST_MODIFIED, lm);
+    }
     r.headers_mut().insert(
         header::ETAG,
         HeaderValue::from_str(&etag).expect("BUG: etag is ASCII"),
@@ -446,10 +462,51 @@ fn page<T: Clone>(
     (slice, (!links.is_empty()).then(|| links.join(", ")))
 }
 
+/// `GET /rate_limit`: free, with the core window's headers, and every window in the body.
 async fn rate_limit(State(inner): State<Arc<Inner>>) -> Response {
     let w = inner.window.lock();
-    let core = json!({"limit": w.limit, "remaining": w.limit.saturating_sub(w.used), "reset": w.reset, "used": w.used, "resource": "core"});
-    axum::Json(json!({"resources": {"core": core}, "rate": core})).into_response()
+    let g = inner.graphql.lock();
+    let window = |w: &Window, name: &str| json!({"limit": w.limit, "remaining": w.limit.saturating_sub(w.used), "reset": w.reset, "used": w.used, "resource": name});
+    let core = window(&w, "core");
+    let mut r = axum::Json(
+        json!({"resources": {"core": core, "graphql": window(&g, "graphql")}, "rate": core}),
+    )
+    .into_response();
+    github_headers(&mut r);
+    let h = r.headers_mut();
+    h.insert("x-ratelimit-limit", HeaderValue::from(w.limit));
+    h.insert(
+        "x-ratelimit-remaining",
+        HeaderValue::from(w.limit.saturating_sub(w.used)),
+    );
+    h.insert("x-ratelimit-reset", HeaderValue::from(w.reset));
+    h.insert("x-ratelimit-used", HeaderValue::from(w.used));
+    h.insert("x-ratelimit-resource", HeaderValue::from_static("core"));
+    r
+}
+
+/// What GitHub puts on every REST answer: caching rules (private, varying by credentials),
+/// the media type, and a request id (`X-GitHub-Request-Id`, as support asks for it).
+fn github_headers(r: &mut Response) {
+    let id = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
+    let h = r.headers_mut();
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=60, s-maxage=60"),
+    );
+    h.insert(
+        header::VARY,
+        HeaderValue::from_static(
+            "Accept, Authorization, Cookie, X-GitHub-OTP,Accept-Encoding, Accept, X-Requested-With",
+        ),
+    );
+    h.insert(
+        "x-github-media-type",
+        HeaderValue::from_static("github.v3; format=json"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("{}:{}:{}", &id[..4], &id[4..10], &id[10..20])) {
+        h.insert("x-github-request-id", v);
+    }
 }
 
 async fn repo(
