@@ -226,7 +226,13 @@ struct Inner {
     /// Published when an operation succeeds: (app name, revision). The Kubernetes simulation
     /// rolls the app's Deployment on it.
     synced: broadcast::Sender<(String, String)>,
+    /// The destination cluster's objects of a namespace (kind, object), when the world has a
+    /// cluster: resource trees are then built from it, with its names and UIDs.
+    live: Mutex<Option<LiveObjects>>,
 }
+
+/// The objects of one namespace in the destination cluster, as (kind, object).
+pub type LiveObjects = Arc<dyn Fn(&str) -> Vec<(&'static str, Value)> + Send + Sync>;
 
 #[derive(Clone)]
 pub struct ArgoCdSim {
@@ -559,6 +565,7 @@ impl ArgoCdSim {
             drop_gen,
             garbage,
             synced,
+            live: Mutex::new(None),
             deny_actions: Default::default(),
         });
         let router = Router::new()
@@ -739,6 +746,11 @@ impl ArgoCdSim {
     /// Open stream connections right now.
     pub fn open_streams(&self) -> usize {
         self.inner.events.receiver_count()
+    }
+
+    /// Builds resource trees from the destination cluster's objects from now on.
+    pub fn attach_cluster(&self, live: LiveObjects) {
+        *self.inner.live.lock() = Some(live);
     }
 
     /// Successful syncs, for the Kubernetes simulation's rollouts.
@@ -967,6 +979,10 @@ async fn resource_tree(
         return grpc_error(7, "permission denied");
     };
     let ns = &a.spec.dest_namespace;
+    if let Some(live) = inner.live.lock().clone() {
+        let objects = live(ns);
+        return Json(json!({"nodes": tree_of(&objects, a.health), "hosts": []})).into_response();
+    }
     let rs = format!(
         "{}-{}",
         a.spec.name,
@@ -982,6 +998,67 @@ async fn resource_tree(
         {"version": "v1", "kind": "Service", "namespace": ns, "name": a.spec.name, "uid": format!("{}-svc", a.uid), "health": {"status": "Healthy"}},
     ]);
     Json(json!({"nodes": nodes, "hosts": []})).into_response()
+}
+
+/// ArgoCD's resource tree over the cluster's objects: Deployments, their ReplicaSets and pods
+/// (parents from owner references), Services; UIDs and names as the cluster has them.
+fn tree_of(objects: &[(&'static str, Value)], app_health: &str) -> Vec<Value> {
+    objects
+        .iter()
+        .map(|(kind, o)| {
+            let m = &o["metadata"];
+            let (g, v) = group_version(kind);
+            let health = match *kind {
+                "Pod" => {
+                    let ready = o["status"]["conditions"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True");
+                    if ready { "Healthy" } else { "Progressing" }
+                }
+                "Service" => "Healthy",
+                _ => app_health,
+            };
+            let mut node = json!({
+                "version": v, "kind": kind, "namespace": m["namespace"], "name": m["name"],
+                "uid": m["uid"], "resourceVersion": m["resourceVersion"],
+                "createdAt": m["creationTimestamp"], "health": {"status": health},
+            });
+            if !g.is_empty() {
+                node["group"] = json!(g);
+            }
+            let parents: Vec<Value> = m["ownerReferences"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| {
+                    let g = r["apiVersion"].as_str().unwrap_or("v1").rsplit_once('/').map_or("", |(g, _)| g);
+                    json!({"group": g, "kind": r["kind"], "namespace": m["namespace"], "name": r["name"], "uid": r["uid"]})
+                })
+                .collect();
+            if !parents.is_empty() {
+                node["parentRefs"] = json!(parents);
+            }
+            if *kind == "Pod" {
+                let images: Vec<Value> = o["spec"]["containers"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|c| c["image"].clone())
+                    .collect();
+                node["images"] = json!(images);
+            }
+            node
+        })
+        .collect()
+}
+
+fn group_version(kind: &str) -> (&'static str, &'static str) {
+    match kind {
+        "Deployment" | "ReplicaSet" => ("apps", "v1"),
+        _ => ("", "v1"),
+    }
 }
 
 async fn list_projects(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response {

@@ -1274,6 +1274,27 @@ impl KubeSim {
         self.inner.lists.load(std::sync::atomic::Ordering::SeqCst)
     }
 
+    /// What an ArgoCD application's resource tree shows of one namespace: its Deployments,
+    /// ReplicaSets, pods and Services, as (kind, object).
+    pub fn app_objects(&self, namespace: &str) -> Vec<(&'static str, Value)> {
+        let store = self.inner.store.lock();
+        [
+            ("deployments", "Deployment"),
+            ("replicasets", "ReplicaSet"),
+            ("pods", "Pod"),
+            ("services", "Service"),
+        ]
+        .into_iter()
+        .flat_map(|(resource, kind)| {
+            store
+                .items
+                .iter()
+                .filter(move |(k, v)| k.0 == resource && v["metadata"]["namespace"] == namespace)
+                .map(move |(_, v)| (kind, v.clone()))
+        })
+        .collect()
+    }
+
     /// Every object of one resource (plural), as the API server holds it.
     pub fn list(&self, resource: &str) -> Vec<Value> {
         self.inner

@@ -158,6 +158,11 @@ impl DemoWorld {
         objects.extend(kubernetes::bulk_objects(opts.kube_scale, 5));
         let kubernetes = kubernetes::KubeSim::start(objects, None, shutdown.clone()).await?;
         kubernetes.set_rollout_step(opts.argo_timing.rollout / 3);
+        // One world: ArgoCD's resource trees name the cluster's objects, UIDs and all.
+        {
+            let kube = kubernetes.clone();
+            argocd.attach_cluster(std::sync::Arc::new(move |ns: &str| kube.app_objects(ns)));
+        }
         // ArgoCD applying a new revision rolls the app's Deployment in the cluster.
         {
             let mut synced = argocd.synced_events();

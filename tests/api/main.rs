@@ -27,3 +27,4 @@ mod telemetry;
 mod templates;
 mod watch;
 mod webhooks;
+mod world;
