@@ -250,3 +250,37 @@ async fn the_real_catalog_client_reads_the_simulated_catalog() {
     assert_eq!(v["total"].as_u64().unwrap() as usize, components.len());
     assert!(v["all"].as_u64().unwrap() as usize > components.len());
 }
+
+/// Every entity the simulated catalog serves — the seed and generated services — passes
+/// `@backstage/catalog-model`'s own envelope, entity and kind validators.
+#[tokio::test]
+async fn every_entity_served_passes_the_catalog_models_validators() {
+    let peer = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/backstage");
+    assert!(
+        peer.join("node_modules/@backstage/catalog-model").is_dir(),
+        "npm ci in tests/peers/backstage first (.ci/run does)"
+    );
+    let opts = idp_graph::demo::DemoOptions {
+        scale: 25,
+        ..idp_graph::demo::DemoOptions::for_tests()
+    };
+    let world = idp_graph::demo::DemoWorld::start(&opts).await.unwrap();
+    let out = tokio::process::Command::new("node")
+        .arg(peer.join("validate-entities.mjs"))
+        .arg(world.backstage.url())
+        .arg(idp_graph::demo::DEMO_TOKEN)
+        .current_dir(&peer)
+        .output()
+        .await
+        .expect("node runs");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert!(out.status.success(), "violations: {}", v["violations"]);
+    assert_eq!(v["violations"], serde_json::json!([]));
+    assert!(v["entities"].as_u64().unwrap() >= 47, "{v}");
+    println!(
+        "backstage schema: {} entities {}, 0 violations",
+        v["entities"], v["byKind"]
+    );
+    world.stop();
+}
