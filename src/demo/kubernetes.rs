@@ -1,7 +1,8 @@
 //! A simulated Kubernetes API server, faithful enough that real clients work against it
 //! (`kubectl get`, `kubectl get -w`): legacy discovery (`/api`, `/apis`, `/api/v1`,
-//! `/apis/{group}/{version}`), list with `labelSelector`, `fieldSelector` (`metadata.name`,
-//! `metadata.namespace`), `limit`/`continue` and the list `resourceVersion`, get, and watch
+//! `/apis/{group}/{version}`), list with `labelSelector`, `fieldSelector` (the labels the real
+//! API server supports per resource — e.g. pods' `status.phase` / `spec.nodeName`, events'
+//! `involvedObject.*` — others refused with its 400), `limit`/`continue` and the list `resourceVersion`, get, and watch
 //! (`watch=true`, `resourceVersion`, `allowWatchBookmarks`, `timeoutSeconds`) as newline-delimited
 //! `{"type","object"}` lines. A watch from a resourceVersion older than the retained history is
 //! answered **in-stream** with an `ERROR` event carrying the 410 `Expired` Status, as the real
@@ -501,24 +502,94 @@ fn target(path: &str) -> Option<Target<'static>> {
     })
 }
 
-fn field_matches(selector: &str, obj: &Value) -> bool {
-    selector.split(',').filter(|p| !p.is_empty()).all(|part| {
-        let (k, v, neg) = match part.split_once("!=") {
-            Some((k, v)) => (k, v, true),
-            None => match part.split_once('=') {
-                Some((k, v)) => (k, v.trim_start_matches('='), false),
-                None => return false,
-            },
-        };
-        let have = match k.trim() {
-            "metadata.name" => obj.pointer("/metadata/name"),
-            "metadata.namespace" => obj.pointer("/metadata/namespace"),
-            _ => return false,
+/// One `fieldSelector` requirement: (field, value, negated).
+type FieldRequirement = (String, String, bool);
+
+/// The field labels the real API server accepts for a resource (every resource: the name and
+/// namespace; pods, events, secrets, namespaces and ReplicaSets: their own), with the value an
+/// object has for one. `None`: the API server would refuse the label.
+fn field_value(resource: &str, field: &str, o: &Value) -> Option<String> {
+    let at = |p: &str| -> String {
+        match o.pointer(p) {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Null) | None => String::new(),
+            Some(v) => v.to_string(),
         }
-        .and_then(Value::as_str)
-        .unwrap_or("");
-        (have == v.trim()) != neg
-    })
+    };
+    let v = match (resource, field) {
+        (_, "metadata.name") => at("/metadata/name"),
+        (_, "metadata.namespace") => at("/metadata/namespace"),
+        ("pods", "spec.nodeName") => at("/spec/nodeName"),
+        ("pods", "spec.restartPolicy") => at("/spec/restartPolicy"),
+        ("pods", "spec.schedulerName") => at("/spec/schedulerName"),
+        ("pods", "spec.serviceAccountName") => at("/spec/serviceAccountName"),
+        ("pods", "spec.hostNetwork") => match o.pointer("/spec/hostNetwork") {
+            Some(Value::Bool(true)) => "true".into(),
+            _ => "false".into(),
+        },
+        ("pods", "status.phase") => at("/status/phase"),
+        ("pods", "status.podIP") => at("/status/podIP"),
+        ("pods", "status.nominatedNodeName") => at("/status/nominatedNodeName"),
+        ("events", f) if f.starts_with("involvedObject.") => at(&format!(
+            "/involvedObject/{}",
+            &f["involvedObject.".len()..]
+        )),
+        ("events", "reason") => at("/reason"),
+        ("events", "reportingComponent") => at("/reportingComponent"),
+        ("events", "source") => at("/source/component"),
+        ("events", "type") => at("/type"),
+        ("secrets", "type") => at("/type"),
+        ("namespaces", "status.phase") => at("/status/phase"),
+        ("replicasets", "status.replicas") => at("/status/replicas"),
+        _ => return None,
+    };
+    Some(v)
+}
+
+const INVOLVED_OBJECT_FIELDS: [&str; 7] = [
+    "kind",
+    "namespace",
+    "name",
+    "uid",
+    "apiVersion",
+    "resourceVersion",
+    "fieldPath",
+];
+
+/// Parses a `fieldSelector` as the API server does: `a=b`, `a==b`, `a!=b`, comma-separated;
+/// a label the resource does not support is refused with the API server's message.
+fn parse_field_selector(resource: &str, selector: &str) -> Result<Vec<FieldRequirement>, String> {
+    let probe = json!({});
+    selector
+        .split(',')
+        .filter(|p| !p.is_empty())
+        .map(|part| {
+            let (k, v, neg) = match part.split_once("!=") {
+                Some((k, v)) => (k, v, true),
+                None => match part.split_once('=') {
+                    Some((k, v)) => (k, v.trim_start_matches('='), false),
+                    None => {
+                        return Err(format!(
+                            "invalid selector: '{selector}'; can't understand '{part}'"
+                        ))
+                    }
+                },
+            };
+            let k = k.trim();
+            let known = field_value(resource, k, &probe).is_some()
+                && !(k.starts_with("involvedObject.")
+                    && !INVOLVED_OBJECT_FIELDS.contains(&&k["involvedObject.".len()..]));
+            if !known {
+                return Err(format!("field label not supported: {k}"));
+            }
+            Ok((k.to_string(), v.trim().to_string(), neg))
+        })
+        .collect()
+}
+
+fn field_matches(resource: &str, reqs: &[FieldRequirement], obj: &Value) -> bool {
+    reqs.iter()
+        .all(|(k, v, neg)| (field_value(resource, k, obj).as_deref() == Some(v.as_str())) != *neg)
 }
 
 async fn handle(
@@ -601,7 +672,11 @@ async fn handle(
             )
         }
     };
-    let field_sel = param("fieldSelector").unwrap_or_default();
+    let field_sel =
+        match parse_field_selector(t.resource, &param("fieldSelector").unwrap_or_default()) {
+            Ok(r) => r,
+            Err(message) => return status(400, "BadRequest", &message),
+        };
     let matches = |o: &Value| {
         t.namespace
             .as_deref()
@@ -613,7 +688,7 @@ async fn handle(
                     .unwrap_or_default();
                 s.matches(&labels)
             })
-            && field_matches(&field_sel, o)
+            && field_matches(t.resource, &field_sel, o)
     };
     let api_v = api_version(t.group, t.version);
     let with_kind = |mut o: Value| {
@@ -800,7 +875,7 @@ async fn handle(
                         if ns_filter.as_deref().is_some_and(|n| n != ns) { continue; }
                         let labels: BTreeMap<String, String> = c.object.pointer("/metadata/labels")
                             .and_then(|l| serde_json::from_value(l.clone()).ok()).unwrap_or_default();
-                        if live_labels.as_ref().is_some_and(|s| !s.matches(&labels)) || !field_matches(&live_fields, &c.object) {
+                        if live_labels.as_ref().is_some_and(|s| !s.matches(&labels)) || !field_matches(&resource, &live_fields, &c.object) {
                             continue;
                         }
                         line(c.kind, add_kind(c.object.clone()))

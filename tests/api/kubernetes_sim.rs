@@ -501,3 +501,86 @@ fn with_kind(mut o: Value, api_version: &str, kind: &str) -> Value {
     o["kind"] = json!(kind);
     o
 }
+
+/// Field selectors as the real API server takes them: the labels a resource supports filter
+/// (kubectl's `--field-selector`), any other is refused with its 400 and message.
+#[tokio::test]
+async fn field_selectors_filter_by_supported_labels_and_refuse_the_rest() {
+    let (sim, _stop) = sim().await;
+    let get = |args: &[&str]| {
+        let mut c = kubectl(&sim);
+        c.args(args);
+        c.output()
+    };
+    let all = get(&["get", "pods", "-A", "-o", "json"]).await.unwrap();
+    let all: Value = serde_json::from_slice(&all.stdout).unwrap();
+    let pods = all["items"].as_array().unwrap();
+    let running = pods
+        .iter()
+        .filter(|p| p["status"]["phase"] == "Running")
+        .count();
+    assert!(running > 0);
+    let out = get(&[
+        "get",
+        "pods",
+        "-A",
+        "-o",
+        "json",
+        "--field-selector",
+        "status.phase=Running",
+    ])
+    .await
+    .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["items"].as_array().unwrap().len(), running);
+    let node = pods[0]["spec"]["nodeName"].as_str().unwrap().to_string();
+    let on_node = pods
+        .iter()
+        .filter(|p| p["spec"]["nodeName"] == node.as_str())
+        .count();
+    let out = get(&[
+        "get",
+        "pods",
+        "-A",
+        "-o",
+        "json",
+        "--field-selector",
+        &format!("spec.nodeName={node},status.phase!=Failed"),
+    ])
+    .await
+    .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["items"].as_array().unwrap().len(), on_node);
+    // Not a label pods support: refused, as a real API server does.
+    let out = get(&["get", "pods", "-A", "--field-selector", "spec.containers=x"])
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("field label not supported: spec.containers"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Events by the object they are about (what `kubectl describe` asks).
+    let r = reqwest::get(format!(
+        "{}/api/v1/events?fieldSelector=involvedObject.kind%3DPod,involvedObject.namespace%3Dmy-app",
+        sim.url()
+    ))
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert!(v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["involvedObject"]["kind"] == "Pod"
+            && e["involvedObject"]["namespace"] == "my-app"));
+    let r = reqwest::get(format!(
+        "{}/api/v1/events?fieldSelector=involvedObject.color%3Dred",
+        sim.url()
+    ))
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+}
