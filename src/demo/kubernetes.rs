@@ -576,9 +576,10 @@ fn parse_field_selector(resource: &str, selector: &str) -> Result<Vec<FieldRequi
                 },
             };
             let k = k.trim();
-            let known = field_value(resource, k, &probe).is_some()
-                && !(k.starts_with("involvedObject.")
-                    && !INVOLVED_OBJECT_FIELDS.contains(&&k["involvedObject.".len()..]));
+            let involved_ok = k
+                .strip_prefix("involvedObject.")
+                .is_none_or(|f| INVOLVED_OBJECT_FIELDS.contains(&f));
+            let known = involved_ok && field_value(resource, k, &probe).is_some();
             if !known {
                 return Err(format!("field label not supported: {k}"));
             }
