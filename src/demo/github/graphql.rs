@@ -17,7 +17,7 @@ use chrono::{TimeZone, Utc};
 use serde_json::json;
 
 use super::super::git::{Commit as GitCommit, GitWorld, Repo as GitRepo};
-use super::{gh_error, repo_numbers, token_ok, ts, Inner, Window};
+use super::{gh_error, repo_numbers, set_rate_headers, token_ok, ts, Inner, Window};
 
 /// The fields that are connections (each costs one request per parent).
 const CONNECTIONS: [&str; 4] = ["repositoryTopics", "issues", "pullRequests", "history"];
@@ -392,16 +392,8 @@ pub(super) async fn endpoint(
 }
 
 fn rate_headers(r: &mut Response, w: &Window, used: u64) {
-    let h = r.headers_mut();
-    h.insert("x-ratelimit-limit", HeaderValue::from(w.limit));
-    h.insert(
-        "x-ratelimit-remaining",
-        HeaderValue::from(w.limit.saturating_sub(used)),
-    );
-    h.insert("x-ratelimit-reset", HeaderValue::from(w.reset));
-    h.insert("x-ratelimit-used", HeaderValue::from(used));
-    h.insert("x-ratelimit-resource", HeaderValue::from_static("graphql"));
-    h.insert(
+    set_rate_headers(r, w.limit, used, w.reset, "graphql");
+    r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json; charset=utf-8"),
     );

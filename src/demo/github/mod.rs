@@ -295,15 +295,8 @@ fn respond(
     };
     let rate_headers = |r: &mut Response, used: u64| {
         github_headers(r);
+        set_rate_headers(r, limit, used, reset, "core");
         let h = r.headers_mut();
-        h.insert("x-ratelimit-limit", HeaderValue::from(limit));
-        h.insert(
-            "x-ratelimit-remaining",
-            HeaderValue::from(limit.saturating_sub(used)),
-        );
-        h.insert("x-ratelimit-reset", HeaderValue::from(reset));
-        h.insert("x-ratelimit-used", HeaderValue::from(used));
-        h.insert("x-ratelimit-resource", HeaderValue::from_static("core"));
         h.insert(
             "x-github-api-version-selected",
             HeaderValue::from_static("2022-11-28"),
@@ -473,16 +466,21 @@ async fn rate_limit(State(inner): State<Arc<Inner>>) -> Response {
     )
     .into_response();
     github_headers(&mut r);
+    set_rate_headers(&mut r, w.limit, w.used, w.reset, "core");
+    r
+}
+
+/// GitHub's `x-ratelimit-*` headers for one window (`core` for REST, `graphql`).
+fn set_rate_headers(r: &mut Response, limit: u64, used: u64, reset: i64, resource: &'static str) {
     let h = r.headers_mut();
-    h.insert("x-ratelimit-limit", HeaderValue::from(w.limit));
+    h.insert("x-ratelimit-limit", HeaderValue::from(limit));
     h.insert(
         "x-ratelimit-remaining",
-        HeaderValue::from(w.limit.saturating_sub(w.used)),
+        HeaderValue::from(limit.saturating_sub(used)),
     );
-    h.insert("x-ratelimit-reset", HeaderValue::from(w.reset));
-    h.insert("x-ratelimit-used", HeaderValue::from(w.used));
-    h.insert("x-ratelimit-resource", HeaderValue::from_static("core"));
-    r
+    h.insert("x-ratelimit-reset", HeaderValue::from(reset));
+    h.insert("x-ratelimit-used", HeaderValue::from(used));
+    h.insert("x-ratelimit-resource", HeaderValue::from_static(resource));
 }
 
 /// What GitHub puts on every REST answer: caching rules (private, varying by credentials),

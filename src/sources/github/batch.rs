@@ -164,8 +164,11 @@ impl GitHubSource {
     /// Whether the light answer `r` matches what is held for `slug`; if so, marks it fresh.
     fn confirm(&self, slug: &str, r: &Value) -> bool {
         let path = format!("/repos/{slug}");
-        let Some(Some(held)) = self.held(&path) else {
-            return r.is_null() && self.held(&path).is_some();
+        let held = match self.held(&path) {
+            Some(Some(body)) => body,
+            // Held as a 404: confirmed if GitHub still has no such repository.
+            Some(None) => return r.is_null(),
+            None => return false,
         };
         if r.is_null() {
             return false;
