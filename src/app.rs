@@ -2,6 +2,7 @@
 //! the sources, builds the schema and router; `run_until_stopped` serves until the shutdown
 //! token fires (SIGTERM/Ctrl-C in `main`), then gives in-flight work a bounded grace period.
 
+use axum::serve::ListenerExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -235,6 +236,11 @@ impl App {
             });
         }
         let token = shutdown.clone();
+        // No Nagle: a second small write (a websocket event right after another, a pong after an
+        // ack) must not wait for the client's delayed ACK (up to 40 ms on Linux).
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let server = axum::serve(listener, router).with_graceful_shutdown(async move {
             token.cancelled().await;
         });

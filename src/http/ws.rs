@@ -22,10 +22,10 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::Response;
+use futures::stream::SplitSink;
 use futures::{SinkExt, StreamExt};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
 
 use super::error::RequestError;
 use super::pipeline::{Operation, Prepared, Transport};
@@ -125,32 +125,59 @@ fn init_authorization(payload: &Value) -> Option<&str> {
 
 type Running = Arc<Mutex<HashMap<String, tokio::task::AbortHandle>>>;
 
+/// Everything bound for the client: one sink behind an async lock, so messages never
+/// interleave, a slow client backs up only its own senders, and an event goes from its
+/// subscription task straight to the socket (no writer task, no queue hop per message).
+#[derive(Clone)]
+struct Out {
+    sink: Arc<tokio::sync::Mutex<Option<SplitSink<WebSocket, Message>>>>,
+    expires_at: Arc<Mutex<Option<chrono::DateTime<chrono::Utc>>>>,
+}
+
+impl Out {
+    /// Sends one message; `Err` once the socket is gone or closed. Past the token's expiry
+    /// only a close frame goes out (anything else is dropped).
+    async fn send(&self, m: Message) -> Result<(), ()> {
+        let is_close = matches!(m, Message::Close(_));
+        let expired = self
+            .expires_at
+            .lock()
+            .is_some_and(|at| at <= chrono::Utc::now());
+        if expired && !is_close {
+            return Ok(());
+        }
+        let mut guard = self.sink.lock().await;
+        let sink = guard.as_mut().ok_or(())?;
+        let sent = sink.send(m).await;
+        if sent.is_err() || is_close {
+            if let Some(mut s) = guard.take() {
+                let _ = s.close().await;
+            }
+        }
+        sent.map_err(|_| ())
+    }
+
+    /// Closes the socket (after the close frame, if one was sent).
+    async fn finish(&self) {
+        if let Some(mut s) = self.sink.lock().await.take() {
+            let _ = s.close().await;
+        }
+    }
+}
+
 async fn serve(
     socket: WebSocket,
     http: HttpState,
     protocol: Protocol,
     upgrade_authorization: Option<String>,
 ) {
-    let (mut sink, mut incoming) = socket.split();
-    // Everything bound for the client goes through one bounded queue and one writer, so
-    // subscription tasks never block each other and a slow client backs up only itself.
-    let (out, mut out_rx) = mpsc::channel::<Message>(64);
+    let (sink, mut incoming) = socket.split();
     // Set at init: past it, nothing but the close frame goes out (no event after expiry).
     let expires_at: Arc<Mutex<Option<chrono::DateTime<chrono::Utc>>>> = Default::default();
-    let deadline = expires_at.clone();
-    let writer = tokio::spawn(async move {
-        while let Some(m) = out_rx.recv().await {
-            let is_close = matches!(m, Message::Close(_));
-            let expired = deadline.lock().is_some_and(|at| at <= chrono::Utc::now());
-            if expired && !is_close {
-                continue;
-            }
-            if sink.send(m).await.is_err() || is_close {
-                break;
-            }
-        }
-        let _ = sink.close().await;
-    });
+    let out = Out {
+        sink: Arc::new(tokio::sync::Mutex::new(Some(sink))),
+        expires_at: expires_at.clone(),
+    };
     let subs: Running = Default::default();
     let mut principal = None;
     let mut init_seen = false;
@@ -250,8 +277,7 @@ async fn serve(
     if let Some(m) = ending {
         let _ = out.send(m).await;
     }
-    drop(out);
-    let _ = writer.await;
+    out.finish().await;
 }
 
 /// Runs one operation: a result message per result, then `complete`; an operation the
@@ -261,7 +287,7 @@ async fn run_operation(
     protocol: Protocol,
     prepared: Result<Prepared, RequestError>,
     id: String,
-    out: mpsc::Sender<Message>,
+    out: Out,
     subs: Running,
 ) {
     let stream = match prepared {

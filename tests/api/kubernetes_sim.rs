@@ -54,7 +54,7 @@ async fn kubectl_lists_the_demo_cluster() {
     ] {
         assert!(names.lines().any(|l| l == want), "{want} in {names}");
     }
-    // The human table (kubectl asks for a Table; the server's plain list is the documented fallback).
+    // The human table (kubectl asks for the server-side printed Table).
     let out = kubectl(&sim)
         .args(["get", "pods", "-n", "my-app"])
         .output()
@@ -583,4 +583,199 @@ async fn field_selectors_filter_by_supported_labels_and_refuse_the_rest() {
     .await
     .unwrap();
     assert_eq!(r.status(), 400);
+}
+
+async fn next_line(out: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>) -> String {
+    tokio::time::timeout(Duration::from_secs(20), out.next_line())
+        .await
+        .expect("kubectl prints within 20 s")
+        .unwrap()
+        .expect("kubectl keeps watching")
+}
+
+async fn kubectl_text(sim: &KubeSim, args: &[&str]) -> String {
+    let out = kubectl(sim).args(args).output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The columns of a printed line, split on kubectl's runs of spaces.
+fn columns(line: &str) -> Vec<String> {
+    line.split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Server-side printing: `kubectl get` asks for `meta.k8s.io/v1` Tables, and lists, GETs and
+/// watches all answer them — so its columns are the real server's (READY, STATUS, IP, NODE…),
+/// not the NAME/AGE fallback, and a Secret shows how many keys it has, never a value.
+#[tokio::test]
+async fn kubectl_get_prints_the_servers_tables_for_lists_gets_and_watches() {
+    let (sim, _stop) = sim().await;
+    let pods = kubectl_text(&sim, &["get", "pods", "-n", "my-app", "-o", "wide"]).await;
+    let mut lines = pods.lines();
+    assert_eq!(
+        columns(lines.next().unwrap()),
+        [
+            "NAME",
+            "READY",
+            "STATUS",
+            "RESTARTS",
+            "AGE",
+            "IP",
+            "NODE",
+            "NOMINATED NODE",
+            "READINESS GATES"
+        ]
+    );
+    let row = lines
+        .map(columns)
+        .find(|c| c[0] == "my-app-5d9c7b8f6-q9v4m")
+        .unwrap_or_else(|| panic!("{pods}"));
+    assert_eq!(
+        [&row[1], &row[2], &row[3], &row[5], &row[6]],
+        ["1/1", "Running", "0", "10.244.0.10", "demo-node-1"]
+    );
+
+    let deploys = kubectl_text(&sim, &["get", "deploy", "-A"]).await;
+    assert_eq!(
+        columns(deploys.lines().next().unwrap()),
+        [
+            "NAMESPACE",
+            "NAME",
+            "READY",
+            "UP-TO-DATE",
+            "AVAILABLE",
+            "AGE"
+        ]
+    );
+    assert!(
+        deploys
+            .lines()
+            .map(columns)
+            .any(|c| c[..5] == ["my-app", "my-app", "2/2", "2", "2"]),
+        "{deploys}"
+    );
+    let services = kubectl_text(
+        &sim,
+        &["get", "svc", "my-app", "-n", "my-app", "-o", "wide"],
+    )
+    .await;
+    let svc: Vec<Vec<String>> = services.lines().map(columns).collect();
+    assert_eq!(
+        svc[0],
+        [
+            "NAME",
+            "TYPE",
+            "CLUSTER-IP",
+            "EXTERNAL-IP",
+            "PORT(S)",
+            "AGE",
+            "SELECTOR"
+        ]
+    );
+    assert_eq!(
+        [&svc[1][1], &svc[1][2], &svc[1][3], &svc[1][4], &svc[1][6]],
+        [
+            "ClusterIP",
+            "10.96.0.20",
+            "<none>",
+            "80/TCP",
+            "app.kubernetes.io/name=my-app"
+        ]
+    );
+    let secrets = kubectl_text(&sim, &["get", "secrets", "-n", "my-app"]).await;
+    let secret: Vec<Vec<String>> = secrets.lines().map(columns).collect();
+    assert_eq!(secret[0], ["NAME", "TYPE", "DATA", "AGE"]);
+    assert_eq!(
+        [&secret[1][0], &secret[1][1], &secret[1][2]],
+        ["my-app-db", "Opaque", "1"]
+    );
+    assert!(!secrets.contains("s3cr3t"), "{secrets}");
+    let ns = kubectl_text(&sim, &["get", "ns", "my-app"]).await;
+    assert_eq!(
+        columns(ns.lines().nth(1).unwrap())[..2],
+        ["my-app", "Active"]
+    );
+
+    // A watch prints the same columns, header once, then each change as a row.
+    let mut child = kubectl(&sim)
+        .args(["get", "pods", "-n", "sample-app", "-w"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(
+        columns(&next_line(&mut out).await),
+        ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    );
+    for _ in 0..2 {
+        let row = columns(&next_line(&mut out).await);
+        assert!(
+            row[0].starts_with("sample-app-") && row[1] == "1/1" && row[2] == "Running",
+            "{row:?}"
+        );
+    }
+    sim.upsert("pods", json!({"metadata": {"name": "sample-app-new-pod", "namespace": "sample-app", "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": {"containers": [{"name": "c", "image": "x"}]},
+        "status": {"phase": "Pending", "containerStatuses": [{"name": "c", "ready": false, "restartCount": 0, "image": "x", "imageID": "",
+                   "state": {"waiting": {"reason": "ContainerCreating"}}}]}}));
+    let row = columns(&next_line(&mut out).await);
+    assert_eq!(
+        row[..4],
+        ["sample-app-new-pod", "0/1", "ContainerCreating", "0"]
+    );
+    drop(child);
+
+    // The wire: rows carry PartialObjectMetadata by default, the object when asked, and a bad
+    // includeObject is the real server's 400; plain JSON still gets the List.
+    let http = reqwest::Client::new();
+    let get = |path: &str, accept: &'static str| {
+        http.get(format!("{}{path}", sim.url()))
+            .header("accept", accept)
+            .send()
+    };
+    const TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
+    let t: Value = get("/api/v1/namespaces/my-app/pods", TABLE)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (t["kind"].as_str(), t["apiVersion"].as_str()),
+        (Some("Table"), Some("meta.k8s.io/v1"))
+    );
+    assert_eq!(t["rows"].as_array().unwrap().len(), 2);
+    assert_eq!(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");
+    assert!(t["rows"][0]["object"].get("spec").is_none());
+    let t: Value = get("/api/v1/namespaces/my-app/pods?includeObject=Object", TABLE)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(t["rows"][0]["object"]["kind"], "Pod");
+    assert!(t["rows"][0]["object"]["spec"]["containers"].is_array());
+    let r = get(
+        "/api/v1/namespaces/my-app/pods?includeObject=Everything",
+        TABLE,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    let list: Value = get("/api/v1/namespaces/my-app/pods", "application/json")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["kind"], "PodList");
 }

@@ -12,6 +12,7 @@ mod catalog;
 mod cli;
 mod federation;
 mod github;
+mod github_schema;
 mod hardening;
 mod helpers;
 mod hostile;

@@ -23,6 +23,9 @@ use super::faults::{self, Faults};
 use super::git::{Commit, GitWorld};
 
 mod graphql;
+mod rest;
+
+use rest::{repo_numbers, ts};
 
 struct Window {
     limit: u64,
@@ -229,28 +232,6 @@ fn token_ok(inner: &Inner, headers: &HeaderMap) -> bool {
     matches!(auth.and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("token "))), Some(t) if t == inner.token)
 }
 
-/// A repository's made-up but stable numbers, the same in REST and GraphQL answers.
-struct RepoNumbers {
-    id: u64,
-    stars: u64,
-    forks: u64,
-    open_issues: u64,
-    /// Open pull requests (#9..#12 of `pull_requests_of`).
-    open_pulls: u64,
-}
-
-fn repo_numbers(slug: &str) -> RepoNumbers {
-    let id = u64::from_str_radix(&sha1_smol::Sha1::from(slug).digest().to_string()[..8], 16)
-        .unwrap_or(1);
-    RepoNumbers {
-        id,
-        stars: 3 + id % 40,
-        forks: id % 5,
-        open_issues: id % 7,
-        open_pulls: 4,
-    }
-}
-
 /// Authentication, limits and conditional-request handling shared by every endpoint. `body`
 /// is computed only when the request is allowed through.
 fn respond(
@@ -375,24 +356,6 @@ fn respond(
     r
 }
 
-fn ts(t: chrono::DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-fn commit_json(slug: &str, c: &Commit) -> Value {
-    json!({
-        "sha": c.sha, "node_id": format!("C_{}", &c.sha[..12]),
-        "commit": {"author": {"name": c.author_name, "email": c.author_email, "date": ts(c.date)},
-                   "committer": {"name": c.author_name, "email": c.author_email, "date": ts(c.date)},
-                   "message": c.message, "tree": {"sha": c.sha}},
-        "url": format!("https://api.github.com/repos/{slug}/commits/{}", c.sha),
-        "html_url": format!("https://github.com/{slug}/commit/{}", c.sha),
-        "author": {"login": c.author_login, "type": "User"},
-        "committer": {"login": c.author_login, "type": "User"},
-        "parents": [],
-    })
-}
-
 /// The host the client called, for absolute `Link` URLs.
 fn host(headers: &HeaderMap) -> String {
     headers
@@ -461,8 +424,12 @@ async fn rate_limit(State(inner): State<Arc<Inner>>) -> Response {
     let g = inner.graphql.lock();
     let window = |w: &Window, name: &str| json!({"limit": w.limit, "remaining": w.limit.saturating_sub(w.used), "reset": w.reset, "used": w.used, "resource": name});
     let core = window(&w, "core");
+    // The simulation is never searched: its search window stays full.
+    let reset = Utc::now().timestamp() + 60;
+    let search =
+        json!({"limit": 30, "remaining": 30, "reset": reset, "used": 0, "resource": "search"});
     let mut r = axum::Json(
-        json!({"resources": {"core": core, "graphql": window(&g, "graphql")}, "rate": core}),
+        json!({"resources": {"core": core, "graphql": window(&g, "graphql"), "search": search}, "rate": core}),
     )
     .into_response();
     github_headers(&mut r);
@@ -516,35 +483,7 @@ async fn repo(
     let slug = format!("{owner}/{name}");
     respond(&inner, &headers, &uri, || {
         let r = inner.git.repo(&slug)?;
-        Some((repo_json(&r, false), None))
-    })
-}
-
-/// A repository as REST answers it; `unix_times`: with `created_at` / `pushed_at` as Unix
-/// seconds, as push payloads carry them.
-fn repo_json(r: &crate::demo::git::Repo, unix_times: bool) -> Value {
-    let slug = &r.slug;
-    let (owner, name) = slug.split_once('/').unwrap_or((slug, slug));
-    let pushed = r.commits.last().map(|c| c.date);
-    let n = repo_numbers(slug);
-    let id = n.id;
-    let time = |t: chrono::DateTime<Utc>| {
-        if unix_times {
-            json!(t.timestamp())
-        } else {
-            json!(ts(t))
-        }
-    };
-    json!({
-        "id": id, "node_id": format!("R_{id}"), "name": name, "full_name": slug, "private": true,
-        "owner": {"login": owner, "id": 1000 + id % 1000, "type": "Organization"},
-        "html_url": format!("https://github.com/{slug}"), "description": r.description, "fork": false,
-        "url": format!("https://api.github.com/repos/{slug}"),
-        "created_at": time(r.created_at), "updated_at": pushed.map(ts), "pushed_at": pushed.map(time),
-        "language": r.language, "stargazers_count": n.stars, "watchers_count": n.stars, "forks_count": n.forks,
-        // REST counts open pull requests as issues too.
-        "open_issues_count": n.open_issues + n.open_pulls, "archived": false, "disabled": false, "visibility": "internal",
-        "topics": r.topics, "default_branch": r.default_branch,
+        Some((rest::repository(&r, false), None))
     })
 }
 
@@ -563,7 +502,7 @@ async fn commits(
             .commits
             .iter()
             .rev()
-            .map(|c| commit_json(&slug, c))
+            .map(|c| rest::commit(&r, c))
             .collect();
         let (items, link) = page(&all, &pairs, &uri, &host(&headers));
         Some((Value::Array(items), link))
@@ -584,26 +523,8 @@ async fn commit(
         } else {
             inner.git.commit(&slug, &reference)
         }?;
-        Some((commit_json(&slug, &c), None))
+        Some((rest::commit(&r, &c), None))
     })
-}
-
-/// The simulated pull requests of a repository, newest first: #9..#12 open (#12 a draft),
-/// the rest closed and merged.
-fn pull_requests_of(r: &crate::demo::git::Repo, slug: &str, name: &str) -> Vec<Value> {
-    (1..=12u64)
-        .rev()
-        .map(|n| {
-            let open = n > 8;
-            let c = &r.commits[(n as usize) % r.commits.len()];
-            json!({"number": n, "state": if open { "open" } else { "closed" }, "title": format!("Change #{n} to {name}"),
-                   "draft": n == 12, "user": {"login": c.author_login},
-                   "html_url": format!("https://github.com/{slug}/pull/{n}"),
-                   "head": {"ref": format!("feature-{n}"), "sha": c.sha}, "base": {"ref": r.default_branch},
-                   "created_at": ts(c.date), "updated_at": ts(c.date),
-                   "merged_at": if open { Value::Null } else { json!(ts(c.date)) }})
-        })
-        .collect()
 }
 
 async fn pulls(
@@ -618,7 +539,7 @@ async fn pulls(
     let state = q(&pairs, "state").unwrap_or("open").to_string();
     respond(&inner, &headers, &uri, || {
         let r = inner.git.repo(&slug)?;
-        let all: Vec<Value> = pull_requests_of(&r, &slug, &name)
+        let all: Vec<Value> = rest::pull_requests(&r, false)
             .into_iter()
             .filter(|p| state == "all" || p["state"] == state)
             .collect();
@@ -638,28 +559,11 @@ async fn pull(
     respond(&inner, &headers, &uri, || {
         let r = inner.git.repo(&slug)?;
         let n: u64 = number.parse().ok()?;
-        let p = pull_requests_of(&r, &slug, &name)
+        let p = rest::pull_requests(&r, true)
             .into_iter()
             .find(|p| p["number"] == n)?;
         Some((p, None))
     })
-}
-
-/// The simulated workflow runs of a repository, one per commit, newest first: the newest in
-/// progress, the third newest failed.
-fn workflow_runs_of(r: &crate::demo::git::Repo, slug: &str) -> Vec<Value> {
-    r.commits
-        .iter()
-        .rev()
-        .enumerate()
-        .map(|(i, c)| {
-            let id = u64::from_str_radix(&c.sha[..8], 16).unwrap_or(i as u64);
-            let (status, conclusion) = if i == 0 { ("in_progress", Value::Null) } else if i == 2 { ("completed", json!("failure")) } else { ("completed", json!("success")) };
-            json!({"id": id, "name": "CI", "head_branch": r.default_branch, "head_sha": c.sha, "event": "push",
-                   "status": status, "conclusion": conclusion, "run_number": r.commits.len() - i,
-                   "html_url": format!("https://github.com/{slug}/actions/runs/{id}"), "created_at": ts(c.date)})
-        })
-        .collect()
 }
 
 async fn runs(
@@ -674,7 +578,7 @@ async fn runs(
     let branch = q(&pairs, "branch").map(str::to_string);
     respond(&inner, &headers, &uri, || {
         let r = inner.git.repo(&slug)?;
-        let all: Vec<Value> = workflow_runs_of(&r, &slug)
+        let all: Vec<Value> = rest::workflow_runs(&r)
             .into_iter()
             .filter(|run| branch.as_deref().is_none_or(|b| run["head_branch"] == b))
             .collect();
@@ -695,7 +599,7 @@ async fn run(
     respond(&inner, &headers, &uri, || {
         let r = inner.git.repo(&slug)?;
         let id: u64 = run_id.parse().ok()?;
-        let run = workflow_runs_of(&r, &slug)
+        let run = rest::workflow_runs(&r)
             .into_iter()
             .find(|run| run["id"] == id)?;
         Some((run, None))
@@ -723,7 +627,7 @@ pub fn push_payload(repo: &crate::demo::git::Repo, before: &str, c: &Commit) -> 
     let slug = repo.slug.as_str();
     let branch = repo.default_branch.as_str();
     let id = repo_numbers(slug).id;
-    let mut repository = repo_json(repo, true);
+    let mut repository = rest::repository(repo, true);
     repository["master_branch"] = json!(branch);
     let person =
         json!({"name": c.author_name, "email": c.author_email, "username": c.author_login});

@@ -29,6 +29,8 @@ use tokio_util::sync::CancellationToken;
 use super::faults::{self, Faults};
 use crate::domain::selector::LabelSelector;
 
+mod table;
+
 /// (group, version, resource, kind, namespaced, short names)
 type ResourceInfo = (
     &'static str,
@@ -678,6 +680,13 @@ async fn handle(
             Ok(r) => r,
             Err(message) => return status(400, "BadRequest", &message),
         };
+    // Server-side printing (`kubectl get`): lists, GETs and watches answer Tables together.
+    let as_table = table::wanted(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+    let include = match table::Include::parse(param("includeObject").as_deref()) {
+        Ok(i) => i,
+        Err(message) if as_table => return status(400, "BadRequest", &message),
+        Err(_) => table::Include::Metadata,
+    };
     let matches = |o: &Value| {
         t.namespace
             .as_deref()
@@ -709,6 +718,13 @@ async fn handle(
             .items
             .get(&(t.resource.to_string(), ns, name.clone()))
         {
+            Some(o) if as_table => json_ok(table::table(
+                t.resource,
+                &[with_kind(o.clone())],
+                include,
+                json!({"resourceVersion": text(o, "/metadata/resourceVersion")}),
+                true,
+            )),
             Some(o) => json_ok(with_kind(o.clone())),
             None => status(
                 404,
@@ -784,6 +800,10 @@ async fn handle(
             meta["continue"] = json!(c);
             meta["remainingItemCount"] = json!(total - items.len());
         }
+        if as_table {
+            let objects: Vec<Value> = items.into_iter().map(with_kind).collect();
+            return json_ok(table::table(t.resource, &objects, include, meta, true));
+        }
         return json_ok(
             json!({"kind": format!("{}List", t.kind), "apiVersion": api_v, "metadata": meta, "items": items}),
         );
@@ -835,10 +855,19 @@ async fn handle(
     tokio::spawn(async move {
         let line =
             |ty: &str, obj: Value| Bytes::from(format!("{}\n", json!({"type": ty, "object": obj})));
-        let add_kind = |mut o: Value| {
+        // With Tables, each object event carries a one-row Table; only the first has the
+        // column definitions.
+        let mut headers_sent = false;
+        let mut add_kind = |mut o: Value| {
             o["kind"] = json!(kind);
             o["apiVersion"] = json!(api_v2);
-            o
+            if !as_table {
+                return o;
+            }
+            let meta = json!({"resourceVersion": text(&o, "/metadata/resourceVersion")});
+            let t = table::table(&resource, &[o], include, meta, !headers_sent);
+            headers_sent = true;
+            t
         };
         match first {
             Err((rv, oldest)) => {
