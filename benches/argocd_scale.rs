@@ -69,6 +69,7 @@ fn main() {
             token: TokenSource::default(),
             relist_interval_secs: 300.0,
             timeout_secs: 30.0,
+            max_backoff_secs: 30.0,
         }];
         let secrets = ResolvedSecrets::default().with(
             idp_graph::state::SourceKind::ArgoCd,

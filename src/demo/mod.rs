@@ -49,8 +49,8 @@ pub struct DemoOptions {
     pub weather: bool,
     /// The simulated GitHub's hourly request budget.
     pub github_rate_limit: u64,
-    /// Longest pause between the Kubernetes watchers' reconnect attempts.
-    pub kube_max_backoff_secs: f64,
+    /// Longest pause between reconnect attempts of the Kubernetes watchers and the ArgoCD stream.
+    pub max_backoff_secs: f64,
     /// Extra Deployments (5 pods each) in the Kubernetes simulation, for benchmarks.
     pub kube_scale: usize,
     /// `auth.mode: jwt` with the Backstage simulation as the token issuer and a read-only
@@ -66,7 +66,7 @@ impl Default for DemoOptions {
             argo_timing: ArgoTiming::default(),
             weather: false,
             github_rate_limit: 5000,
-            kube_max_backoff_secs: 30.0,
+            max_backoff_secs: 30.0,
             kube_scale: 0,
             auth: true,
         }
@@ -87,7 +87,7 @@ impl DemoOptions {
             },
             weather: false,
             github_rate_limit: 5000,
-            kube_max_backoff_secs: 1.0,
+            max_backoff_secs: 1.0,
             kube_scale: 0,
             auth: false,
         }
@@ -224,6 +224,7 @@ impl DemoWorld {
             token: TokenSource::default(),
             relist_interval_secs: 300.0,
             timeout_secs: 5.0,
+            max_backoff_secs: opts.max_backoff_secs,
         }];
         s.github = Some(GitHubSettings {
             url: self.github.url(),
@@ -243,7 +244,7 @@ impl DemoWorld {
             token: TokenSource::default(),
             argocd_destinations: vec!["in-cluster".into(), "https://kubernetes.default.svc".into()],
             page_size: 500,
-            max_backoff_secs: opts.kube_max_backoff_secs,
+            max_backoff_secs: opts.max_backoff_secs,
             // With auth on, writes impersonate the caller: the simulated cluster sees who.
             impersonate: opts.auth,
         }];

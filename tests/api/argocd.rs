@@ -367,6 +367,7 @@ async fn two_instances_with_same_named_apps_stay_apart() {
         token: TokenSource::default(),
         relist_interval_secs: 300.0,
         timeout_secs: 5.0,
+        max_backoff_secs: 30.0,
     });
     secrets.insert(
         idp_graph::state::SourceKind::ArgoCd,

@@ -9,6 +9,7 @@ mod backstage_sim;
 mod browser;
 mod cache;
 mod catalog;
+mod chaos;
 mod cli;
 mod federation;
 mod github;

@@ -23,6 +23,10 @@ pub struct ArgoCdSettings {
     /// Per-request timeout (not the stream), seconds.
     #[serde(default = "default_timeout")]
     pub timeout_secs: f64,
+    /// Cap of the reconnect backoff (100 ms doubling, ±50 % jitter) while the stream keeps
+    /// breaking, seconds.
+    #[serde(default = "default_max_backoff")]
+    pub max_backoff_secs: f64,
 }
 
 fn default_relist() -> f64 {
@@ -30,6 +34,9 @@ fn default_relist() -> f64 {
 }
 fn default_timeout() -> f64 {
     10.0
+}
+fn default_max_backoff() -> f64 {
+    30.0
 }
 
 #[async_trait::async_trait]
@@ -54,6 +61,7 @@ impl Source for ArgoCdSettings {
             &format!("{key}.relist_interval_secs"),
             self.relist_interval_secs,
         )?;
+        positive(&format!("{key}.max_backoff_secs"), self.max_backoff_secs)?;
         positive(&format!("{key}.timeout_secs"), self.timeout_secs)
     }
 
@@ -72,6 +80,7 @@ impl Source for ArgoCdSettings {
             state: ctx.state.clone(),
             health,
             relist_every: Duration::from_secs_f64(self.relist_interval_secs),
+            max_backoff: Duration::from_secs_f64(self.max_backoff_secs),
         };
         ctx.tasks.spawn(tracing::Instrument::instrument(
             watcher.run(ctx.shutdown.clone()),

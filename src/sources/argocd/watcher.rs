@@ -18,11 +18,15 @@ pub struct ArgoCdWatcher {
     pub health: Arc<SourceHealth>,
     /// Re-list this often even while the stream looks healthy.
     pub relist_every: Duration,
+    pub max_backoff: Duration,
 }
 
-/// Exponential backoff with ±50 % jitter: 100 ms, 200 ms, ... capped at 30 s.
-fn backoff(attempt: u32) -> Duration {
-    let base = 100u64.saturating_mul(1 << attempt.min(9)).min(30_000);
+/// Exponential backoff with ±50 % jitter: 100 ms, 200 ms, ... capped at `max` (30 s unless
+/// configured).
+fn backoff(attempt: u32, max: Duration) -> Duration {
+    let base = 100u64
+        .saturating_mul(1 << attempt.min(9))
+        .min(max.as_millis() as u64);
     let jitter = rand::random_range(0.5..1.5);
     Duration::from_millis((base as f64 * jitter) as u64)
 }
@@ -34,7 +38,7 @@ impl ArgoCdWatcher {
             if attempt > 0 {
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(backoff(attempt - 1)) => {}
+                    _ = tokio::time::sleep(backoff(attempt - 1, self.max_backoff)) => {}
                 }
             }
             attempt = attempt.saturating_add(1);
