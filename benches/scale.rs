@@ -9,86 +9,25 @@
 //! small world, and without `wrk` the load rows are skipped.
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use idp_graph::demo::{DemoOptions, DemoWorld, DEMO_TOKEN};
+use idp_graph::demo::{DemoOptions, DemoWorld};
 use serde_json::{json, Value};
 
+#[path = "support/serve.rs"]
+mod serve;
 #[path = "support/wrk.rs"]
 mod wrk;
 
-const SERVICE: &str = r#"query ServicePage { entity(ref: "component:default/sample-app") { ref ... on Component { lifecycle owner { ref } system { ref }
-  applications { name sync { status revision } health { status } operationState { phase } history { historyId revision deployedAt } viewerCan { sync } }
-  kubernetes { deployments { name rollout { state ready desired } } pods { name phase restarts } } } } }"#;
-
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use serve::serve;
 
 fn status_mib(pid: u32, field: &str) -> f64 {
     wrk::status_mib(&format!("/proc/{pid}/status"), field)
 }
 
-/// `idp-graph serve` against `world`; returns once `/readyz` says 200, with the time it took.
-async fn serve(world: &DemoWorld, cache: bool) -> (Server, Duration) {
-    let config = format!(
-        "backstage: {{ url: '{}', token_env: IDP_BENCH_TOKEN, poll_interval_secs: 30 }}\n\
-         argocd: [{{ name: main, url: '{}', token_env: IDP_BENCH_TOKEN }}]\n\
-         github: {{ url: '{}', token_env: IDP_BENCH_TOKEN }}\n\
-         kubernetes: [{{ name: demo, url: '{}', argocd_destinations: [in-cluster, 'https://kubernetes.default.svc'] }}]\n\
-         auth: {{ mode: none }}\n\
-         limits: {{ requests_per_minute: 0 }}\n\
-         readiness: {{ initial_sync_timeout_secs: 300 }}\n\
-         cache: {{ enabled: {cache} }}\n",
-        world.backstage.url(),
-        world.argocd.url(),
-        world.github.url(),
-        world.kubernetes.url(),
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("config.yaml");
-    std::fs::write(&path, config).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let started = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_idp-graph"))
-        .args(["serve", "--config"])
-        .arg(&path)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("IDP_BENCH_TOKEN", DEMO_TOKEN)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("idp-graph serve starts");
-    let server = Server {
-        child,
-        addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        _dir: dir,
-    };
-    let url = format!("http://{}/readyz", server.addr);
-    while !reqwest::get(&url).await.is_ok_and(|r| r.status() == 200) {
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "not ready in 5 minutes"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let ready = started.elapsed();
-    (server, ready)
-}
+const SERVICE: &str = r#"query ServicePage { entity(ref: "component:default/sample-app") { ref ... on Component { lifecycle owner { ref } system { ref }
+  applications { name sync { status revision } health { status } operationState { phase } history { historyId revision deployedAt } viewerCan { sync } }
+  kubernetes { deployments { name rollout { state ready desired } } pods { name phase restarts } } } } }"#;
 
 async fn gql(addr: SocketAddr, query: &str) -> Value {
     let v: Value = reqwest::Client::new()

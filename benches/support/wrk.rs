@@ -1,5 +1,6 @@
-//! wrk (Debian's) driven from the benchmarks: one POST /graphql body for N seconds, its report
-//! parsed; and a process's peak resident memory. Shared by `load` and `scale`.
+//! wrk (Debian's) driven from the benchmarks: one POST /graphql body (or a script's mix) for N
+//! seconds, its report parsed; and a process's resident memory. Shared by `load`, `scale` and
+//! `soak`.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -27,6 +28,17 @@ pub fn wrk(
         serde_json::to_string(&body).unwrap()
     )
     .unwrap();
+    wrk_script(addr, &script, seconds, connections)
+}
+
+/// Runs wrk against `addr`'s `/graphql` with a Lua `script` (which sets the requests) and
+/// parses its report: (req/s, p50 ms, p99 ms, non-2xx/3xx responses).
+pub fn wrk_script(
+    addr: SocketAddr,
+    script: &std::path::Path,
+    seconds: u64,
+    connections: u32,
+) -> WrkReport {
     let out = Command::new("wrk")
         .args([
             "-t2",
@@ -37,7 +49,7 @@ pub fn wrk(
             "--latency",
             "-s",
         ])
-        .arg(&script)
+        .arg(script)
         .arg(format!("http://{addr}/graphql"))
         .output()
         .expect("wrk runs");
