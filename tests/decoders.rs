@@ -1,6 +1,6 @@
 //! Generative tests of every decoder that reads what a caller or an upstream sends: node ids,
 //! page cursors, event cursors, entity refs, label selectors, the config file, and the
-//! Kubernetes / ArgoCD / Backstage wire types. Each gets tens of thousands of inputs — random
+//! Kubernetes / ArgoCD / GitHub / Backstage wire decoders. Each gets tens of thousands of inputs — random
 //! bytes, random tokens, and mutations of valid inputs — from a fixed seed: none may panic,
 //! and whatever decodes must re-encode to the same thing. `IDP_FUZZ_ROUNDS` runs longer by
 //! hand (e.g. `IDP_FUZZ_ROUNDS=2000000 cargo test --release --test decoders`).
@@ -192,4 +192,62 @@ fn wire_decoders_never_panic_on_mutated_upstream_json() {
         let _ = serde_json::from_str::<ReplicaSetInfo>(&input(&mut rng, &[rs]));
         let _ = serde_json::from_str::<SecretInfo>(&input(&mut rng, &[secret]));
     }
+}
+
+/// ArgoCD, GitHub and Backstage: each upstream's wire decoders get mutations of a valid answer
+/// (and random text) — none may panic, and the valid answer itself must decode.
+#[test]
+fn argocd_github_and_backstage_wire_decoders_never_panic() {
+    use idp_graph::sources::{argocd::fuzz as argo, github::fuzz as gh};
+    let mut rng = Rng(0xA3C0);
+    let app = r#"{"metadata":{"name":"a","namespace":"argocd","labels":{"x":"y"}},"spec":{"project":"default","source":{"repoURL":"https://github.com/o/r","path":"k8s","targetRevision":"HEAD"},"destination":{"server":"https://kubernetes.default.svc","namespace":"a"},"syncPolicy":{"automated":{"prune":true}}},"status":{"sync":{"status":"Synced","revision":"abc"},"health":{"status":"Healthy"},"history":[{"id":1,"revision":"abc","deployedAt":"2026-01-01T00:00:00Z"}],"operationState":{"phase":"Running","startedAt":"2026-01-01T00:00:00Z"}}}"#;
+    let line = format!(r#"{{"result":{{"type":"MODIFIED","application":{app}}}}}"#);
+    let sse = format!("data: {line}");
+    let tree = r#"{"nodes":[{"group":"apps","version":"v1","kind":"Deployment","namespace":"a","name":"a","uid":"u1","health":{"status":"Healthy"}},{"version":"v1","kind":"Pod","namespace":"a","name":"a-1","uid":"u2","images":["i"],"parentRefs":[{"group":"apps","kind":"ReplicaSet","namespace":"a","name":"a-r","uid":"u3"}]}]}"#;
+    let repo = r#"{"id":1,"node_id":"R_1","name":"r","full_name":"o/r","private":true,"owner":{"login":"o","id":2},"html_url":"https://github.com/o/r","description":null,"default_branch":"main","language":"Rust","topics":["a"],"stargazers_count":3,"forks_count":0,"open_issues_count":1,"archived":false,"visibility":"internal","pushed_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z"}"#;
+    let commit = r#"{"sha":"abc","commit":{"author":{"name":"A","email":"a@x","date":"2026-01-01T00:00:00Z"},"message":"m"},"author":{"login":"a"},"html_url":"https://github.com/o/r/commit/abc","parents":[{"sha":"abb"}]}"#;
+    let pull = r#"{"number":3,"state":"open","title":"t","draft":false,"user":{"login":"a"},"html_url":"https://github.com/o/r/pull/3","head":{"ref":"f","sha":"abc"},"base":{"ref":"main"},"created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z","merged_at":null}"#;
+    let runs = r#"{"total_count":1,"workflow_runs":[{"id":9,"name":"CI","head_branch":"main","head_sha":"abc","event":"push","status":"completed","conclusion":"success","run_number":4,"html_url":"https://github.com/o/r/actions/runs/9","created_at":"2026-01-01T00:00:00Z"}]}"#;
+    let push = format!(
+        r#"{{"ref":"refs/heads/main","before":"abb","after":"abc","repository":{repo},"head_commit":{{"id":"abc","message":"m","timestamp":"2026-01-01T00:00:00Z","author":{{"name":"A","email":"a@x","username":"a"}}}}}}"#
+    );
+    let entity = r#"{"apiVersion":"backstage.io/v1alpha1","kind":"Component","metadata":{"name":"c","namespace":"default","annotations":{"argocd/app-name":"c","github.com/project-slug":"o/r"}},"spec":{"type":"service","lifecycle":"production","owner":"group:default/t","system":"s","dependsOn":["resource:default/db"]},"relations":[{"type":"ownedBy","targetRef":"group:default/t"}]}"#;
+    // The valid answers decode (so the mutations start from something the decoders take).
+    assert!(
+        argo::application(app)
+            && argo::stream_line(line.as_bytes())
+            && argo::stream_line(sse.as_bytes())
+            && argo::resource_tree(tree)
+    );
+    assert!(
+        gh::repository(repo)
+            && gh::commit(commit)
+            && gh::pull_request(pull)
+            && gh::workflow_runs(runs)
+            && gh::push_payload(&push)
+    );
+    let parse_entity = |s: &str| {
+        serde_json::from_str::<serde_json::Value>(s)
+            .ok()
+            .is_some_and(|v| idp_graph::sources::backstage::parse_entity(v).is_ok())
+    };
+    assert!(parse_entity(entity));
+    let mut decoded = 0usize;
+    for _ in 0..rounds() {
+        decoded += usize::from(argo::application(&input(&mut rng, &[app])));
+        decoded += usize::from(argo::stream_line(
+            input(&mut rng, &[&line, &sse]).as_bytes(),
+        ));
+        decoded += usize::from(argo::resource_tree(&input(&mut rng, &[tree])));
+        decoded += usize::from(gh::repository(&input(&mut rng, &[repo])));
+        decoded += usize::from(gh::commit(&input(&mut rng, &[commit])));
+        decoded += usize::from(gh::pull_request(&input(&mut rng, &[pull])));
+        decoded += usize::from(gh::workflow_runs(&input(&mut rng, &[runs])));
+        decoded += usize::from(gh::push_payload(&input(&mut rng, &[&push])));
+        decoded += usize::from(parse_entity(&input(&mut rng, &[entity])));
+    }
+    println!(
+        "argocd/github/backstage wire: {} inputs over 9 decoders, {decoded} decoded",
+        rounds() * 9
+    );
 }

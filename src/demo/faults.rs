@@ -1,6 +1,6 @@
 //! Fault knobs shared by every simulated upstream: latency, an error rate, "down" (new
 //! connections are dropped, requests on pooled connections get 503 and a closed connection),
-//! and malformed bodies. Tests turn them at run time through the simulation's handle. The same
+//! malformed (truncated) bodies, and a fixed answer for every request (401, 429...). Tests turn them at run time through the simulation's handle. The same
 //! middleware remembers the W3C `traceparent` headers it saw, so a test can check that a trace
 //! reached the upstream.
 
@@ -21,6 +21,9 @@ pub struct Faults {
     error_permille: AtomicU32,
     down: AtomicBool,
     malformed: AtomicBool,
+    /// Every request answered with this status and body instead (credentials revoked, rate
+    /// limited...): (status, JSON body).
+    answer: parking_lot::Mutex<Option<(u16, String)>>,
     /// Requests that reached the simulation (after the down check).
     requests: AtomicU64,
     /// The last `traceparent` headers received (newest last, at most 256): what a real
@@ -48,11 +51,17 @@ impl Faults {
     pub fn set_malformed(&self, on: bool) {
         self.malformed.store(on, Ordering::SeqCst);
     }
+    /// Answers every request with `status` and the JSON `body` (e.g. 401 once the token is
+    /// revoked, 429 with `Retry-After: 1` when rate limited); `None` ends it.
+    pub fn set_answer(&self, answer: Option<(u16, &str)>) {
+        *self.answer.lock() = answer.map(|(s, b)| (s, b.to_string()));
+    }
     pub fn clear(&self) {
         self.set_latency(Duration::ZERO);
         self.set_error_rate(0.0);
         self.set_down(false);
         self.set_malformed(false);
+        self.set_answer(None);
     }
     pub fn request_count(&self) -> u64 {
         self.requests.load(Ordering::SeqCst)
@@ -86,6 +95,15 @@ pub async fn apply(State(faults): State<Arc<Faults>>, req: Request, next: Next) 
     let latency = faults.latency_ms.load(Ordering::SeqCst);
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    if let Some((status, body)) = faults.answer.lock().clone() {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut r = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        return r;
     }
     let permille = faults.error_permille.load(Ordering::SeqCst);
     if permille > 0 && rand::random_range(0..1000) < permille {

@@ -245,6 +245,7 @@ impl DemoWorld {
             argocd_destinations: vec!["in-cluster".into(), "https://kubernetes.default.svc".into()],
             page_size: 500,
             max_backoff_secs: opts.max_backoff_secs,
+            timeout_secs: 10.0,
             // With auth on, writes impersonate the caller: the simulated cluster sees who.
             impersonate: opts.auth,
         }];

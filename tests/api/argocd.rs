@@ -627,3 +627,40 @@ async fn the_simulation_speaks_argocd_errors_and_both_stream_framings() {
         &buf[..80]
     );
 }
+
+/// Every Application (listed and fetched one by one, the seed and 25 generated, one of them
+/// mid-sync with its `operation` and running `operationState`) and every AppProject the
+/// simulation serves passes Argo CD's own CRD schemas (`@kubernetes-models/argo-cd`).
+#[tokio::test]
+async fn every_application_and_project_served_passes_argocds_crd_schemas() {
+    let peer = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/argocd");
+    assert!(
+        peer.join("node_modules/@kubernetes-models/argo-cd")
+            .is_dir(),
+        "npm ci in tests/peers/argocd first (.ci/run does)"
+    );
+    let opts = DemoOptions {
+        scale: 25,
+        ..DemoOptions::for_tests()
+    };
+    let world = DemoWorld::start(&opts).await.unwrap();
+    assert!(world.argocd.start_sync("sample-app"));
+    let out = tokio::process::Command::new("node")
+        .arg(peer.join("validate-applications.mjs"))
+        .arg(world.argocd.url())
+        .arg(idp_graph::demo::DEMO_TOKEN)
+        .current_dir(&peer)
+        .output()
+        .await
+        .expect("node runs");
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(v["violations"], serde_json::json!([]), "{v}");
+    assert!(v["applications"].as_u64().unwrap() >= 33, "{v}");
+    assert!(v["projects"].as_u64().unwrap() >= 1, "{v}");
+    println!(
+        "argocd schema: {} applications (each listed and fetched), {} projects, 0 violations",
+        v["applications"], v["projects"]
+    );
+    world.stop();
+}

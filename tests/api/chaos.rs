@@ -17,7 +17,8 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{spawn_demo, ws_connect, TestApp};
+use crate::helpers::{spawn_demo, ws_connect};
+use crate::truth::{applications, enum_name, pods};
 
 const SUBSCRIBERS: usize = 1_000;
 const ROUNDS: usize = 100;
@@ -133,103 +134,6 @@ async fn follow(
             }
         }
     }
-}
-
-fn enum_name(argo: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in argo.chars().enumerate() {
-        if c.is_uppercase() && i > 0 {
-            out.push('_');
-        }
-        out.push(c.to_ascii_uppercase());
-    }
-    out
-}
-
-/// Every application's (sync, revision, health) as ArgoCD has it and as the graph has it.
-async fn applications(app: &TestApp) -> (BTreeMap<String, Value>, BTreeMap<String, Value>) {
-    let upstream = app
-        .world
-        .argocd
-        .apps_json()
-        .into_iter()
-        .map(|(name, a)| {
-            let s = |p: &str| {
-                a.pointer(p)
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string()
-            };
-            (
-                name,
-                json!([
-                    enum_name(&s("/status/sync/status")),
-                    s("/status/sync/revision"),
-                    enum_name(&s("/status/health/status"))
-                ]),
-            )
-        })
-        .collect();
-    let d = app
-        .data("{ applications(first: 1000) { nodes { name sync { status revision } health { status } } } }")
-        .await;
-    let graph = d["applications"]["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| {
-            (
-                a["name"].as_str().unwrap().to_string(),
-                json!([
-                    a["sync"]["status"],
-                    a["sync"]["revision"],
-                    a["health"]["status"]
-                ]),
-            )
-        })
-        .collect();
-    (upstream, graph)
-}
-
-/// `namespace/name@resourceVersion` of every pod, upstream and in the graph.
-async fn pods(app: &TestApp) -> (BTreeSet<String>, BTreeSet<String>) {
-    let upstream = app
-        .world
-        .kubernetes
-        .list("pods")
-        .iter()
-        .map(|p| {
-            let s = |k: &str| {
-                p.pointer(k)
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string()
-            };
-            format!(
-                "{}/{}@{}",
-                s("/metadata/namespace"),
-                s("/metadata/name"),
-                s("/metadata/resourceVersion")
-            )
-        })
-        .collect();
-    let d = app
-        .data(r#"{ pods(filter: {cluster: "demo"}, first: 1000) { nodes { namespace name resourceVersion } } }"#)
-        .await;
-    let graph = d["pods"]["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            format!(
-                "{}/{}@{}",
-                p["namespace"].as_str().unwrap(),
-                p["name"].as_str().unwrap(),
-                p["resourceVersion"].as_str().unwrap()
-            )
-        })
-        .collect();
-    (upstream, graph)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -181,3 +181,39 @@ async fn every_answer_of_the_simulated_github_matches_githubs_openapi_descriptio
     );
     world.stop();
 }
+
+/// A typed client — githubkit, whose pydantic models are generated from the same description —
+/// reads every answer it asks for into its model and follows the pages.
+#[tokio::test]
+async fn a_typed_github_client_reads_every_answer_into_its_models() {
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/github/typed_client.py");
+    let world = DemoWorld::start(&DemoOptions::for_tests()).await.unwrap();
+    let slug = "yourcompany/sample-app";
+    let out = tokio::process::Command::new("python3")
+        .arg(&script)
+        .arg(world.github.url())
+        .arg(DEMO_TOKEN)
+        .arg(slug)
+        .output()
+        .await
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "githubkit refused an answer (pip install githubkit first; .ci/run does): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let repo = world.git.repo(slug).unwrap();
+    let head = world.git.head(slug).unwrap();
+    assert_eq!(v["full_name"], slug);
+    assert_eq!(v["head"], json!(head.sha));
+    assert_eq!(v["paged_commits"], json!(repo.commits.len()));
+    assert_eq!(v["paged_pulls"], 12);
+    assert_eq!(v["commit_parents"].as_array().unwrap().len(), 1);
+    println!(
+        "githubkit: {} typed calls + every page of commits and pulls read",
+        v["calls"]
+    );
+    world.stop();
+}

@@ -315,7 +315,11 @@ fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-fn parse_line(instance: &str, base: &str, line: &[u8]) -> Option<Result<StreamItem, SourceError>> {
+pub(super) fn parse_line(
+    instance: &str,
+    base: &str,
+    line: &[u8],
+) -> Option<Result<StreamItem, SourceError>> {
     let text = std::str::from_utf8(line).ok()?.trim();
     // SSE framing (`data: {...}`) and keepalive comments (`:`) are accepted too.
     let text = text.strip_prefix("data:").map(str::trim).unwrap_or(text);

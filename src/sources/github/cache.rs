@@ -367,7 +367,19 @@ impl GitHubSource {
             }
         }
         let etag = cached.as_ref().and_then(|e| e.etag.clone());
-        let outcome = self.client.get(path, etag.as_deref()).await;
+        let outcome = match self.client.get(path, etag.as_deref()).await {
+            // A body that is not JSON (cut off on the way) is a failed fetch: it must not
+            // replace a good entry, nor be served from the cache until its TTL ends.
+            Ok(GetOutcome::Modified { body, .. })
+                if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() =>
+            {
+                Err(SourceError::Malformed {
+                    url: format!("{}{}", self.client.base_url(), path),
+                    reason: "the body is not JSON (cut off?)".into(),
+                })
+            }
+            other => other,
+        };
         let now = (Instant::now(), Utc::now());
         let entry = match outcome {
             Ok(GetOutcome::NotModified) => match cached {
@@ -449,12 +461,19 @@ impl GitHubSource {
         let f = self.get_raw(path, ttl, force).await?;
         let value = match f.value {
             None => None,
-            Some(body) => Some(map(serde_json::from_slice::<W>(&body).map_err(|e| {
-                SourceError::Malformed {
-                    url: format!("{}{}", self.client.base_url(), path),
-                    reason: e.to_string(),
+            Some(body) => match serde_json::from_slice::<W>(&body) {
+                Ok(w) => Some(map(w)),
+                Err(e) => {
+                    // JSON of the wrong shape: not kept, and GitHub's health says so.
+                    self.entries.lock().remove(path);
+                    let err = SourceError::Malformed {
+                        url: format!("{}{}", self.client.base_url(), path),
+                        reason: e.to_string(),
+                    };
+                    self.record(&Err(err.clone()));
+                    return Err(err);
                 }
-            })?)),
+            },
         };
         Ok(Fetched {
             value,

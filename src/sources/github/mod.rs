@@ -17,6 +17,42 @@ mod client;
 mod settings;
 mod wire;
 
+/// The wire decoders on raw upstream text, for the generative tests (`tests/decoders.rs`).
+/// Not an API.
+#[doc(hidden)]
+pub mod fuzz {
+    use super::wire;
+
+    fn decode<W: serde::de::DeserializeOwned, T: From<W>>(json: &str) -> bool {
+        serde_json::from_str::<W>(json).map(T::from).is_ok()
+    }
+    pub fn repository(json: &str) -> bool {
+        decode::<wire::WireRepo, crate::domain::github::Repository>(json)
+    }
+    pub fn commit(json: &str) -> bool {
+        decode::<wire::WireCommit, crate::domain::github::Commit>(json)
+    }
+    pub fn pull_request(json: &str) -> bool {
+        decode::<wire::WirePull, crate::domain::github::PullRequest>(json)
+    }
+    pub fn workflow_runs(json: &str) -> bool {
+        serde_json::from_str::<wire::WireRuns>(json)
+            .map(|r| {
+                r.workflow_runs
+                    .into_iter()
+                    .map(crate::domain::github::WorkflowRun::from)
+                    .count()
+            })
+            .is_ok()
+    }
+    /// A `push` delivery's payload: the repository and branch head it carries.
+    pub fn push_payload(json: &str) -> bool {
+        serde_json::from_str::<serde_json::Value>(json)
+            .map(|v| wire::push_repository_body(&v).is_some() | wire::push_head_body(&v).is_some())
+            .unwrap_or(false)
+    }
+}
+
 pub use batch::BatchRound;
 pub use cache::{Fetched, GitHubSource, GitHubTtls};
 pub use client::{GitHubClient, RateBudget};

@@ -22,6 +22,8 @@ pub struct ClusterHandle {
     pub(super) url: String,
     pub(super) cluster: Arc<ClusterStore>,
     pub(super) state: Arc<State>,
+    /// How long a write may take before the caller gets `UPSTREAM_TIMEOUT`.
+    pub(super) timeout: std::time::Duration,
 }
 
 impl ClusterHandle {
@@ -61,12 +63,26 @@ impl ClusterHandle {
             Ok(u) => crate::telemetry::upstream_span("kubernetes", "PATCH", u),
             Err(_) => tracing::Span::none(),
         };
-        let result = api
-            .patch(name, &params, &kube::api::Patch::Strategic(&patch))
-            .instrument(span.clone())
-            .await;
-        crate::telemetry::record_response(&span, result.as_ref().ok().map(|_| 200));
-        let mut d = result.map_err(|e| client_error(&self.url, &e))?;
+        let result = tokio::time::timeout(
+            self.timeout,
+            api.patch(name, &params, &kube::api::Patch::Strategic(&patch))
+                .instrument(span.clone()),
+        )
+        .await;
+        crate::telemetry::record_response(
+            &span,
+            result
+                .as_ref()
+                .ok()
+                .and_then(|r| r.as_ref().ok())
+                .map(|_| 200),
+        );
+        let mut d = result
+            .map_err(|_| SourceError::Timeout {
+                url: self.url.clone(),
+                secs: self.timeout.as_secs_f64(),
+            })?
+            .map_err(|e| client_error(&self.url, &e))?;
         strip(&mut d.metadata);
         Ok((apply_and_publish(&self.state, &self.cluster, d), now))
     }

@@ -373,7 +373,14 @@ fn describe(url: &str, e: &watcher::Error) -> String {
 /// A client whose requests carry the current span's W3C trace context (`traceparent`): the
 /// writes a mutation makes are part of its trace. (Watches run outside any operation and carry
 /// none.)
-pub(crate) fn traced_client(config: kube::Config) -> Result<Client, kube::Error> {
+///
+///
+/// kube's own retry of throttling (429, 503, 504) is off: it retries 15 times with delays
+/// growing to minutes, during which a throttled cluster looks healthy and a write hangs. Here a
+/// refused request is an error at once — the watchers back off by themselves (`max_backoff`),
+/// and a write answers its caller (`RATE_LIMITED`).
+pub(crate) fn traced_client(mut config: kube::Config) -> Result<Client, kube::Error> {
+    config.default_retry = false;
     let inject = tower::util::MapRequestLayer::new(|mut req: http::Request<kube::client::Body>| {
         crate::telemetry::inject(req.headers_mut());
         req
@@ -394,6 +401,7 @@ pub fn client_error(url: &str, e: &kube::Error) -> SourceError {
                 403 => Some("FORBIDDEN"),
                 404 => Some("NOT_FOUND"),
                 409 => Some("CONFLICT"),
+                429 => Some("RATE_LIMITED"),
                 400 | 422 => Some("BAD_USER_INPUT"),
                 _ => None,
             };

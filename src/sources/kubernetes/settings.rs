@@ -37,11 +37,19 @@ pub struct KubernetesSettings {
     /// Longest wait between reconnect attempts after a watch error, seconds.
     #[serde(default = "default_kube_backoff")]
     pub max_backoff_secs: f64,
+    /// Writes (`restartDeployment`) give up after this, seconds: a throttled (429) or hung API
+    /// server answers the caller with `UPSTREAM_TIMEOUT` instead of holding the request.
+    #[serde(default = "default_kube_timeout")]
+    pub timeout_secs: f64,
     /// Writes (`restartDeployment`) impersonate the caller (`Impersonate-User` = its subject,
     /// `Impersonate-Group` = its groups), so the cluster's own RBAC decides too. The service
     /// account then needs the `impersonate` verb (`deploy/components/impersonate`).
     #[serde(default)]
     pub impersonate: bool,
+}
+
+fn default_kube_timeout() -> f64 {
+    10.0
 }
 
 fn default_kube_page() -> u32 {
@@ -84,6 +92,7 @@ impl Source for KubernetesSettings {
                 "must be between 1 and 10000",
             ));
         }
+        positive(&format!("{key}.timeout_secs"), self.timeout_secs)?;
         positive(&format!("{key}.max_backoff_secs"), self.max_backoff_secs)
     }
 
@@ -122,6 +131,7 @@ impl Source for KubernetesSettings {
             self.name.clone(),
             ClusterHandle {
                 client,
+                timeout: Duration::from_secs_f64(self.timeout_secs),
                 impersonating: self.impersonate.then_some(config),
                 url,
                 cluster,
