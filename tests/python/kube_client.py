@@ -1,6 +1,5 @@
 """The official Python Kubernetes client (strict models) against the simulated API server:
-lists every kind the demo serves, watches pods and ReplicaSets, and prints one JSON line with
-what it got. A missing required field fails deserialization, so this only succeeds when the
+lists and watches every kind the demo serves, and prints one JSON line with what it got. A missing required field fails deserialization, so this only succeeds when the
 simulation's objects have the shape the API promises.
 
 usage: python3 kube_client.py <API server URL>
@@ -38,7 +37,20 @@ selector = rs.spec.selector.match_labels
 
 # Watches decode each event into the model too.
 watched = {}
-for name, fn in [("pods", core.list_pod_for_all_namespaces), ("replicasets", apps.list_replica_set_for_all_namespaces)]:
+every_kind = [
+    ("namespaces", core.list_namespace),
+    ("pods", core.list_pod_for_all_namespaces),
+    ("services", core.list_service_for_all_namespaces),
+    ("configmaps", core.list_config_map_for_all_namespaces),
+    ("secrets", core.list_secret_for_all_namespaces),
+    ("events", core.list_event_for_all_namespaces),
+    ("deployments", apps.list_deployment_for_all_namespaces),
+    ("replicasets", apps.list_replica_set_for_all_namespaces),
+    ("statefulsets", apps.list_stateful_set_for_all_namespaces),
+    ("daemonsets", apps.list_daemon_set_for_all_namespaces),
+    ("ingresses", net.list_ingress_for_all_namespaces),
+]
+for name, fn in every_kind:
     w = watch.Watch()
     n = 0
     for event in w.stream(fn, timeout_seconds=1, _request_timeout=5):

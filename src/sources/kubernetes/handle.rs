@@ -42,7 +42,7 @@ impl ClusterHandle {
                 let mut config = config.clone();
                 config.auth_info.impersonate = Some(caller.0.to_string());
                 config.auth_info.impersonate_groups = Some(caller.1.to_vec());
-                super::traced_client(config).map_err(|e| SourceError::Unreachable {
+                super::traced_client(config, None).map_err(|e| SourceError::Unreachable {
                     url: self.url.clone(),
                     reason: e.to_string(),
                 })?

@@ -8,6 +8,7 @@
 //! indexes updated on every event and a namespace must be a range scan; the watcher (with its
 //! list/watch/re-list state machine and bookmarks) is kube-runtime's.
 
+mod churn;
 mod handle;
 mod settings;
 
@@ -378,14 +379,20 @@ fn describe(url: &str, e: &watcher::Error) -> String {
 /// kube's own retry of throttling (429, 503, 504) is off: it retries 15 times with delays
 /// growing to minutes, during which a throttled cluster looks healthy and a write hangs. Here a
 /// refused request is an error at once — the watchers back off by themselves (`max_backoff`),
-/// and a write answers its caller (`RATE_LIMITED`).
-pub(crate) fn traced_client(mut config: kube::Config) -> Result<Client, kube::Error> {
+/// and a write answers its caller (`RATE_LIMITED`). Watches that end as soon as they start are
+/// spaced out (`churn`).
+/// `health`: where churning watches are reported (the source's; none for write-only clients).
+pub(crate) fn traced_client(
+    mut config: kube::Config,
+    health: Option<Arc<crate::state::SourceHealth>>,
+) -> Result<Client, kube::Error> {
     config.default_retry = false;
     let inject = tower::util::MapRequestLayer::new(|mut req: http::Request<kube::client::Body>| {
         crate::telemetry::inject(req.headers_mut());
         req
     });
     Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&churn::WatchChurnLayer::new(health))
         .with_layer(&inject)
         .build())
 }

@@ -103,11 +103,12 @@ impl Source for KubernetesSettings {
                 name: self.name.clone(),
                 message,
             })?;
-        let client = super::traced_client(config.clone()).map_err(|e| StartError {
-            name: self.name.clone(),
-            message: e.to_string(),
-        })?;
         let health = ctx.state.sources.register(&self.name, self.kind(), &url);
+        let client =
+            super::traced_client(config.clone(), Some(health.clone())).map_err(|e| StartError {
+                name: self.name.clone(),
+                message: e.to_string(),
+            })?;
         let destinations = if self.argocd_destinations.is_empty() {
             vec![self.name.clone()]
         } else {
