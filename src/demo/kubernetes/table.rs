@@ -181,45 +181,26 @@ fn column_definitions(resource: &str) -> Value {
 /// A duration as kubectl and the API server's printers show it: `45s`, `12m`, `5h3m`, `4d7h`,
 /// `90d`, `3y120d`.
 pub(super) fn human_duration(d: chrono::Duration) -> String {
-    let s = d.num_seconds().max(0);
-    match s {
+    // `5h` or `5h3m`: a unit and, when not zero, the next smaller one.
+    let two = |big: i64, unit: &str, small: i64, small_unit: &str| {
+        if small == 0 {
+            format!("{big}{unit}")
+        } else {
+            format!("{big}{unit}{small}{small_unit}")
+        }
+    };
+    const DAY: i64 = 86_400;
+    const YEAR: i64 = 365 * DAY;
+    match d.num_seconds().max(0) {
         s if s < 120 => format!("{s}s"),
-        s if s < 600 => {
-            let (m, r) = (s / 60, s % 60);
-            if r == 0 {
-                format!("{m}m")
-            } else {
-                format!("{m}m{r}s")
-            }
-        }
+        s if s < 600 => two(s / 60, "m", s % 60, "s"),
         s if s < 3 * 3600 => format!("{}m", s / 60),
-        s if s < 8 * 3600 => {
-            let (h, m) = (s / 3600, (s % 3600) / 60);
-            if m == 0 {
-                format!("{h}h")
-            } else {
-                format!("{h}h{m}m")
-            }
-        }
+        s if s < 8 * 3600 => two(s / 3600, "h", (s % 3600) / 60, "m"),
         s if s < 48 * 3600 => format!("{}h", s / 3600),
-        s if s < 8 * 86_400 => {
-            let (d, h) = (s / 86_400, (s % 86_400) / 3600);
-            if h == 0 {
-                format!("{d}d")
-            } else {
-                format!("{d}d{h}h")
-            }
-        }
-        s if s < 2 * 365 * 86_400 => format!("{}d", s / 86_400),
-        s if s < 8 * 365 * 86_400 => {
-            let (y, d) = (s / (365 * 86_400), (s % (365 * 86_400)) / 86_400);
-            if d == 0 {
-                format!("{y}y")
-            } else {
-                format!("{y}y{d}d")
-            }
-        }
-        s => format!("{}y", s / (365 * 86_400)),
+        s if s < 8 * DAY => two(s / DAY, "d", (s % DAY) / 3600, "h"),
+        s if s < 2 * YEAR => format!("{}d", s / DAY),
+        s if s < 8 * YEAR => two(s / YEAR, "y", (s % YEAR) / DAY, "d"),
+        s => format!("{}y", s / YEAR),
     }
 }
 
@@ -294,11 +275,10 @@ fn pod_status(o: &Value) -> String {
             }
         }
     }
-    let phase = str_at(o, "/status/phase");
-    if phase == "Running" && !statuses.iter().all(|c| c["ready"] == true) {
-        return "Running".into();
+    match str_at(o, "/status/phase") {
+        "" => "Unknown".into(),
+        phase => phase.to_string(),
     }
-    or_none(phase.to_string()).replace("<none>", "Unknown")
 }
 
 fn cells(resource: &str, o: &Value, now: DateTime<Utc>) -> Vec<Value> {
