@@ -2,6 +2,8 @@
 # The one test command (README): formatting, lints, the schema drift check and every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# A failing test's message must stay in view in a CI log, not scroll away under a backtrace.
+export RUST_BACKTRACE=0
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 ./scripts/check-manifests.sh

@@ -25,17 +25,31 @@ struct Postgres {
 
 impl Postgres {
     fn start() -> Self {
+        // The newest installed server: a client-only version (a `bin/` without `initdb`) is
+        // skipped rather than chosen.
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .ok()
-            .and_then(|d| d.filter_map(Result::ok).map(|e| e.path().join("bin")).max())
-            .filter(|b| b.join("initdb").exists())
+            .and_then(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.path().join("bin"))
+                    .filter(|b| b.join("initdb").exists())
+                    .max()
+            })
             .expect("PostgreSQL server binaries under /usr/lib/postgresql (apt-get install postgresql; .ci/run does)");
         let as_postgres = Command::new("id")
             .arg("-u")
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
             .unwrap_or(false);
-        let dir = tempfile::tempdir().unwrap();
+        // As root the server runs as `postgres`, which must reach the directory: under /tmp
+        // rather than a TMPDIR that may sit below a private home. A short path also keeps the
+        // Unix socket under the kernel's 107-byte limit.
+        let dir = if as_postgres && Path::new("/tmp").is_dir() {
+            tempfile::Builder::new().prefix("idp-pg").tempdir_in("/tmp")
+        } else {
+            tempfile::Builder::new().prefix("idp-pg").tempdir()
+        }
+        .unwrap();
         if as_postgres {
             assert!(Command::new("chown")
                 .args(["-R", "postgres"])
@@ -44,31 +58,41 @@ impl Postgres {
                 .unwrap()
                 .success());
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let pg = Self {
+        let mut pg = Self {
             dir,
             bin,
-            port,
+            port: 0,
             as_postgres,
         };
         let data = pg.data();
         pg.run(
             "initdb",
             &["-D", &data, "-U", "postgres", "-A", "trust", "--no-sync"],
-        );
-        pg.up();
-        pg
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        // A free port is only free until someone else binds it (other tests run alongside):
+        // a start that loses the race tries another.
+        let mut last = String::new();
+        for _ in 0..5 {
+            pg.port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            match pg.try_up() {
+                Ok(()) => return pg,
+                Err(e) => last = e,
+            }
+        }
+        panic!("PostgreSQL did not start: {last}");
     }
 
     fn data(&self) -> String {
         self.dir.path().join("data").to_string_lossy().into_owned()
     }
 
-    fn run(&self, tool: &str, args: &[&str]) {
+    /// Runs one of the server's tools; the error carries its output.
+    fn run(&self, tool: &str, args: &[&str]) -> Result<(), String> {
         let exe = self.bin.join(tool);
         let out = if self.as_postgres {
             Command::new("runuser")
@@ -79,18 +103,25 @@ impl Postgres {
         } else {
             Command::new(&exe).args(args).output()
         }
-        .unwrap();
-        assert!(
-            out.status.success(),
+        .map_err(|e| format!("{tool} did not run: {e}"))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(format!(
             "{tool} failed: {}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
-        );
+        ))
     }
 
-    fn up(&self) {
+    fn log(&self) -> PathBuf {
+        self.dir.path().join("log")
+    }
+
+    /// Starts the server on `self.port`; the error carries the server's log.
+    fn try_up(&self) -> Result<(), String> {
         let sock = self.dir.path().to_string_lossy().into_owned();
-        let log = Path::new(&sock).join("log").to_string_lossy().into_owned();
+        let log = self.log().to_string_lossy().into_owned();
         let opts = format!(
             "-p {} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off",
             self.port
@@ -98,11 +129,20 @@ impl Postgres {
         self.run(
             "pg_ctl",
             &["-D", &self.data(), "-l", &log, "-w", "-o", &opts, "start"],
-        );
+        )
+        .map_err(|e| {
+            let log = std::fs::read_to_string(self.log()).unwrap_or_default();
+            format!("{e}\nserver log:\n{log}")
+        })
+    }
+
+    fn up(&self) {
+        self.try_up().unwrap_or_else(|e| panic!("{e}"));
     }
 
     fn down(&self) {
-        self.run("pg_ctl", &["-D", &self.data(), "-m", "fast", "-w", "stop"]);
+        self.run("pg_ctl", &["-D", &self.data(), "-m", "fast", "-w", "stop"])
+            .unwrap_or_else(|e| panic!("{e}"));
     }
 
     fn url(&self) -> String {
@@ -112,7 +152,7 @@ impl Postgres {
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        let _ = std::panic::catch_unwind(|| self.down());
+        let _ = self.run("pg_ctl", &["-D", &self.data(), "-m", "fast", "-w", "stop"]);
     }
 }
 
