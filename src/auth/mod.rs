@@ -36,27 +36,43 @@ pub struct Principal {
     pub grants: Grants,
     /// When the token expires; websockets and SSE streams end then.
     pub expires_at: Option<DateTime<Utc>>,
+    /// Digest of everything that decides what the graph shows this caller (groups and grants),
+    /// computed once: callers with equal classes may share cached answers.
+    class: u128,
 }
 
 impl Principal {
+    pub fn new(
+        subject: Option<String>,
+        mut groups: Vec<String>,
+        grants: Grants,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Self {
+        groups.sort();
+        groups.dedup();
+        let class = visibility_class(&groups, &grants);
+        Self {
+            subject,
+            groups,
+            grants,
+            expires_at,
+            class,
+        }
+    }
+
     /// The caller when `auth.mode` is `none`: anonymous, allowed everything.
     pub fn unrestricted() -> Arc<Self> {
-        Arc::new(Self {
-            subject: None,
-            groups: Vec::new(),
-            grants: Grants::everything(),
-            expires_at: None,
-        })
+        Arc::new(Self::new(None, Vec::new(), Grants::everything(), None))
     }
 
     /// A caller with no grants at all (what a request without a principal is).
     pub fn nobody() -> Self {
-        Self {
-            subject: None,
-            groups: Vec::new(),
-            grants: Grants::default(),
-            expires_at: None,
-        }
+        Self::new(None, Vec::new(), Grants::default(), None)
+    }
+
+    /// Equal for two callers exactly when their groups and grants are equal.
+    pub fn visibility_class(&self) -> u128 {
+        self.class
     }
 
     /// Name for logs and the audit trail.
@@ -84,6 +100,14 @@ impl AuthError {
     }
 }
 
+/// The digest a principal's visibility class is: SHA-256 (128 bits) over groups and grants —
+/// cryptographic, since callers whose classes collided would share cached answers.
+fn visibility_class(groups: &[String], grants: &Grants) -> u128 {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(format!("{groups:?}|{grants:?}").as_bytes());
+    u128::from_le_bytes(d[..16].try_into().expect("BUG: 32-byte digest"))
+}
+
 /// How long a verified token's principal is reused (bounded by the token's own `exp`).
 const VERIFIED_TTL: Duration = Duration::from_secs(60);
 
@@ -98,7 +122,7 @@ pub struct Authenticator {
     state: Option<Arc<State>>,
     /// Verified tokens by their SHA-1, so a busy client is verified once a minute, not per
     /// request (signature checks and Backstage's userinfo cost).
-    verified: moka::sync::Cache<String, Arc<Principal>>,
+    verified: moka::sync::Cache<[u8; 20], Arc<Principal>>,
 }
 
 impl Default for Authenticator {
@@ -141,10 +165,12 @@ impl Authenticator {
             .as_deref()
             .filter(|r| *r != "deny")
             .map(|role| {
-                Arc::new(Principal {
-                    grants: policy.grants_of_roles(&[role.to_string()]),
-                    ..Principal::nobody()
-                })
+                Arc::new(Principal::new(
+                    None,
+                    Vec::new(),
+                    policy.grants_of_roles(&[role.to_string()]),
+                    None,
+                ))
             });
         Ok(Self {
             mode: settings.mode,
@@ -170,7 +196,7 @@ impl Authenticator {
         authorization: Option<&str>,
     ) -> Result<Arc<Principal>, AuthError> {
         if self.mode == AuthMode::None {
-            return Ok(Principal::unrestricted());
+            return self.anonymous.clone().ok_or(AuthError::Missing);
         }
         let Some(value) = authorization.map(str::trim).filter(|v| !v.is_empty()) else {
             return self.anonymous.clone().ok_or(AuthError::Missing);
@@ -183,7 +209,7 @@ impl Authenticator {
                 ))
             }
         };
-        let key = sha1_smol::Sha1::from(token.as_bytes()).digest().to_string();
+        let key = sha1_smol::Sha1::from(token.as_bytes()).digest().bytes();
         if let Some(p) = self.verified.get(&key) {
             if p.expires_at.is_none_or(|e| e > Utc::now()) {
                 return Ok(p);
@@ -211,12 +237,13 @@ impl Authenticator {
         groups.sort();
         groups.dedup();
         let roles = self.policy.roles_of(&verified.subject, &groups);
-        let principal = Arc::new(Principal {
-            subject: Some(verified.subject),
-            grants: self.policy.grants_of_roles(&roles),
+        let grants = self.policy.grants_of_roles(&roles);
+        let principal = Arc::new(Principal::new(
+            Some(verified.subject),
             groups,
-            expires_at: verified.expires_at,
-        });
+            grants,
+            verified.expires_at,
+        ));
         self.verified.insert(key, principal.clone());
         Ok(principal)
     }

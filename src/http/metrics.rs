@@ -21,6 +21,8 @@ pub struct Metrics {
     /// (operation kind, HTTP status) → count. A `Mutex` over a tiny Vec: a handful of distinct
     /// keys, updated once per request, never held across an await.
     requests: Mutex<Vec<((&'static str, u16), u64)>>,
+    /// Requests whose latency fell in bucket `i` and no lower one (summed when rendered: one
+    /// atomic add per request, not one per bucket).
     buckets: [AtomicU64; BUCKETS.len()],
     latency_count: AtomicU64,
     /// Sum of latencies in microseconds (integer so it can be atomic).
@@ -38,10 +40,8 @@ impl Metrics {
                 None => r.push(((operation, status), 1)),
             }
         }
-        for (i, le) in BUCKETS.iter().enumerate() {
-            if seconds <= *le {
-                self.buckets[i].fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(i) = BUCKETS.iter().position(|le| seconds <= *le) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
         }
         self.latency_count.fetch_add(1, Ordering::Relaxed);
         self.latency_sum_us
@@ -74,11 +74,12 @@ pub async fn render(State(http): State<HttpState>) -> impl IntoResponse {
         );
     }
     out.push_str("# HELP idp_graphql_request_duration_seconds Time to answer a GraphQL HTTP request.\n# TYPE idp_graphql_request_duration_seconds histogram\n");
+    let mut cumulative = 0;
     for (i, le) in BUCKETS.iter().enumerate() {
+        cumulative += m.buckets[i].load(Ordering::Relaxed);
         let _ = writeln!(
             out,
-            "idp_graphql_request_duration_seconds_bucket{{le=\"{le}\"}} {}",
-            m.buckets[i].load(Ordering::Relaxed)
+            "idp_graphql_request_duration_seconds_bucket{{le=\"{le}\"}} {cumulative}"
         );
     }
     let count = m.latency_count.load(Ordering::Relaxed);

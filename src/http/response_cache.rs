@@ -117,15 +117,12 @@ impl ResponseCache {
         principal: &Principal,
     ) -> Key {
         let mut h = Sha256::new();
+        let variables = variables.filter(|v| !v.is_null()).map(|v| v.to_string());
         for part in [
             query.as_bytes(),
             operation_name.unwrap_or("").as_bytes(),
-            variables
-                .filter(|v| !v.is_null())
-                .map(|v| v.to_string())
-                .unwrap_or_default()
-                .as_bytes(),
-            visibility_class(principal).as_bytes(),
+            variables.as_deref().unwrap_or("").as_bytes(),
+            &principal.visibility_class().to_le_bytes(),
         ] {
             h.update((part.len() as u64).to_le_bytes());
             h.update(part);
@@ -210,13 +207,6 @@ impl ResponseCache {
 /// fit even when all are small.
 fn settings_floor(max_entries: u64, max_bytes: u64) -> u64 {
     (max_bytes / max_entries.max(1)).max(1)
-}
-
-/// Everything about a caller that decides what the graph shows them, as text.
-fn visibility_class(p: &Principal) -> String {
-    let mut groups = p.groups.clone();
-    groups.sort();
-    format!("{groups:?}|{:?}", p.grants)
 }
 
 /// A strong `ETag` for a body.
