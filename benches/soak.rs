@@ -98,6 +98,13 @@ fn main() {
             ..DemoOptions::default()
         };
         let world = DemoWorld::start(&opts).await.expect("demo world");
+        // The cluster's Events expire after 5 minutes here (a real API server's default is an
+        // hour): the world stops growing within the soak, so what grows is the server's own.
+        let event_ttl = std::env::var("IDP_SOAK_EVENT_TTL_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(300.0);
+        world.kubernetes.set_event_ttl(Duration::from_secs_f64(event_ttl));
         let (server, _) = serve::serve(&world, true).await;
         let (addr, pid) = (server.addr, server.child.id());
         let rss = || wrk::status_mib(&format!("/proc/{pid}/status"), "VmRSS:");

@@ -64,6 +64,7 @@ impl App {
         let state = State::with_bus(crate::events::EventBus::with_replay(
             settings.events.capacity,
             settings.events.replay,
+            std::time::Duration::from_secs_f64(settings.events.replay_secs),
         ));
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();

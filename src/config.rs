@@ -316,6 +316,9 @@ pub struct EventSettings {
     pub capacity: usize,
     /// How many past events a reconnecting client can resume from by cursor.
     pub replay: usize,
+    /// How old those events may be, in seconds (older ones are dropped; a cursor before them
+    /// gets RESYNC_REQUIRED).
+    pub replay_secs: f64,
 }
 
 impl Default for EventSettings {
@@ -323,6 +326,7 @@ impl Default for EventSettings {
         Self {
             capacity: 4096,
             replay: 4096,
+            replay_secs: crate::events::REPLAY_AGE.as_secs_f64(),
         }
     }
 }
@@ -432,6 +436,13 @@ impl Settings {
             return Err(invalid(
                 "events",
                 "capacity and replay must be between 1 and 1000000",
+            ));
+        }
+        positive("events.replay_secs", self.events.replay_secs)?;
+        if self.events.replay_secs > 7.0 * 86_400.0 {
+            return Err(invalid(
+                "events.replay_secs",
+                "must be at most a week (604800)",
             ));
         }
         positive(

@@ -19,6 +19,10 @@ pub use changes::{
     RepositoryChange, RolloutChange, RolloutTransition,
 };
 
+/// `events.replay_secs`'s default: five minutes of events for a reconnecting client — a
+/// Kubernetes API server's watch cache keeps about 75 seconds for the same purpose.
+pub const REPLAY_AGE: std::time::Duration = std::time::Duration::from_secs(300);
+
 #[derive(Debug, Clone)]
 pub struct Event {
     /// Strictly increasing per process; subscribers use it as a cursor.
@@ -35,6 +39,9 @@ pub struct EventBus {
     /// and the live channel meet without a gap. Never held across an await.
     inner: Mutex<(u64, std::collections::VecDeque<Arc<Event>>)>,
     replay: usize,
+    /// How old a buffered event may get before it is dropped (a cursor reaches back this far at
+    /// most): the buffer's memory settles within this window instead of filling for hours.
+    replay_age: chrono::Duration,
     /// Random per process: sequence numbers only mean something within one epoch, so a cursor
     /// from before a restart (or from another replica) is recognised instead of misread.
     epoch: String,
@@ -58,10 +65,11 @@ impl EventBus {
     /// `capacity`: how far one live subscriber may fall behind before it is told to resync.
     /// `replay`: how many past events a reconnecting subscriber can ask for by cursor.
     pub fn new(capacity: usize) -> Self {
-        Self::with_replay(capacity, capacity)
+        Self::with_replay(capacity, capacity, REPLAY_AGE)
     }
 
-    pub fn with_replay(capacity: usize, replay: usize) -> Self {
+    /// `replay_age`: how old a buffered event may get (`events.replay_secs`).
+    pub fn with_replay(capacity: usize, replay: usize, replay_age: std::time::Duration) -> Self {
         let (tx, _) = broadcast::channel(capacity.max(1));
         Self {
             tx,
@@ -70,6 +78,7 @@ impl EventBus {
                 std::collections::VecDeque::with_capacity(replay.min(1 << 16)),
             )),
             replay: replay.max(1),
+            replay_age: chrono::Duration::from_std(replay_age).unwrap_or(chrono::Duration::MAX),
             epoch: format!("{:08x}", rand::random::<u32>()),
         }
     }
@@ -77,6 +86,7 @@ impl EventBus {
     /// Publishes changes in order. Having no subscriber is normal, not an error.
     pub fn publish(&self, changes: impl IntoIterator<Item = Change>) {
         let mut inner = self.inner.lock();
+        self.drop_aged(&mut inner.1);
         for change in changes {
             let event = Arc::new(Event {
                 seq: inner.0,
@@ -99,7 +109,8 @@ impl EventBus {
     /// Subscribes from a cursor: the buffered events after `after`, then live ones, with no
     /// gap and no duplicate between them. `after: None` starts live.
     pub fn subscribe_after(&self, after: Option<u64>) -> Subscription {
-        let inner = self.inner.lock();
+        let mut inner = self.inner.lock();
+        self.drop_aged(&mut inner.1);
         let live = self.tx.subscribe();
         let Some(after) = after else {
             return Subscription {
@@ -113,6 +124,16 @@ impl EventBus {
         let gap = after + 1 < oldest && after < inner.0 - 1;
         let backlog = inner.1.iter().filter(|e| e.seq > after).cloned().collect();
         Subscription { backlog, gap, live }
+    }
+
+    /// Drops buffered events older than `replay_age`.
+    fn drop_aged(&self, buffer: &mut std::collections::VecDeque<Arc<Event>>) {
+        let Some(oldest_kept) = Utc::now().checked_sub_signed(self.replay_age) else {
+            return;
+        };
+        while buffer.front().is_some_and(|e| e.at < oldest_kept) {
+            buffer.pop_front();
+        }
     }
 
     /// The cursor clients see for a sequence number: `<epoch>-<seq>`.
@@ -162,7 +183,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_cursor_resumes_without_gap_or_duplicate() {
-        let bus = EventBus::with_replay(16, 4);
+        let bus = EventBus::with_replay(16, 4, REPLAY_AGE);
         bus.publish((0..3).map(|i| change(&i.to_string())));
         let mut sub = bus.subscribe_after(Some(1));
         assert!(!sub.gap);
@@ -176,6 +197,26 @@ mod tests {
         bus.publish([change("y")]);
         assert!(bus.subscribe_after(Some(0)).gap);
         assert!(!bus.subscribe_after(Some(1)).gap);
+    }
+
+    #[test]
+    fn events_older_than_the_replay_age_are_dropped_and_their_cursors_resync() {
+        let age = std::time::Duration::from_millis(20);
+        let bus = EventBus::with_replay(16, 16, age);
+        bus.publish([change("a"), change("b")]);
+        assert!(!bus.subscribe_after(Some(0)).gap, "young events resume");
+        let published = std::time::Instant::now();
+        // The condition under test is the passing of time itself.
+        std::thread::sleep(age * 2);
+        assert!(published.elapsed() > age);
+        bus.publish([change("c")]);
+        let sub = bus.subscribe_after(Some(0));
+        assert!(sub.gap, "a cursor before the window resyncs");
+        assert_eq!(sub.backlog.iter().map(|e| e.seq).collect::<Vec<_>>(), [3]);
+        assert!(
+            !bus.subscribe_after(Some(2)).gap,
+            "the newest cursor still resumes"
+        );
     }
 
     #[tokio::test]

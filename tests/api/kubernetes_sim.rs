@@ -779,3 +779,110 @@ async fn kubectl_get_prints_the_servers_tables_for_lists_gets_and_watches() {
         .unwrap();
     assert_eq!(list["kind"], "PodList");
 }
+
+/// As a real cluster: Events expire after the API server's TTL (watchers see `DELETED`), and a
+/// Deployment keeps at most `spec.revisionHistoryLimit` old ReplicaSets.
+#[tokio::test]
+async fn events_expire_and_old_replicasets_are_cleaned_up() {
+    use futures::StreamExt;
+    let (sim, _stop) = sim().await;
+    sim.set_rollout_step(Duration::from_millis(20));
+    sim.set_event_ttl(Duration::from_millis(500));
+    let r = patch(
+        &sim,
+        "/apis/apps/v1/namespaces/my-app/deployments/my-app",
+        "application/merge-patch+json",
+        r#"{"spec": {"revisionHistoryLimit": 1}}"#,
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let seeded: Vec<String> = names(&sim.list("events"));
+    let watch = reqwest::get(format!(
+        "{}/api/v1/events?watch=true&resourceVersion={}",
+        sim.url(),
+        sim.resource_version()
+    ))
+    .await
+    .unwrap();
+    let mut lines = watch.bytes_stream();
+
+    let owned_sets = |sim: &KubeSim| {
+        sim.list("replicasets")
+            .into_iter()
+            .filter(|r| r["metadata"]["ownerReferences"][0]["name"] == "my-app")
+            .count()
+    };
+    let before = owned_sets(&sim);
+    for rev in ["1111111aaaa", "2222222bbbb", "3333333cccc"] {
+        assert!(sim.deploy_revision("my-app", "my-app", rev));
+        let generation =
+            sim.get("deployments", "my-app", "my-app").unwrap()["metadata"]["generation"].clone();
+        crate::helpers::wait_for("the rollout to finish", Duration::from_secs(20), || {
+            let d = sim.get("deployments", "my-app", "my-app");
+            let generation = generation.clone();
+            async move {
+                let d = d?;
+                (d["status"]["observedGeneration"] == generation
+                    && d["status"]["conditions"][1]["reason"] == "NewReplicaSetAvailable")
+                    .then_some(())
+            }
+        })
+        .await;
+    }
+    let sets = owned_sets(&sim);
+    assert_eq!(
+        sets, 2,
+        "the current ReplicaSet and one old one (had {before} before)"
+    );
+
+    // The rollouts recorded Events; each is gone once its time is up, and watchers are told.
+    let recorded: Vec<String> = names(&sim.list("events"))
+        .into_iter()
+        .filter(|n| !seeded.contains(n))
+        .collect();
+    assert!(recorded.len() >= 6, "{recorded:?}");
+    crate::helpers::wait_for(
+        "the recorded Events to expire",
+        Duration::from_secs(20),
+        || {
+            let left = names(&sim.list("events"));
+            let gone = recorded.iter().all(|n| !left.contains(n));
+            async move { gone.then_some(()) }
+        },
+    )
+    .await;
+    assert_eq!(
+        names(&sim.list("events")).len(),
+        seeded.len(),
+        "seeded Events stay"
+    );
+    let mut deleted = std::collections::HashSet::new();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while deleted.len() < recorded.len() {
+            buf.extend_from_slice(&lines.next().await.unwrap().unwrap());
+            while let Some(at) = buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=at).collect();
+                let ev: Value = serde_json::from_slice(&line).unwrap();
+                if ev["type"] == "DELETED" {
+                    deleted.insert(
+                        ev["object"]["metadata"]["name"]
+                            .as_str()
+                            .unwrap()
+                            .to_string(),
+                    );
+                }
+            }
+        }
+    })
+    .await
+    .expect("a DELETED watch event for every expired Event");
+    assert!(recorded.iter().all(|n| deleted.contains(n)));
+}
+
+fn names(items: &[Value]) -> Vec<String> {
+    items
+        .iter()
+        .map(|o| o["metadata"]["name"].as_str().unwrap_or("").to_string())
+        .collect()
+}

@@ -65,6 +65,12 @@ const RESOURCES: &[ResourceInfo] = &[
 /// How many past changes a watch can resume from.
 const HISTORY: usize = 1000;
 
+/// The API server's default `--event-ttl`.
+const EVENT_TTL: Duration = Duration::from_secs(3600);
+
+/// `spec.revisionHistoryLimit`'s default: old ReplicaSets a Deployment keeps.
+const REVISION_HISTORY_LIMIT: usize = 10;
+
 type Key = (String, String, String); // resource, namespace ("" if cluster-scoped), name
 
 struct Change {
@@ -90,6 +96,10 @@ struct Inner {
     cut: Mutex<CancellationToken>,
     /// The simulated controller's pace: one rollout step (a pod started, one retired).
     step: Mutex<Duration>,
+    /// How long a recorded Event lives (the API server's `--event-ttl`, 1 h by default), and
+    /// the recorded Events by expiry, oldest first.
+    event_ttl: Mutex<Duration>,
+    events_due: Mutex<VecDeque<(std::time::Instant, String, String)>>,
     /// Watches answered with the in-stream `410 Expired`.
     expired: std::sync::atomic::AtomicU64,
     /// List requests served (pages count one each).
@@ -147,6 +157,26 @@ impl Inner {
 
     /// Forgets the change history, as etcd compaction does; other writes move the cluster's
     /// resourceVersion on meanwhile.
+    /// Deletes the recorded Events whose time is up.
+    fn expire_events(&self) {
+        let now = std::time::Instant::now();
+        loop {
+            let due = {
+                let mut q = self.events_due.lock();
+                match q.front() {
+                    Some((at, _, _)) if *at <= now => q.pop_front(),
+                    _ => None,
+                }
+            };
+            let Some((_, ns, name)) = due else { return };
+            let key = ("events".to_string(), ns, name);
+            let gone = self.store.lock().items.get(&key).cloned();
+            if let Some(o) = gone {
+                self.apply("DELETED", "events", o);
+            }
+        }
+    }
+
     fn compact(&self) {
         let mut s = self.store.lock();
         s.history.clear();
@@ -351,12 +381,31 @@ impl KubeSim {
             changes,
             cut: Mutex::new(CancellationToken::new()),
             step: Mutex::new(Duration::from_millis(500)),
+            event_ttl: Mutex::new(EVENT_TTL),
+            events_due: Default::default(),
             expired: Default::default(),
             lists: Default::default(),
             impersonation: Default::default(),
         });
         for (resource, obj) in objects {
             inner.apply("ADDED", resource, obj);
+        }
+        // Expired Events are deleted (watchers see `DELETED`), as etcd's leases do.
+        {
+            let inner = Arc::downgrade(&inner);
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                    match inner.upgrade() {
+                        Some(inner) => inner.expire_events(),
+                        None => return,
+                    }
+                }
+            });
         }
         let faults = Arc::new(Faults::default());
         let router = Router::new().fallback(handle).with_state(inner.clone());
@@ -1128,6 +1177,12 @@ fn record_event(
     let name = text(about, "/metadata/name");
     let api_version = if kind == "Pod" { "v1" } else { "apps/v1" };
     let ev_name = format!("{name}.{:016x}", rand::random::<u64>());
+    let ttl = *inner.event_ttl.lock();
+    inner.events_due.lock().push_back((
+        std::time::Instant::now() + ttl,
+        ns.to_string(),
+        ev_name.clone(),
+    ));
     inner.apply("ADDED", "events", json!({
         "metadata": {"name": ev_name, "namespace": ns, "uid": uuid::Uuid::new_v4().to_string(), "creationTimestamp": now()},
         "involvedObject": {"kind": kind, "namespace": ns, "name": name, "apiVersion": api_version,
@@ -1256,11 +1311,15 @@ async fn rollout(inner: Arc<Inner>, ns: String, name: String) {
                 .collect();
             let n = mine.len();
             let rdy = mine.iter().filter(|p| ready(p)).count();
+            // Old sets are scaled down to what they still run (0 at the end), even one a newer
+            // rollout superseded before it started a pod.
+            let spec = if rname == rs_name { desired } else { n as i64 };
             if r.pointer("/status/replicas").and_then(Value::as_u64) != Some(n as u64)
                 || r.pointer("/status/readyReplicas").and_then(Value::as_u64) != Some(rdy as u64)
+                || r.pointer("/spec/replicas").and_then(Value::as_i64) != Some(spec)
             {
                 let mut r = r.clone();
-                r["spec"]["replicas"] = json!(if rname == rs_name { desired } else { n as i64 });
+                r["spec"]["replicas"] = json!(spec);
                 r["status"] =
                     json!({"replicas": n, "readyReplicas": rdy, "availableReplicas": rdy});
                 inner.apply("MODIFIED", "replicasets", r);
@@ -1360,9 +1419,55 @@ async fn rollout(inner: Arc<Inner>, ns: String, name: String) {
         inner.apply("DELETED", "pods", o);
     }
     set_status(&inner, "NewReplicaSetAvailable");
+    clean_up_replicasets(&inner, &ns, &name, &rs_name);
+}
+
+/// The Deployment controller's clean-up: old ReplicaSets scaled to zero beyond the
+/// Deployment's `spec.revisionHistoryLimit` (10 unless set) are deleted, oldest revision first.
+fn clean_up_replicasets(inner: &Inner, ns: &str, name: &str, current: &str) {
+    let limit = inner
+        .store
+        .lock()
+        .items
+        .get(&("deployments".into(), ns.to_string(), name.to_string()))
+        .and_then(|d| {
+            d.pointer("/spec/revisionHistoryLimit")
+                .and_then(Value::as_u64)
+        })
+        .map_or(REVISION_HISTORY_LIMIT, |l| l as usize);
+    let revision = |r: &Value| {
+        r.pointer("/metadata/annotations/deployment.kubernetes.io~1revision")
+            .and_then(Value::as_str)
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    let mut old: Vec<Value> = items_of(inner, "replicasets", ns)
+        .into_iter()
+        .filter(|r| owned_by(r, "Deployment", name) && text(r, "/metadata/name") != current)
+        .filter(|r| {
+            r.pointer("/spec/replicas").and_then(Value::as_i64) == Some(0)
+                && r.pointer("/status/replicas")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0)
+                    == 0
+        })
+        .collect();
+    if old.len() <= limit {
+        return;
+    }
+    old.sort_by_key(revision);
+    let excess = old.len() - limit;
+    for r in old.into_iter().take(excess) {
+        inner.apply("DELETED", "replicasets", r);
+    }
 }
 
 impl KubeSim {
+    /// How long Events recorded from now on live (the API server's `--event-ttl`).
+    pub fn set_event_ttl(&self, ttl: Duration) {
+        *self.inner.event_ttl.lock() = ttl;
+    }
+
     /// Cuts every open watch (the connection ends), as a load balancer or API server restart
     /// does. Clients must resume from their last resourceVersion.
     pub fn drop_watches(&self) {
