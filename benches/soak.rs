@@ -6,13 +6,16 @@
 //! 1,000 websocket subscribers follow every application's events (one epoll client thread);
 //! wrk sends a mix of the 100-app list, the cross-source component list and the service page
 //! (10 connections) for most of every minute, and each query is also checked once a minute for
-//! GraphQL errors; besides the weather, app-2's health flips once a minute. One row per minute: server RSS, req/s, p50/p99, non-2xx answers, GraphQL
-//! errors, events delivered, subscriber error messages and sockets closed by the server. The
-//! summary compares RSS after the first minute with the end, and p99 of the first five minutes
-//! with the last five.
+//! GraphQL errors; besides the weather, app-2's health flips once a minute. One row per minute:
+//! server RSS, req/s, p50/p99, non-2xx answers, GraphQL errors, events delivered, subscriber
+//! error messages, sockets closed by the server, and the server's event bus (events published
+//! that minute, events held for replay). The summary compares RSS after the first measured
+//! minute with the end (and, as well, the very first warm-up minute with the end), and p99 of
+//! the first five measured minutes with the last five.
 //!
-//! `cargo bench --bench soak` runs 30 minutes (`-- --bench --minutes N` for another length);
-//! without `--bench` (as `cargo test --all-targets` runs it) two 5-second slices.
+//! `cargo bench --bench soak` runs 6 minutes of warm-up and then the 30 measured minutes
+//! (`-- --bench --minutes N --warmup M` for other lengths); without `--bench` (as
+//! `cargo test --all-targets` runs it) one warm-up and two measured 5-second slices.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -76,11 +79,21 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|m| m.parse().ok())
         .unwrap_or(30);
+    // Warm-up slices run the same load but are not part of the measured window: the server's
+    // time-bounded buffers (five minutes of events for replay, the cluster's Events with their
+    // TTL) fill during them.
+    let warmup: u64 = args
+        .iter()
+        .position(|a| a == "--warmup")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(if full { 6 } else { 1 });
     let (slices, slice_secs, load_secs, subscribers) = if full {
         (minutes, 60, 55, 1_000)
     } else {
         (2, 5, 4, 50)
     };
+    let slices = warmup + slices;
     let has_wrk = std::process::Command::new("wrk")
         .arg("--version")
         .output()
@@ -142,10 +155,10 @@ fn main() {
 
         let http = reqwest::Client::new();
         println!("soak: {slices} × {slice_secs} s, {subscribers} subscribers, wrk {load_secs} s per slice (10 connections), demo weather on");
-        println!("| minute | RSS MiB | req/s | p50 ms | p99 ms | non-2xx | GraphQL errors | events delivered | subscriber errors | sockets closed |");
-        println!("|---|---|---|---|---|---|---|---|---|---|");
-        let (mut rss_rows, mut p99s) = (Vec::new(), Vec::new());
-        let (mut total_errors, mut last_events) = (0u64, 0u64);
+        println!("| minute | RSS MiB | req/s | p50 ms | p99 ms | non-2xx | GraphQL errors | events delivered | subscriber errors | sockets closed | bus events | buffered |");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+        let (mut rss_rows, mut p99s, mut first_rss) = (Vec::new(), Vec::new(), 0.0);
+        let (mut total_errors, mut last_events, mut last_published) = (0u64, 0u64, 0u64);
         let started = Instant::now();
         for slice in 1..=slices {
             let slice_start = Instant::now();
@@ -168,14 +181,27 @@ fn main() {
                 counters.closed.load(Ordering::Relaxed),
             );
             let r = rss();
+            let (published, buffered) = bus_counts(&http, addr).await;
+            let label = if slice <= warmup {
+                format!("warm-up {slice}")
+            } else {
+                (slice - warmup).to_string()
+            };
             println!(
-                "| {slice} | {r:.1} | {rps:.0} | {p50:.2} | {p99:.2} | {non2xx} | {gql} | {} | {sub_errors} | {closed} |",
-                events - last_events
+                "| {label} | {r:.1} | {rps:.0} | {p50:.2} | {p99:.2} | {non2xx} | {gql} | {} | {sub_errors} | {closed} | {} | {buffered} |",
+                events - last_events,
+                published - last_published
             );
             last_events = events;
+            last_published = published;
             total_errors += non2xx + gql;
-            rss_rows.push(r);
-            p99s.push(p99);
+            if slice == 1 {
+                first_rss = r;
+            }
+            if slice > warmup {
+                rss_rows.push(r);
+                p99s.push(p99);
+            }
         }
         stop.store(true, Ordering::Relaxed);
         let _ = client.join();
@@ -190,9 +216,10 @@ fn main() {
             median(&p99s[p99s.len() - window..]),
         );
         println!(
-            "soak summary: {:.1} min; RSS {first:.1} → {last:.1} MiB ({:+.1} %); p99 median first {window} slices {p99_start:.2} ms, last {window} {p99_end:.2} ms ({:.2}×); errors: {total_errors} query, {sub_errors} subscriber, {closed} sockets closed; {last_events} events delivered",
+            "soak summary: {:.1} min ({warmup} of warm-up); RSS over the measured minutes {first:.1} → {last:.1} MiB ({:+.1} %), from the very first minute {first_rss:.1} → {last:.1} MiB ({:+.1} %); p99 median first {window} slices {p99_start:.2} ms, last {window} {p99_end:.2} ms ({:.2}×); errors: {total_errors} query, {sub_errors} subscriber, {closed} sockets closed; {last_events} events delivered",
             started.elapsed().as_secs_f64() / 60.0,
             (last - first) / first * 100.0,
+            (last - first_rss) / first_rss * 100.0,
             p99_end / p99_start,
         );
         assert_eq!(total_errors + sub_errors + closed, 0, "the soak saw errors");
@@ -200,4 +227,25 @@ fn main() {
         drop(server);
         world.stop();
     });
+}
+
+/// The server's event bus from `/metrics`: events published so far, and held for replay now.
+async fn bus_counts(http: &reqwest::Client, addr: std::net::SocketAddr) -> (u64, u64) {
+    let text = http
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in /metrics"))
+    };
+    (
+        value("idp_events_published_total"),
+        value("idp_events_buffered"),
+    )
 }

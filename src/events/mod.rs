@@ -156,6 +156,12 @@ impl EventBus {
     pub fn next_seq(&self) -> u64 {
         self.inner.lock().0
     }
+
+    /// Events published so far, and how many the replay buffer holds now (`/metrics`).
+    pub fn counts(&self) -> (u64, usize) {
+        let inner = self.inner.lock();
+        (inner.0 - 1, inner.1.len())
+    }
 }
 
 #[cfg(test)]

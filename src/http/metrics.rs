@@ -100,6 +100,14 @@ pub async fn render(State(http): State<HttpState>) -> impl IntoResponse {
             h.groups(),
         );
     }
+    {
+        let (published, buffered) = http.state.bus.counts();
+        let _ = writeln!(
+            out,
+            "# HELP idp_events_published_total Changes published on the event bus.\n# TYPE idp_events_published_total counter\nidp_events_published_total {published}\n\
+             # HELP idp_events_buffered Events a reconnecting subscriber can resume from now (events.replay, events.replay_secs).\n# TYPE idp_events_buffered gauge\nidp_events_buffered {buffered}",
+        );
+    }
     if let Some(c) = &http.pipeline.cache {
         let _ = writeln!(
             out,

@@ -300,10 +300,26 @@ async fn graphiql_healthz_and_metrics_are_served() {
         m.contains("idp_graphql_requests_total{operation=\"query\",status=\"200\"}"),
         "{m}"
     );
-    assert!(
-        m.contains("idp_graphql_request_duration_seconds_count"),
-        "{m}"
+    // The histogram is cumulative: each bucket holds the ones below it, `+Inf` all requests.
+    let value = |prefix: &str| -> Vec<f64> {
+        m.lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+            .collect()
+    };
+    let buckets = value("idp_graphql_request_duration_seconds_bucket");
+    let count = value("idp_graphql_request_duration_seconds_count")[0];
+    assert!(count >= 2.0, "{m}");
+    assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{buckets:?}");
+    assert_eq!(*buckets.last().unwrap(), count, "{m}");
+    assert_eq!(
+        buckets[buckets.len() - 2],
+        count,
+        "every request took under 5 s: {m}"
     );
+    let published = value("idp_events_published_total")[0];
+    let buffered = value("idp_events_buffered")[0];
+    assert!(buffered <= published, "{m}");
     assert!(
         m.contains("idp_graphql_errors_total{code=\"GRAPHQL_VALIDATION_FAILED\"} 1"),
         "{m}"
