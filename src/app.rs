@@ -139,6 +139,9 @@ impl App {
         let limits = Arc::new(settings.limits.clone());
         let http_state = HttpState {
             pipeline: Arc::new(Pipeline {
+                field_types: Arc::new(crate::http::field_errors::FieldTypes::from_sdl(
+                    &schema.sdl(),
+                )),
                 schema,
                 limits: limits.clone(),
                 metrics: metrics.clone(),

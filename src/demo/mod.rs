@@ -289,6 +289,14 @@ impl DemoWorld {
     pub fn stop(&self) {
         self.shutdown.cancel();
     }
+
+    /// `rounds` rounds of the weather at once, app-3's spells lasting `spell` (tests: the
+    /// simulations after the weather ran a while).
+    pub fn weather_now(&self, rounds: usize, spell: std::time::Duration) {
+        for n in 1..=rounds {
+            weather_tick(&self.argocd, &self.kubernetes, n, spell);
+        }
+    }
 }
 
 impl Drop for DemoWorld {
@@ -301,11 +309,6 @@ impl Drop for DemoWorld {
 /// themselves; others wait for someone to press sync), and app-3 degrades for 15 s each minute
 /// (one of its pods in CrashLoopBackOff meanwhile).
 async fn weather(argocd: ArgoCdSim, kube: kubernetes::KubeSim, shutdown: CancellationToken) {
-    let apps = [
-        seed::APPLICATION_APPS.as_slice(),
-        seed::PLATFORM_APPS.as_slice(),
-    ]
-    .concat();
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(20));
     tick.tick().await;
     let mut n = 0usize;
@@ -315,21 +318,37 @@ async fn weather(argocd: ArgoCdSim, kube: kubernetes::KubeSim, shutdown: Cancell
             _ = tick.tick() => {}
         }
         n += 1;
-        let app = apps[rand::random_range(0..apps.len())];
-        argocd.push_commit(app, &format!("Release {n} of {app}"));
-        if n.is_multiple_of(3) {
-            argocd.set_health(
-                "app-3",
-                "Degraded",
-                Some("Deployment \"app-3\" exceeded its progress deadline"),
-            );
-            kube.set_crashloop("app-3", "app-3", true);
-            let (a, k) = (argocd.clone(), kube.clone());
-            tokio::spawn(async move {
-                tokio::time::sleep(std::time::Duration::from_secs(15)).await;
-                a.set_health("app-3", "Healthy", None);
-                k.set_crashloop("app-3", "app-3", false);
-            });
-        }
+        weather_tick(&argocd, &kube, n, std::time::Duration::from_secs(15));
+    }
+}
+
+/// Round `n` of the weather: a commit to a random app; every third round app-3 degrades (and
+/// crash-loops) for `spell`.
+fn weather_tick(
+    argocd: &ArgoCdSim,
+    kube: &kubernetes::KubeSim,
+    n: usize,
+    spell: std::time::Duration,
+) {
+    let apps = [
+        seed::APPLICATION_APPS.as_slice(),
+        seed::PLATFORM_APPS.as_slice(),
+    ]
+    .concat();
+    let app = apps[rand::random_range(0..apps.len())];
+    argocd.push_commit(app, &format!("Release {n} of {app}"));
+    if n.is_multiple_of(3) {
+        argocd.set_health(
+            "app-3",
+            "Degraded",
+            Some("Deployment \"app-3\" exceeded its progress deadline"),
+        );
+        kube.set_crashloop("app-3", "app-3", true);
+        let (a, k) = (argocd.clone(), kube.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(spell).await;
+            a.set_health("app-3", "Healthy", None);
+            k.set_crashloop("app-3", "app-3", false);
+        });
     }
 }

@@ -3,6 +3,7 @@
 //! `/healthz`, `/readyz` and `/metrics`. One clone-cheap `HttpState` serves them all.
 
 pub mod error;
+pub mod field_errors;
 mod graphql;
 mod health;
 pub mod metrics;

@@ -166,6 +166,8 @@ pub struct Pipeline {
     pub cache: Option<super::response_cache::ResponseCache>,
     /// Subscriptions executed once per group of identical subscribers.
     pub subscriptions: super::shared_subscriptions::SubscriptionHub,
+    /// The schema's field types: errored fields become the spec's nulls (`field_errors.rs`).
+    pub field_types: Arc<super::field_errors::FieldTypes>,
 }
 
 /// A query's answer over HTTP: the bytes to send, and their `ETag` when cacheable.
@@ -362,10 +364,18 @@ impl Pipeline {
     /// Executes a query or mutation within the request timeout.
     pub async fn execute(&self, p: Prepared) -> Result<async_graphql::Response, RequestError> {
         let timeout = Duration::from_secs_f64(self.limits.request_timeout_secs);
-        let response = tokio::time::timeout(timeout, self.schema.execute(p.request))
+        let (query, operation_name) = (p.request.query.clone(), p.request.operation_name.clone());
+        let mut response = tokio::time::timeout(timeout, self.schema.execute(p.request))
             .instrument(p.span.clone())
             .await
             .map_err(|_| RequestError::Timeout(timeout))?;
+        if response.errors.iter().any(|e| !e.path.is_empty()) {
+            // Parsed again only for answers with field errors.
+            if let Ok(doc) = async_graphql::parser::parse_query(&query) {
+                self.field_types
+                    .complete(&doc, operation_name.as_deref(), &mut response);
+            }
+        }
         if response.is_err() {
             p.span.record("otel.status_code", "ERROR");
         }

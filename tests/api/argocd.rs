@@ -513,6 +513,12 @@ async fn the_resource_tree_is_fetched_on_demand_and_cached_briefly() {
         body["data"]["application"]["name"], "sample-app",
         "the rest of the answer stands"
     );
+    // The spec's "handled as though the field returned null": present, and null.
+    assert_eq!(
+        body["data"]["application"].get("resourceTree"),
+        Some(&Value::Null),
+        "{body}"
+    );
     assert_eq!(first_code(&body), "UPSTREAM_UNAVAILABLE");
     assert_eq!(body["errors"][0]["extensions"]["source"], "main");
 }
@@ -630,7 +636,9 @@ async fn the_simulation_speaks_argocd_errors_and_both_stream_framings() {
 
 /// Every Application (listed and fetched one by one, the seed and 25 generated, one of them
 /// mid-sync with its `operation` and running `operationState`) and every AppProject the
-/// simulation serves passes Argo CD's own CRD schemas (`@kubernetes-models/argo-cd`).
+/// simulation serves passes Argo CD's own CRD schemas (`@kubernetes-models/argo-cd`) — as
+/// seeded, in the middle of the demo's weather (pushes, auto-syncs running, app-3 degraded),
+/// and once the weather has settled (histories grown).
 #[tokio::test]
 async fn every_application_and_project_served_passes_argocds_crd_schemas() {
     let peer = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/argocd");
@@ -644,23 +652,58 @@ async fn every_application_and_project_served_passes_argocds_crd_schemas() {
         ..DemoOptions::for_tests()
     };
     let world = DemoWorld::start(&opts).await.unwrap();
+    let validate = |when: &'static str| {
+        let (peer, url) = (peer.clone(), world.argocd.url());
+        async move {
+            let out = tokio::process::Command::new("node")
+                .arg(peer.join("validate-applications.mjs"))
+                .arg(url)
+                .arg(idp_graph::demo::DEMO_TOKEN)
+                .current_dir(&peer)
+                .output()
+                .await
+                .expect("node runs");
+            let v: Value = serde_json::from_slice(&out.stdout)
+                .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+            assert_eq!(v["violations"], serde_json::json!([]), "{when}: {v}");
+            assert!(v["applications"].as_u64().unwrap() >= 33, "{v}");
+            assert!(v["projects"].as_u64().unwrap() >= 1, "{v}");
+            println!(
+                "argocd schema ({when}): {} applications (each listed and fetched), {} projects, 0 violations",
+                v["applications"], v["projects"]
+            );
+        }
+    };
     assert!(world.argocd.start_sync("sample-app"));
-    let out = tokio::process::Command::new("node")
-        .arg(peer.join("validate-applications.mjs"))
-        .arg(world.argocd.url())
-        .arg(idp_graph::demo::DEMO_TOKEN)
-        .current_dir(&peer)
-        .output()
-        .await
-        .expect("node runs");
-    let v: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
-    assert_eq!(v["violations"], serde_json::json!([]), "{v}");
-    assert!(v["applications"].as_u64().unwrap() >= 33, "{v}");
-    assert!(v["projects"].as_u64().unwrap() >= 1, "{v}");
-    println!(
-        "argocd schema: {} applications (each listed and fetched), {} projects, 0 violations",
-        v["applications"], v["projects"]
-    );
+    validate("seeded").await;
+
+    let histories = |world: &DemoWorld| -> usize {
+        world
+            .argocd
+            .apps_json()
+            .values()
+            .map(|a| a["status"]["history"].as_array().map_or(0, Vec::len))
+            .sum()
+    };
+    let before = histories(&world);
+    world.weather_now(9, Duration::from_secs(1));
+    validate("mid-weather").await;
+    wait_for(
+        "the weather's syncs to finish and app-3 to recover",
+        T,
+        || {
+            let apps = world.argocd.apps_json();
+            let settled = histories(&world) > before
+                && apps
+                    .values()
+                    .all(|a| a["status"]["operationState"]["phase"] != "Running")
+                && apps
+                    .get("app-3")
+                    .is_some_and(|a| a["status"]["health"]["status"] == "Healthy");
+            async move { settled.then_some(()) }
+        },
+    )
+    .await;
+    validate("after the weather").await;
     world.stop();
 }

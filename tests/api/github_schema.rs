@@ -73,6 +73,21 @@ async fn every_answer_of_the_simulated_github_matches_githubs_openapi_descriptio
         "npm ci in tests/peers/github first (.ci/run does)"
     );
     let world = DemoWorld::start(&DemoOptions::for_tests()).await.unwrap();
+    // After the demo's weather ran a while: commits pushed on top of the seeded history.
+    let seeded: usize = world
+        .git
+        .slugs()
+        .iter()
+        .map(|s| world.git.repo(s).map_or(0, |r| r.commits.len()))
+        .sum();
+    world.weather_now(12, std::time::Duration::from_millis(500));
+    let pushed: usize = world
+        .git
+        .slugs()
+        .iter()
+        .map(|s| world.git.repo(s).map_or(0, |r| r.commits.len()))
+        .sum();
+    assert!(pushed > seeded, "the weather pushed commits");
     let mut rec = Recorder {
         http: reqwest::Client::new(),
         base: world.github.url(),
