@@ -370,7 +370,8 @@ const KINDS: [(&str, &str, &str); 11] = [
 ];
 
 /// Every object the simulated API server serves — seeded, generated (`kube_scale`), and those a
-/// rollout creates and changes, from lists and from watch events — passes kubernetes-validate
+/// rollout and the demo's weather (auto-synced revisions rolled out, app-3's pod in
+/// CrashLoopBackOff and back) create and change, from lists and from watch events — passes kubernetes-validate
 /// `--strict` against the OpenAPI of the version we claim (1.33): no missing required field, no
 /// unknown one.
 #[tokio::test]
@@ -434,6 +435,8 @@ async fn every_object_served_is_valid_against_the_kubernetes_1_33_schema() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Three rounds of the weather while the watches run: the third crash-loops app-3's pod.
+    world.weather_now(3, Duration::from_millis(300));
     let out = kubectl(sim)
         .args([
             "-n",
