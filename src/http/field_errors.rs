@@ -104,7 +104,7 @@ impl FieldTypes {
         for path in paths {
             // A field that answered and also reported an error (the last known state of a source
             // that is down, marked stale) keeps its answer.
-            if nulled.iter().any(|n| path.starts_with(n)) || !left_out(&response.data, path) {
+            if nulled.iter().any(|n| path.starts_with(n)) || !left_out(&mut response.data, path) {
                 continue;
             }
             let Some(nullable) = self.slots(doc, root, set, path) else {
@@ -236,29 +236,25 @@ fn named(ty: &Type) -> &str {
     }
 }
 
+/// The value at `path`, if the data has it.
+fn walk<'v>(data: &'v mut Value, path: &[PathSegment]) -> Option<&'v mut Value> {
+    path.iter()
+        .try_fold(data, |at, segment| match (segment, at) {
+            (PathSegment::Field(key), Value::Object(map)) => map.get_mut(key.as_str()),
+            (PathSegment::Index(i), Value::List(items)) => items.get_mut(*i),
+            _ => None,
+        })
+}
+
 /// Is the field at `path` missing: its key absent from its object, or the object itself made
 /// `null` by async-graphql because all its fields errored?
-fn left_out(data: &Value, path: &[PathSegment]) -> bool {
+fn left_out(data: &mut Value, path: &[PathSegment]) -> bool {
     let Some((PathSegment::Field(key), up)) = path.split_last() else {
         return false;
     };
-    let mut at = data;
-    for segment in up {
-        at = match (segment, at) {
-            (PathSegment::Field(k), Value::Object(map)) => match map.get(k.as_str()) {
-                Some(v) => v,
-                None => return false,
-            },
-            (PathSegment::Index(i), Value::List(items)) => match items.get(*i) {
-                Some(v) => v,
-                None => return false,
-            },
-            _ => return false,
-        };
-    }
-    match at {
-        Value::Object(map) => !map.contains_key(key.as_str()),
-        Value::Null => true,
+    match walk(data, up) {
+        Some(Value::Object(map)) => !map.contains_key(key.as_str()),
+        Some(Value::Null) => true,
         _ => false,
     }
 }
@@ -270,32 +266,18 @@ fn set_null(data: &mut Value, path: &[PathSegment]) -> bool {
         *data = Value::Null;
         return true;
     };
-    let mut at = data;
-    for segment in up {
-        at = match (segment, at) {
-            (PathSegment::Field(key), Value::Object(map)) => match map.get_mut(key.as_str()) {
-                Some(v) => v,
-                None => return false,
-            },
-            (PathSegment::Index(i), Value::List(items)) => match items.get_mut(*i) {
-                Some(v) => v,
-                None => return false,
-            },
-            _ => return false,
-        };
-    }
-    match (last, at) {
-        (PathSegment::Field(key), slot @ Value::Null) => {
+    match (last, walk(data, up)) {
+        (PathSegment::Field(key), Some(slot @ Value::Null)) => {
             let mut map = async_graphql::indexmap::IndexMap::new();
             map.insert(async_graphql::Name::new(key), Value::Null);
             *slot = Value::Object(map);
             true
         }
-        (PathSegment::Field(key), Value::Object(map)) => {
+        (PathSegment::Field(key), Some(Value::Object(map))) => {
             map.insert(async_graphql::Name::new(key), Value::Null);
             true
         }
-        (PathSegment::Index(i), Value::List(items)) => match items.get_mut(*i) {
+        (PathSegment::Index(i), Some(Value::List(items))) => match items.get_mut(*i) {
             Some(v) => {
                 *v = Value::Null;
                 true

@@ -9,7 +9,7 @@ use idp_graph::demo::{argocd, ArgoCdSim, DemoOptions, DemoWorld, DEMO_TOKEN};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{first_code, spawn_app, spawn_demo, wait_for, TestApp};
+use crate::helpers::{first_code, node_json, npm_peer, spawn_app, spawn_demo, wait_for, TestApp};
 
 const T: Duration = Duration::from_secs(15);
 
@@ -641,12 +641,7 @@ async fn the_simulation_speaks_argocd_errors_and_both_stream_framings() {
 /// and once the weather has settled (histories grown).
 #[tokio::test]
 async fn every_application_and_project_served_passes_argocds_crd_schemas() {
-    let peer = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/argocd");
-    assert!(
-        peer.join("node_modules/@kubernetes-models/argo-cd")
-            .is_dir(),
-        "npm ci in tests/peers/argocd first (.ci/run does)"
-    );
+    let peer = npm_peer("argocd", "@kubernetes-models/argo-cd");
     let opts = DemoOptions {
         scale: 25,
         ..DemoOptions::for_tests()
@@ -655,16 +650,12 @@ async fn every_application_and_project_served_passes_argocds_crd_schemas() {
     let validate = |when: &'static str| {
         let (peer, url) = (peer.clone(), world.argocd.url());
         async move {
-            let out = tokio::process::Command::new("node")
-                .arg(peer.join("validate-applications.mjs"))
-                .arg(url)
-                .arg(idp_graph::demo::DEMO_TOKEN)
-                .current_dir(&peer)
-                .output()
-                .await
-                .expect("node runs");
-            let v: Value = serde_json::from_slice(&out.stdout)
-                .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+            let (_, v) = node_json(
+                &peer,
+                "validate-applications.mjs",
+                &[&url, idp_graph::demo::DEMO_TOKEN],
+            )
+            .await;
             assert_eq!(v["violations"], serde_json::json!([]), "{when}: {v}");
             assert!(v["applications"].as_u64().unwrap() >= 33, "{v}");
             assert!(v["projects"].as_u64().unwrap() >= 1, "{v}");

@@ -5,6 +5,8 @@ use idp_graph::demo::{seed, BackstageSim, DEMO_TOKEN};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+use crate::helpers::{node_json, npm_peer};
+
 async fn sim(scale: usize) -> (BackstageSim, CancellationToken) {
     let token = CancellationToken::new();
     let sim = BackstageSim::start(seed::catalog(scale), DEMO_TOKEN, token.clone())
@@ -205,28 +207,17 @@ async fn facets_count_values() {
 /// offset and limit), `getEntityByRef` and `queryEntities`.
 #[tokio::test]
 async fn the_real_catalog_client_reads_the_simulated_catalog() {
-    let peer = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/backstage");
-    assert!(
-        peer.join("node_modules/@backstage/catalog-client").is_dir(),
-        "npm ci in tests/peers/backstage first (.ci/run does)"
-    );
+    let peer = npm_peer("backstage", "@backstage/catalog-client");
     let world = idp_graph::demo::DemoWorld::start(&idp_graph::demo::DemoOptions::for_tests())
         .await
         .unwrap();
-    let out = tokio::process::Command::new("node")
-        .arg(peer.join("catalog-client.mjs"))
-        .arg(world.backstage.url())
-        .arg(idp_graph::demo::DEMO_TOKEN)
-        .current_dir(&peer)
-        .output()
-        .await
-        .expect("node runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (ok, v) = node_json(
+        &peer,
+        "catalog-client.mjs",
+        &[&world.backstage.url(), idp_graph::demo::DEMO_TOKEN],
+    )
+    .await;
+    assert!(ok, "{v}");
     let components: Vec<&str> = v["components"]
         .as_array()
         .unwrap()
@@ -255,27 +246,19 @@ async fn the_real_catalog_client_reads_the_simulated_catalog() {
 /// `@backstage/catalog-model`'s own envelope, entity and kind validators.
 #[tokio::test]
 async fn every_entity_served_passes_the_catalog_models_validators() {
-    let peer = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/backstage");
-    assert!(
-        peer.join("node_modules/@backstage/catalog-model").is_dir(),
-        "npm ci in tests/peers/backstage first (.ci/run does)"
-    );
+    let peer = npm_peer("backstage", "@backstage/catalog-model");
     let opts = idp_graph::demo::DemoOptions {
         scale: 25,
         ..idp_graph::demo::DemoOptions::for_tests()
     };
     let world = idp_graph::demo::DemoWorld::start(&opts).await.unwrap();
-    let out = tokio::process::Command::new("node")
-        .arg(peer.join("validate-entities.mjs"))
-        .arg(world.backstage.url())
-        .arg(idp_graph::demo::DEMO_TOKEN)
-        .current_dir(&peer)
-        .output()
-        .await
-        .expect("node runs");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
-    assert!(out.status.success(), "violations: {}", v["violations"]);
+    let (ok, v) = node_json(
+        &peer,
+        "validate-entities.mjs",
+        &[&world.backstage.url(), idp_graph::demo::DEMO_TOKEN],
+    )
+    .await;
+    assert!(ok, "violations: {}", v["violations"]);
     assert_eq!(v["violations"], serde_json::json!([]));
     assert!(v["entities"].as_u64().unwrap() >= 47, "{v}");
     println!(

@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 
+use crate::helpers::{node_json, npm_peer};
 use idp_graph::demo::{DemoOptions, DemoWorld, DEMO_TOKEN};
 use reqwest::header::{ETAG, IF_NONE_MATCH};
 use serde_json::{json, Value};
@@ -67,26 +68,20 @@ impl Recorder {
 
 #[tokio::test]
 async fn every_answer_of_the_simulated_github_matches_githubs_openapi_description() {
-    let peer = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/github");
-    assert!(
-        peer.join("node_modules/@octokit/openapi").is_dir(),
-        "npm ci in tests/peers/github first (.ci/run does)"
-    );
+    let peer = npm_peer("github", "@octokit/openapi");
     let world = DemoWorld::start(&DemoOptions::for_tests()).await.unwrap();
     // After the demo's weather ran a while: commits pushed on top of the seeded history.
-    let seeded: usize = world
-        .git
-        .slugs()
-        .iter()
-        .map(|s| world.git.repo(s).map_or(0, |r| r.commits.len()))
-        .sum();
+    let commits = |world: &DemoWorld| -> usize {
+        world
+            .git
+            .slugs()
+            .iter()
+            .map(|s| world.git.repo(s).map_or(0, |r| r.commits.len()))
+            .sum()
+    };
+    let seeded = commits(&world);
     world.weather_now(12, std::time::Duration::from_millis(500));
-    let pushed: usize = world
-        .git
-        .slugs()
-        .iter()
-        .map(|s| world.git.repo(s).map_or(0, |r| r.commits.len()))
-        .sum();
+    let pushed = commits(&world);
     assert!(pushed > seeded, "the weather pushed commits");
     let mut rec = Recorder {
         http: reqwest::Client::new(),
@@ -157,15 +152,12 @@ async fn every_answer_of_the_simulated_github_matches_githubs_openapi_descriptio
 
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), serde_json::to_vec(&rec.records).unwrap()).unwrap();
-    let out = tokio::process::Command::new("node")
-        .arg(peer.join("validate-responses.mjs"))
-        .arg(file.path())
-        .current_dir(&peer)
-        .output()
-        .await
-        .expect("node runs");
-    let v: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    let (_, v) = node_json(
+        &peer,
+        "validate-responses.mjs",
+        &[file.path().to_str().unwrap()],
+    )
+    .await;
     let violations = v["violations"].as_array().unwrap();
     assert!(
         violations.is_empty(),

@@ -293,3 +293,32 @@ pub fn serve_process(world: &DemoWorld, extra: &str) -> ServeProcess {
         _dir: dir,
     }
 }
+
+/// One of the project's npm peers (`tests/peers/<name>`), after checking `npm ci` installed
+/// `module` there (`.ci/run` does).
+pub fn npm_peer(name: &str, module: &str) -> std::path::PathBuf {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/peers")
+        .join(name);
+    assert!(
+        dir.join("node_modules").join(module).is_dir(),
+        "npm ci in tests/peers/{name} first (.ci/run does)"
+    );
+    dir
+}
+
+/// Runs a peer's node script (in the peer's directory) that prints one JSON document; returns
+/// whether it exited successfully and what it printed. Panics with its stderr when it printed
+/// no JSON.
+pub async fn node_json(peer: &std::path::Path, script: &str, args: &[&str]) -> (bool, Value) {
+    let out = tokio::process::Command::new("node")
+        .arg(peer.join(script))
+        .args(args)
+        .current_dir(peer)
+        .output()
+        .await
+        .expect("node runs");
+    let v = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{script}: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.success(), v)
+}
