@@ -2,6 +2,7 @@
 //! (sync, health, operation, history), parsed once from the CRD JSON.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
@@ -168,8 +169,11 @@ pub struct Application {
     /// An operation requested and not yet picked up or finished (`Application.operation`).
     pub operation_pending: bool,
     pub reconciled_at: Option<DateTime<Utc>>,
-    pub history: Vec<HistoryEntry>,
-    pub resources: Vec<ResourceStatus>,
+    /// Shared with older versions of the app while unchanged (`share_unchanged`): most
+    /// changes (a reconcile, a health flip, an operation's phase) leave history and resources as
+    /// they were, and the versions that events still hold need not copy them.
+    pub history: Arc<[HistoryEntry]>,
+    pub resources: Arc<[ResourceStatus]>,
     pub conditions: Vec<Condition>,
     pub images: Vec<String>,
     pub created_at: Option<DateTime<Utc>>,
@@ -201,8 +205,8 @@ impl Application {
             operation_state: None,
             operation_pending: false,
             reconciled_at: None,
-            history: Vec::new(),
-            resources: Vec::new(),
+            history: Arc::from([]),
+            resources: Arc::from([]),
             conditions: Vec::new(),
             images: Vec::new(),
             created_at: None,
@@ -225,6 +229,18 @@ impl Application {
     /// Repo URLs of every source (multi-source apps have several).
     pub fn repo_urls(&self) -> impl Iterator<Item = &str> {
         self.sources.iter().map(|s| s.repo_url.as_str())
+    }
+
+    /// Points this version's history and resources at `older`'s where they are equal, so the
+    /// versions alive side by side (the store's, and the ones the replay buffer's events hold)
+    /// share them instead of each holding a copy.
+    pub fn share_unchanged(&mut self, older: &Application) {
+        if self.history == older.history {
+            self.history = older.history.clone();
+        }
+        if self.resources == older.resources {
+            self.resources = older.resources.clone();
+        }
     }
 
     /// Equality for change detection: ignores when we observed it.

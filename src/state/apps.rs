@@ -81,8 +81,11 @@ impl Inner {
 impl AppStore {
     /// Applies one observed state of an application. Returns what is now stored, and a change
     /// only when it differs from before.
-    pub fn upsert(&self, app: Application) -> (Arc<Application>, Option<AppChange>) {
+    pub fn upsert(&self, mut app: Application) -> (Arc<Application>, Option<AppChange>) {
         let _changed = self.generation.after_write();
+        if let Some(older) = self.inner.read().apps.get(&app.key_string) {
+            app.share_unchanged(older);
+        }
         let app = Arc::new(app);
         let previous = self.inner.write().insert(app.clone());
         let change = match previous {
@@ -210,5 +213,59 @@ impl AppStore {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::argocd::{AppKey, HealthStatus, HistoryEntry};
+
+    fn entry(id: i64) -> HistoryEntry {
+        HistoryEntry {
+            id,
+            revision: Some(format!("{id:040x}")),
+            revisions: Vec::new(),
+            deployed_at: None,
+            deploy_started_at: None,
+            source: None,
+            initiated_by: None,
+            automated: true,
+        }
+    }
+
+    #[test]
+    fn versions_share_an_unchanged_history_and_copy_a_changed_one() {
+        let store = AppStore::default();
+        let key = AppKey {
+            instance: "main".into(),
+            namespace: "argocd".into(),
+            name: "a".into(),
+        };
+        let v1 = Application {
+            history: vec![entry(1), entry(2)].into(),
+            ..Application::named(key.clone())
+        };
+        let (first, _) = store.upsert(v1.clone());
+        // A health flip, parsed afresh from the wire: an equal history in new memory.
+        let fresh = Application {
+            health: HealthStatus::Degraded,
+            history: vec![entry(1), entry(2)].into(),
+            resources: Vec::new().into(),
+            ..v1.clone()
+        };
+        assert!(!Arc::ptr_eq(&fresh.history, &first.history));
+        let (second, change) = store.upsert(fresh);
+        assert!(change.is_some(), "a health flip is a change");
+        assert!(Arc::ptr_eq(&first.history, &second.history), "shared");
+        assert!(Arc::ptr_eq(&first.resources, &second.resources));
+        // A sync appends an entry: that version has its own.
+        let (third, _) = store.upsert(Application {
+            history: vec![entry(1), entry(2), entry(3)].into(),
+            ..(*second).clone()
+        });
+        assert!(!Arc::ptr_eq(&second.history, &third.history));
+        assert_eq!(third.history.len(), 3);
+        assert_eq!(second.history.len(), 2, "older versions keep theirs");
     }
 }

@@ -90,7 +90,7 @@ impl State {
                 .into_iter()
                 .collect();
             let dest_ns = app.destination.namespace.clone().unwrap_or_default();
-            for r in &app.resources {
+            for r in app.resources.iter() {
                 if let Some(kind) = Kind::parse(&r.kind) {
                     let ns = if kind == Kind::Namespace {
                         String::new()

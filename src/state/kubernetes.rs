@@ -9,14 +9,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
-use k8s_openapi::api::core::v1::{Event as CoreEvent, Namespace, Service};
+use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use parking_lot::RwLock;
 
 use super::sources::SourceHealth;
 use crate::domain::kubernetes::{
-    argocd_apps_of, ConfigMapInfo, DeploymentInfo, PodInfo, ReplicaSetInfo, SecretInfo,
+    argocd_apps_of, ConfigMapInfo, DeploymentInfo, EventInfo, PodInfo, ReplicaSetInfo, SecretInfo,
     KUBERNETES_ID_LABEL,
 };
 
@@ -93,15 +93,11 @@ pub enum IndexKey {
 /// Every index key of an object: from its metadata, and for Events their `involvedObject`.
 fn keys_of<K: Stored>(o: &K) -> Vec<IndexKey> {
     let mut keys = index_keys(o.meta());
-    if let Some(ev) = (o as &dyn std::any::Any).downcast_ref::<CoreEvent>() {
-        let io = &ev.involved_object;
-        if let (Some(kind), Some(name)) = (&io.kind, &io.name) {
-            keys.push(IndexKey::Involved(
-                io.namespace.clone().unwrap_or_default(),
-                kind.clone(),
-                name.clone(),
-            ));
-        }
+    if let Some((ns, kind, name)) = (o as &dyn std::any::Any)
+        .downcast_ref::<EventInfo>()
+        .and_then(|e| e.involved.clone())
+    {
+        keys.push(IndexKey::Involved(ns, kind, name));
     }
     keys
 }
@@ -264,7 +260,7 @@ stored! {
     Ingress => Ingress, ingresses;
     ConfigMapInfo => ConfigMap, config_maps;
     SecretInfo => Secret, secrets;
-    CoreEvent => Event, events;
+    EventInfo => Event, events;
 }
 
 impl ClusterStore {

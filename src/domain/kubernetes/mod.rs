@@ -214,6 +214,63 @@ impl From<ConfigMapWire> for ConfigMapInfo {
 
 projection_resource!(ConfigMapInfo, "", "ConfigMap", "configmaps");
 
+/// An Event as this server holds it: what an object's `events` field shows and the object it
+/// is about. Events are the most numerous and most often replaced objects of a busy cluster
+/// (every rollout and restart writes several, and they live an hour), so the generated type
+/// (`series`, `related`, `reportingInstance`, two object references…) is dropped at parse time.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(from = "k8s_openapi::api::core::v1::Event")]
+pub struct EventInfo {
+    pub metadata: ObjectMeta,
+    /// `involvedObject`: (namespace, kind, name).
+    pub involved: Option<(String, String, String)>,
+    /// `Normal` or `Warning`.
+    pub type_: Option<String>,
+    pub reason: Option<String>,
+    pub message: Option<String>,
+    pub count: Option<i32>,
+    pub first_seen: Option<chrono::DateTime<chrono::Utc>>,
+    /// `lastTimestamp`, else `eventTime` (events.k8s.io writers set only that).
+    pub last_seen: Option<chrono::DateTime<chrono::Utc>>,
+    /// `source.component`, else `reportingComponent`.
+    pub source: Option<String>,
+}
+
+impl From<k8s_openapi::api::core::v1::Event> for EventInfo {
+    fn from(e: k8s_openapi::api::core::v1::Event) -> Self {
+        let io = e.involved_object;
+        let last_seen = e.last_timestamp.as_ref().and_then(to_chrono).or_else(|| {
+            e.event_time.as_ref().and_then(|t| {
+                chrono::DateTime::from_timestamp(
+                    t.0.as_second(),
+                    t.0.subsec_nanosecond().max(0) as u32,
+                )
+            })
+        });
+        Self {
+            metadata: e.metadata,
+            involved: io
+                .kind
+                .zip(io.name)
+                .map(|(kind, name)| (io.namespace.unwrap_or_default(), kind, name)),
+            type_: e.type_,
+            reason: e.reason,
+            message: e.message,
+            count: e.count,
+            first_seen: e.first_timestamp.as_ref().and_then(to_chrono),
+            last_seen,
+            source: e
+                .source
+                .and_then(|s| s.component)
+                .filter(|c| !c.is_empty())
+                .or(e.reporting_component)
+                .filter(|c| !c.is_empty()),
+        }
+    }
+}
+
+projection_resource!(EventInfo, "", "Event", "events");
+
 /// Kubernetes times (jiff) as chrono times.
 pub fn to_chrono(
     t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
@@ -403,6 +460,41 @@ pub fn pod_restarts(p: &PodInfo) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_event_is_kept_as_what_the_graph_shows() {
+        // A core/v1 Event written through events.k8s.io: no lastTimestamp, no source.
+        let e: EventInfo = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web-1.18a", "namespace": "a"},
+            "involvedObject": {"kind": "Pod", "namespace": "a", "name": "web-1", "uid": "u1", "fieldPath": "spec.containers{app}"},
+            "type": "Warning", "reason": "BackOff", "message": "Back-off restarting failed container",
+            "eventTime": "2026-11-26T10:00:00.250000Z", "reportingComponent": "kubelet", "reportingInstance": "n1",
+            "source": {}, "series": {"count": 4, "lastObservedTime": "2026-11-26T10:01:00.000000Z"}
+        }))
+        .unwrap();
+        assert_eq!(e.involved, Some(("a".into(), "Pod".into(), "web-1".into())));
+        assert_eq!(e.source.as_deref(), Some("kubelet"));
+        assert_eq!(
+            e.last_seen.unwrap().to_rfc3339(),
+            "2026-11-26T10:00:00.250+00:00"
+        );
+        assert_eq!((e.first_seen, e.count), (None, None));
+        // The classic form: timestamps and source.component.
+        let e: EventInfo = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web.17", "namespace": "a"},
+            "involvedObject": {"kind": "Deployment", "name": "web"},
+            "reason": "ScalingReplicaSet", "count": 2,
+            "firstTimestamp": "2026-11-26T09:00:00Z", "lastTimestamp": "2026-11-26T10:00:00Z",
+            "source": {"component": "deployment-controller"}, "reportingComponent": ""
+        }))
+        .unwrap();
+        assert_eq!(
+            e.involved,
+            Some(("".into(), "Deployment".into(), "web".into()))
+        );
+        assert_eq!(e.source.as_deref(), Some("deployment-controller"));
+        assert!(e.first_seen < e.last_seen);
+    }
 
     #[test]
     fn a_pod_is_kept_as_what_the_graph_shows() {

@@ -27,7 +27,7 @@ use super::{gctx, Viewer};
 use crate::domain::argocd::Application;
 use crate::domain::kubernetes::{
     self as k8s, int_or_string, to_chrono as ts, ConfigMapInfo as ConfigMap, DeploymentInfo,
-    PodInfo as Pod, ReplicaSetInfo, RolloutState, SecretInfo,
+    EventInfo, PodInfo as Pod, ReplicaSetInfo, RolloutState, SecretInfo,
 };
 use crate::domain::Entity;
 use crate::state::kubernetes::{ClusterStore, IndexKey, Kind, ObjRef, Stored};
@@ -298,27 +298,16 @@ fn events_of(c: &ClusterStore, kind: &str, meta: &ObjectMeta) -> Vec<KubeEvent> 
         meta.name.clone().unwrap_or_default(),
     );
     let mut out: Vec<KubeEvent> = c
-        .lookup_kind::<k8s_openapi::api::core::v1::Event>(&key)
+        .lookup_kind::<EventInfo>(&key)
         .into_iter()
-        .map(|e| {
-            let last = e.last_timestamp.as_ref().and_then(ts).or_else(|| {
-                e.event_time
-                    .as_ref()
-                    .and_then(|t| DateTime::from_timestamp(t.0.as_second(), 0))
-            });
-            KubeEvent {
-                kind: e.type_.clone(),
-                reason: e.reason.clone(),
-                message: e.message.clone(),
-                count: e.count,
-                first_seen: e.first_timestamp.as_ref().and_then(ts),
-                last_seen: last,
-                source: e
-                    .source
-                    .as_ref()
-                    .and_then(|s| s.component.clone())
-                    .or_else(|| e.reporting_component.clone()),
-            }
+        .map(|e| KubeEvent {
+            kind: e.type_.clone(),
+            reason: e.reason.clone(),
+            message: e.message.clone(),
+            count: e.count,
+            first_seen: e.first_seen,
+            last_seen: e.last_seen,
+            source: e.source.clone(),
         })
         .collect();
     out.sort_by_key(|e| std::cmp::Reverse(e.last_seen));

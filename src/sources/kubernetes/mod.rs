@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{Event as CoreEvent, Namespace, Service};
+use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
@@ -150,7 +150,7 @@ impl ClusterSource {
             Ingress,
             crate::domain::kubernetes::ConfigMapInfo,
             crate::domain::kubernetes::SecretInfo,
-            CoreEvent
+            crate::domain::kubernetes::EventInfo
         );
         // A cluster whose watchers all wait in backoff says nothing; probe it so `sources`
         // turns back to connected as soon as the API server answers again.
@@ -209,7 +209,7 @@ impl ClusterSource {
             Kind::Ingress => list_one::<Ingress>(c).await,
             Kind::ConfigMap => list_one::<crate::domain::kubernetes::ConfigMapInfo>(c).await,
             Kind::Secret => list_one::<crate::domain::kubernetes::SecretInfo>(c).await,
-            Kind::Event => list_one::<CoreEvent>(c).await,
+            Kind::Event => list_one::<crate::domain::kubernetes::EventInfo>(c).await,
         }
     }
 
@@ -463,7 +463,7 @@ mod tests {
             granted::<Ingress>(),
             granted::<crate::domain::kubernetes::ConfigMapInfo>(),
             granted::<SecretInfo>(),
-            granted::<CoreEvent>(),
+            granted::<crate::domain::kubernetes::EventInfo>(),
         ];
         assert_eq!(watched.len(), Kind::ALL.len());
         assert_eq!(watched.len(), READ_ACCESS.len());

@@ -80,7 +80,8 @@ fn app(name: &str, instance: &str, team: usize, namespace: &str) -> Application 
             status: None,
             health: None,
             health_message: None,
-        }],
+        }]
+        .into(),
         ..Application::named(key)
     }
 }
