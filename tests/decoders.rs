@@ -12,19 +12,9 @@ use idp_graph::domain::node_id::NodeId;
 use idp_graph::domain::selector::LabelSelector;
 use idp_graph::domain::EntityRef;
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
+#[path = "support/rng.rs"]
+mod rng;
+use rng::Rng;
 
 fn rounds() -> usize {
     std::env::var("IDP_FUZZ_ROUNDS")

@@ -80,7 +80,7 @@ impl AuditLog {
             id: guard.0,
             at: Utc::now(),
             principal: principal.display_name().to_string(),
-            groups: principal.groups.clone(),
+            groups: principal.groups().to_vec(),
             decision: if result == "FORBIDDEN" {
                 "denied"
             } else {

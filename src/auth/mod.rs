@@ -31,9 +31,10 @@ use crate::state::State;
 pub struct Principal {
     /// `sub` of the token (a Backstage user ref for Backstage tokens); `None`: anonymous.
     pub subject: Option<String>,
-    /// Group refs (`group:default/app-team`), including parent groups from the catalog.
-    pub groups: Vec<String>,
-    pub grants: Grants,
+    /// Group refs (`group:default/app-team`), including parent groups from the catalog; sorted.
+    /// Private with `grants`: both are fixed at `new`, because `class` is derived from them.
+    groups: Vec<String>,
+    grants: Grants,
     /// When the token expires; websockets and SSE streams end then.
     pub expires_at: Option<DateTime<Utc>>,
     /// Digest of everything that decides what the graph shows this caller (groups and grants),
@@ -68,6 +69,14 @@ impl Principal {
     /// A caller with no grants at all (what a request without a principal is).
     pub fn nobody() -> Self {
         Self::new(None, Vec::new(), Grants::default(), None)
+    }
+
+    pub fn groups(&self) -> &[String] {
+        &self.groups
+    }
+
+    pub fn grants(&self) -> &Grants {
+        &self.grants
     }
 
     /// Equal for two callers exactly when their groups and grants are equal.

@@ -79,7 +79,7 @@ impl<'a> Viewer<'a> {
     }
 
     pub fn is_admin(&self) -> bool {
-        self.principal.grants.admin
+        self.principal.grants().admin
     }
 
     pub fn sees_app(&self, a: &crate::domain::argocd::Application) -> bool {
@@ -87,12 +87,12 @@ impl<'a> Viewer<'a> {
     }
 
     pub fn sees_project(&self, instance: &str, project: &str) -> bool {
-        self.principal.grants.sees_project(instance, project)
+        self.principal.grants().sees_project(instance, project)
     }
 
     /// Objects in one namespace of one cluster (a Namespace object: its own name).
     pub fn sees_namespace(&self, cluster: &str, namespace: &str) -> bool {
-        let g = &self.principal.grants;
+        let g = self.principal.grants();
         if g.sees_namespace_explicitly(cluster, namespace) {
             return true;
         }
@@ -112,7 +112,7 @@ impl<'a> Viewer<'a> {
     }
 
     pub fn sees_entity(&self, _e: &Entity) -> bool {
-        self.principal.grants.catalog
+        self.principal.grants().catalog
     }
 
     /// Is an entity owned (`spec.owner`) by one of the caller's groups?
@@ -122,14 +122,14 @@ impl<'a> Viewer<'a> {
                 crate::domain::EntityRef::parse_with_defaults(o, Some("group"), &e.namespace)
                     .map(|r| r.to_string())
                     .unwrap_or_default();
-            self.principal.groups.contains(&owner)
+            self.principal.groups().contains(&owner)
         })
     }
 
     /// May the caller take `action` on an application it sees? Owned-only grants ask the
     /// catalog: an entity claiming the app is owned by one of the caller's groups.
     pub fn may_act_on_app(&self, action: Action, a: &crate::domain::argocd::Application) -> bool {
-        match self.principal.grants.may(action) {
+        match self.principal.grants().may(action) {
             None => false,
             Some(true) => self.sees_app(a),
             Some(false) => {
@@ -151,7 +151,7 @@ impl<'a> Viewer<'a> {
         meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
     ) -> bool {
         let ns = meta.namespace.as_deref().unwrap_or("");
-        match self.principal.grants.may(action) {
+        match self.principal.grants().may(action) {
             None => false,
             Some(true) => self.sees_namespace(&cluster.name, ns),
             Some(false) => {
@@ -167,7 +167,7 @@ impl<'a> Viewer<'a> {
 
     /// May the caller take an action that has no object yet (createFromTemplate)?
     pub fn may(&self, action: Action) -> bool {
-        self.principal.grants.may(action).is_some()
+        self.principal.grants().may(action).is_some()
     }
 }
 

@@ -138,7 +138,7 @@ fn target<'a>(
         Some(app) => authorize(ctx, app, action),
         // A caller who may not see every project cannot tell a hidden app from a missing one:
         // both are refused alike (and audited).
-        None if !Viewer::of(ctx).principal.grants.all_projects => {
+        None if !Viewer::of(ctx).principal.grants().all_projects => {
             super::audit(ctx, mutation_name(action), name, "FORBIDDEN", None);
             Err(forbidden(format!(
                 "not allowed to {} `{name}` (or there is no such application)",

@@ -354,9 +354,9 @@ impl Query {
         let p = Viewer::of(ctx).principal;
         ViewerInfo {
             subject: p.subject.clone(),
-            groups: p.groups.clone(),
-            roles: p.grants.roles.clone(),
-            admin: p.grants.admin,
+            groups: p.groups().to_vec(),
+            roles: p.grants().roles.clone(),
+            admin: p.grants().admin,
             expires_at: p.expires_at,
         }
     }

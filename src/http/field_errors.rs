@@ -7,7 +7,8 @@
 //! `application.resourceTree` then finds no key where the schema promises one. This pass puts
 //! the spec's answer back, after execution, from the schema's SDL (each field's type and
 //! nullability) and the operation's selections (response keys and aliases to fields). It only
-//! runs for responses that carry errors with a path.
+//! runs for responses that carry errors with a path: a query's or mutation's answer, and each
+//! event of a subscription (`Completion` parses the operation once, on the first such response).
 
 use std::collections::HashMap;
 
@@ -172,6 +173,45 @@ impl FieldTypes {
 
     fn field_type(&self, parent: &str, field: &str) -> Option<&Type> {
         self.fields.get(parent)?.get(field)
+    }
+}
+
+/// Completes the responses of one operation: its document is parsed again only when a
+/// response carries a field error, and then once for all of them (a subscription's events).
+pub struct Completion {
+    types: std::sync::Arc<FieldTypes>,
+    query: String,
+    operation_name: Option<String>,
+    /// `None` until needed; `Some(None)` when the document does not parse (nothing to do).
+    doc: Option<Option<ExecutableDocument>>,
+}
+
+impl Completion {
+    pub fn new(
+        types: std::sync::Arc<FieldTypes>,
+        query: String,
+        operation_name: Option<String>,
+    ) -> Self {
+        Self {
+            types,
+            query,
+            operation_name,
+            doc: None,
+        }
+    }
+
+    pub fn apply(&mut self, response: &mut async_graphql::Response) {
+        if response.errors.iter().all(|e| e.path.is_empty()) {
+            return;
+        }
+        let query = &self.query;
+        let doc = self
+            .doc
+            .get_or_insert_with(|| async_graphql::parser::parse_query(query).ok());
+        if let Some(doc) = doc {
+            self.types
+                .complete(doc, self.operation_name.as_deref(), response);
+        }
     }
 }
 

@@ -264,6 +264,7 @@ impl Pipeline {
                 });
             }
         };
+        cache.record_miss();
         // The counts before execution: a write during it makes the kept answer a miss.
         let generations = cache.generations();
         let (response, reads) = crate::state::reads::recording(self.execute(prepared)).await;
@@ -364,18 +365,12 @@ impl Pipeline {
     /// Executes a query or mutation within the request timeout.
     pub async fn execute(&self, p: Prepared) -> Result<async_graphql::Response, RequestError> {
         let timeout = Duration::from_secs_f64(self.limits.request_timeout_secs);
-        let (query, operation_name) = (p.request.query.clone(), p.request.operation_name.clone());
+        let mut completion = self.completion(&p);
         let mut response = tokio::time::timeout(timeout, self.schema.execute(p.request))
             .instrument(p.span.clone())
             .await
             .map_err(|_| RequestError::Timeout(timeout))?;
-        if response.errors.iter().any(|e| !e.path.is_empty()) {
-            // Parsed again only for answers with field errors.
-            if let Ok(doc) = async_graphql::parser::parse_query(&query) {
-                self.field_types
-                    .complete(&doc, operation_name.as_deref(), &mut response);
-            }
-        }
+        completion.apply(&mut response);
         if response.is_err() {
             p.span.record("otel.status_code", "ERROR");
         }
@@ -391,7 +386,15 @@ impl Pipeline {
         // The span covers setting the operation up (and a refusal); a live subscription's
         // events are not traced one by one.
         let _setup = p.span.enter();
-        let mut results = self.schema.execute_stream(p.request).boxed();
+        let mut completion = self.completion(&p);
+        let mut results = self
+            .schema
+            .execute_stream(p.request)
+            .map(move |mut r| {
+                completion.apply(&mut r);
+                r
+            })
+            .boxed();
         // A refusal (parse, validation, limits) is the stream's first item and is ready at
         // once; a live subscription is not ready until its first event, which must not hold
         // back the response (SSE headers, a websocket's other operations).
@@ -412,6 +415,15 @@ impl Pipeline {
         p: Prepared,
     ) -> Result<BoxStream<'static, super::shared_subscriptions::Item>, RequestError> {
         self.subscriptions.subscribe(p, |p| self.stream(p)).await
+    }
+
+    /// Puts `null` where async-graphql left an errored field out (`field_errors.rs`).
+    fn completion(&self, p: &Prepared) -> super::field_errors::Completion {
+        super::field_errors::Completion::new(
+            self.field_types.clone(),
+            p.request.query.clone(),
+            p.request.operation_name.clone(),
+        )
     }
 
     /// Codes every error; a response that is only pathless errors is a refusal.

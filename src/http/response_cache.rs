@@ -71,6 +71,8 @@ pub struct ResponseCache {
     entries: moka::sync::Cache<Key, Arc<Entry>>,
     state: Arc<State>,
     pub hits: AtomicU64,
+    /// Queries executed afresh (mutations, subscriptions and documents that do not parse are
+    /// neither hits nor misses).
     pub misses: AtomicU64,
     /// Entries dropped because the state they read changed (or their values expired).
     pub invalidated: AtomicU64,
@@ -136,26 +138,30 @@ impl ResponseCache {
         self.state.generations()
     }
 
+    /// A kept answer for `key`, if it is still valid and `principal` may have it. A miss is
+    /// counted by `record_miss` once the operation proves to be a query.
     pub fn get(&self, key: Key, principal: &Principal) -> Lookup {
         let Some(e) = self.entries.get(&key) else {
-            self.misses.fetch_add(1, Ordering::Relaxed);
             return Lookup::Miss;
         };
         if !self.valid(&e) {
             self.entries.invalidate(&key);
             self.invalidated.fetch_add(1, Ordering::Relaxed);
-            self.misses.fetch_add(1, Ordering::Relaxed);
             return Lookup::Miss;
         }
         if e.subject
             .as_ref()
             .is_some_and(|s| s.as_deref() != principal.subject.as_deref())
         {
-            self.misses.fetch_add(1, Ordering::Relaxed);
             return Lookup::Miss;
         }
         self.hits.fetch_add(1, Ordering::Relaxed);
         Lookup::Hit(e)
+    }
+
+    /// A query that was not served from here is executed.
+    pub fn record_miss(&self) {
+        self.misses.fetch_add(1, Ordering::Relaxed);
     }
 
     fn valid(&self, e: &Entry) -> bool {

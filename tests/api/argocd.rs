@@ -523,6 +523,51 @@ async fn the_resource_tree_is_fetched_on_demand_and_cached_briefly() {
     assert_eq!(body["errors"][0]["extensions"]["source"], "main");
 }
 
+/// The same for a subscription's events: an event whose on-demand field failed carries the
+/// field, null, beside the error.
+#[tokio::test]
+async fn a_subscription_event_has_its_errored_field_present_and_null() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let app = spawn_demo().await;
+    let mut ws = crate::helpers::ws_init(&app.addr.to_string()).await;
+    ws.next().await; // connection_ack
+    ws.send(Message::text(
+        json!({"id": "1", "type": "subscribe", "payload": {"query":
+            r#"subscription { applicationEvents(filter: {names: ["sample-app"]}) { type application { name resourceTree { nodes { kind } } } } }"#}})
+        .to_string(),
+    ))
+    .await
+    .unwrap();
+    // The open watch stream still carries the change; the tree is a new request, refused.
+    app.world.argocd.faults.set_down(true);
+    app.world
+        .argocd
+        .set_health("sample-app", "Degraded", Some("subscription test"));
+    let event = loop {
+        let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("an event")
+            .unwrap()
+            .unwrap();
+        if let Message::Text(t) = m {
+            let v: Value = serde_json::from_str(&t).unwrap();
+            if v["type"] == "next" {
+                break v["payload"].clone();
+            }
+            assert_ne!(v["type"], "error", "{v}");
+        }
+    };
+    let application = &event["data"]["applicationEvents"]["application"];
+    assert_eq!(application["name"], "sample-app", "{event}");
+    assert_eq!(
+        application.get("resourceTree"),
+        Some(&Value::Null),
+        "{event}"
+    );
+    assert_eq!(first_code(&event), "UPSTREAM_UNAVAILABLE", "{event}");
+}
+
 #[tokio::test]
 async fn argocd_down_keeps_the_last_state_marked_stale() {
     let app = spawn_relist(0.3).await;

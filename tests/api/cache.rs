@@ -93,8 +93,15 @@ async fn an_upstream_change_is_in_the_very_next_answer_once_the_state_has_it() {
     }
     // Mutations are never kept.
     let m = r#"mutation { refreshApplication(input: {name: "sample-app"}) { auditId } }"#;
+    let misses = app.metric("idp_response_cache_misses_total").await;
+    assert!(misses >= 21, "the first ask and one per flip: {misses}");
     assert_eq!(ask(&app, None, m).await.0, "miss");
     assert_eq!(ask(&app, None, m).await.0, "miss");
+    assert_eq!(
+        app.metric("idp_response_cache_misses_total").await,
+        misses,
+        "a mutation is not a cache miss (it was never a candidate)"
+    );
     let metrics = app.metrics().await;
     assert!(
         metrics.contains("idp_response_cache_hits_total "),

@@ -242,56 +242,14 @@ pub async fn post_as(
     (status, retry, r.json().await.expect("JSON body"))
 }
 
+#[path = "../support/serve_child.rs"]
+mod serve_child;
+
 /// A server as its own OS process (`idp-graph serve --config`), against `world`'s simulated
-/// upstreams, with `extra` YAML appended to the config. Killed on drop.
-pub struct ServeProcess {
-    child: std::process::Child,
-    pub base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for ServeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-pub fn serve_process(world: &DemoWorld, extra: &str) -> ServeProcess {
-    let config = format!(
-        "backstage: {{ url: '{}', token_env: IDP_TEST_TOKEN, poll_interval_secs: 0.2 }}\n\
-         argocd: [{{ name: main, url: '{}', token_env: IDP_TEST_TOKEN }}]\n\
-         github: {{ url: '{}', token_env: IDP_TEST_TOKEN }}\n\
-         kubernetes: [{{ name: demo, url: '{}', argocd_destinations: [in-cluster, 'https://kubernetes.default.svc'] }}]\n\
-         auth: {{ mode: none }}\n{extra}",
-        world.backstage.url(),
-        world.argocd.url(),
-        world.github.url(),
-        world.kubernetes.url(),
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("config.yaml");
-    std::fs::write(&path, config).unwrap();
-    // A free port: bind, read, release (the child binds it right after).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_idp-graph"))
-        .args(["serve", "--config"])
-        .arg(&path)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("IDP_TEST_TOKEN", idp_graph::demo::DEMO_TOKEN)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("idp-graph serve starts");
-    ServeProcess {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
-    }
+/// upstreams (the catalog polled every 0.2 s), with `extra` YAML appended to the config.
+/// Killed on drop.
+pub fn serve_process(world: &DemoWorld, extra: &str) -> serve_child::ServeChild {
+    serve_child::spawn(world, 0.2, extra)
 }
 
 /// One of the project's npm peers (`tests/peers/<name>`), after checking `npm ci` installed

@@ -16,23 +16,9 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::spawn_demo;
 
-/// xorshift64*: deterministic, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
-        &v[self.below(v.len())]
-    }
-}
+#[path = "../support/rng.rs"]
+mod rng;
+use rng::Rng;
 
 const VALID: [&str; 8] = [
     r#"{ entities(filter: {kind: "Component"}, first: 5) { totalCount nodes { ref name ... on Component { owner { ref } } } } }"#,

@@ -312,6 +312,27 @@ pub struct ConditionInfo {
     pub last_transition_time: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// One `status.conditions` item; pods and Deployments write the same fields.
+macro_rules! condition_info_from {
+    ($($ty:ty),*) => {$(
+        impl From<$ty> for ConditionInfo {
+            fn from(c: $ty) -> Self {
+                Self {
+                    last_transition_time: c.last_transition_time.as_ref().and_then(to_chrono),
+                    type_: c.type_,
+                    status: c.status,
+                    reason: c.reason,
+                    message: c.message,
+                }
+            }
+        }
+    )*};
+}
+condition_info_from!(
+    k8s_openapi::api::core::v1::PodCondition,
+    k8s_openapi::api::apps::v1::DeploymentCondition
+);
+
 /// A Pod as this server holds it: what the graph shows, not the whole generated `Pod` (whose
 /// structs are ~2 KiB each before any data, and most of a pod spec is never read). Parsed from
 /// the full object, which is dropped at once.
@@ -426,13 +447,7 @@ impl From<Pod> for PodInfo {
                 .conditions
                 .into_iter()
                 .flatten()
-                .map(|c| ConditionInfo {
-                    last_transition_time: c.last_transition_time.as_ref().and_then(to_chrono),
-                    type_: c.type_,
-                    status: c.status,
-                    reason: c.reason,
-                    message: c.message,
-                })
+                .map(ConditionInfo::from)
                 .collect(),
             containers,
         }

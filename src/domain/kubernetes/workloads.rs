@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Deserialize;
 
-use super::{to_chrono, ConditionInfo, RESTARTED_AT};
+use super::{ConditionInfo, RESTARTED_AT};
 
 /// A Deployment's replica counts: the spec's desire, the status's counts (absent = 0).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -84,13 +84,7 @@ impl From<Deployment> for DeploymentInfo {
                 .conditions
                 .into_iter()
                 .flatten()
-                .map(|c| ConditionInfo {
-                    last_transition_time: c.last_transition_time.as_ref().and_then(to_chrono),
-                    type_: c.type_,
-                    status: c.status,
-                    reason: c.reason,
-                    message: c.message,
-                })
+                .map(ConditionInfo::from)
                 .collect(),
             strategy: spec.strategy.map(|s| {
                 let ru = s.rolling_update.unwrap_or_default();

@@ -75,7 +75,7 @@ fn visible_count<K: Stored>(
     c: &ClusterStore,
     store: &crate::state::kubernetes::KindStore<K>,
 ) -> usize {
-    if Viewer::of(ctx).principal.grants.all_namespaces || Viewer::of(ctx).is_admin() {
+    if Viewer::of(ctx).principal.grants().all_namespaces || Viewer::of(ctx).is_admin() {
         return store.len();
     }
     store

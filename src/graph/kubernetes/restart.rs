@@ -43,7 +43,7 @@ pub async fn restart_deployment(
     else {
         // A caller who may not see every namespace cannot tell a hidden Deployment from a
         // missing one: both are refused alike (and audited), as for applications.
-        let grants = &viewer.principal.grants;
+        let grants = viewer.principal.grants();
         if !(grants.admin || grants.all_namespaces) {
             audit("FORBIDDEN", None);
             return Err(forbidden(format!(
@@ -64,10 +64,7 @@ pub async fn restart_deployment(
     let Some(handle) = g.upstreams.cluster(&cluster) else {
         return Err(not_found(format!("cluster `{cluster}` has no client")));
     };
-    let caller = (
-        viewer.principal.display_name(),
-        viewer.principal.groups.as_slice(),
-    );
+    let caller = (viewer.principal.display_name(), viewer.principal.groups());
     match handle.restart_deployment(&namespace, &name, caller).await {
         Ok((stored, restarted_at)) => {
             let audit_id = audit("ok", None);

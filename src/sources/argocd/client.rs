@@ -359,7 +359,14 @@ fn error_from(url: &str, status: u16, body: &[u8]) -> SourceError {
     let message = parsed
         .as_ref()
         .and_then(|b| b.message.clone().or_else(|| b.error.clone()))
-        .unwrap_or_else(|| format!("HTTP {status}"));
+        .unwrap_or_else(|| {
+            // Not ArgoCD's JSON (a proxy's page, an empty body): the status's own words.
+            reqwest::StatusCode::from_u16(status)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("no reason given")
+                .to_string()
+        });
     let grpc = parsed.as_ref().and_then(|b| b.code);
     let code = match (grpc, status) {
         (Some(16), _) | (None, 401) => {
