@@ -527,37 +527,18 @@ async fn the_resource_tree_is_fetched_on_demand_and_cached_briefly() {
 /// field, null, beside the error.
 #[tokio::test]
 async fn a_subscription_event_has_its_errored_field_present_and_null() {
-    use futures::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::Message;
     let app = spawn_demo().await;
-    let mut ws = crate::helpers::ws_init(&app.addr.to_string()).await;
-    ws.next().await; // connection_ack
-    ws.send(Message::text(
-        json!({"id": "1", "type": "subscribe", "payload": {"query":
-            r#"subscription { applicationEvents(filter: {names: ["sample-app"]}) { type application { name resourceTree { nodes { kind } } } } }"#}})
-        .to_string(),
-    ))
-    .await
-    .unwrap();
+    let mut ws = crate::helpers::ws_subscribe(
+        &app.addr.to_string(),
+        r#"subscription { applicationEvents(filter: {names: ["sample-app"]}) { type application { name resourceTree { nodes { kind } } } } }"#,
+    )
+    .await;
     // The open watch stream still carries the change; the tree is a new request, refused.
     app.world.argocd.faults.set_down(true);
     app.world
         .argocd
         .set_health("sample-app", "Degraded", Some("subscription test"));
-    let event = loop {
-        let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("an event")
-            .unwrap()
-            .unwrap();
-        if let Message::Text(t) = m {
-            let v: Value = serde_json::from_str(&t).unwrap();
-            if v["type"] == "next" {
-                break v["payload"].clone();
-            }
-            assert_ne!(v["type"], "error", "{v}");
-        }
-    };
+    let event = crate::helpers::next_for(&mut ws, "1").await;
     let application = &event["data"]["applicationEvents"]["application"];
     assert_eq!(application["name"], "sample-app", "{event}");
     assert_eq!(

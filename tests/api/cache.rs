@@ -5,12 +5,10 @@
 
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
 use idp_graph::demo::DemoOptions;
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{spawn_demo, spawn_with, wait_for, ws_init, TestApp};
+use crate::helpers::{next_for, spawn_demo, spawn_with, wait_for, ws_subscribe, TestApp};
 
 const T: Duration = Duration::from_secs(10);
 
@@ -31,36 +29,19 @@ async fn ask(app: &TestApp, token: Option<&str>, query: &str) -> (String, Value)
 
 /// Subscribes to sample-app's events; returns the socket, past `connection_ack`.
 async fn follow_sample_app(app: &TestApp) -> crate::helpers::Ws {
-    let mut ws = ws_init(&app.addr.to_string()).await;
-    ws.next().await; // connection_ack
-    ws.send(Message::text(
-        json!({"id": "1", "type": "subscribe", "payload": {"query":
-            r#"subscription { applicationEvents(filter: {names: ["sample-app"]}) { type current { health } } }"#}})
-        .to_string(),
-    ))
+    ws_subscribe(
+        &app.addr.to_string(),
+        r#"subscription { applicationEvents(filter: {names: ["sample-app"]}) { type current { health } } }"#,
+    )
     .await
-    .unwrap();
-    ws
 }
 
 /// The next event's `current.health`.
 async fn next_health(ws: &mut crate::helpers::Ws) -> String {
-    loop {
-        let m = tokio::time::timeout(T, ws.next())
-            .await
-            .expect("an event")
-            .unwrap()
-            .unwrap();
-        if let Message::Text(t) = m {
-            let v: Value = serde_json::from_str(&t).unwrap();
-            if v["type"] == "next" {
-                return v["payload"]["data"]["applicationEvents"]["current"]["health"]
-                    .as_str()
-                    .unwrap()
-                    .to_string();
-            }
-        }
-    }
+    next_for(ws, "1").await["data"]["applicationEvents"]["current"]["health"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 #[tokio::test]

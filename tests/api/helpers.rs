@@ -181,6 +181,42 @@ pub async fn ws_init(addr: &str) -> Ws {
     ws
 }
 
+/// A graphql-transport-ws connection to `addr`, past `connection_ack`, subscribed to `query`
+/// under id `1`.
+pub async fn ws_subscribe(addr: &str, query: &str) -> Ws {
+    use futures::{SinkExt, StreamExt};
+    let mut ws = ws_init(addr).await;
+    ws.next().await; // connection_ack
+    ws.send(tokio_tungstenite::tungstenite::Message::text(
+        json!({"id": "1", "type": "subscribe", "payload": {"query": query}}).to_string(),
+    ))
+    .await
+    .unwrap();
+    ws
+}
+
+/// Reads messages until a `next` for `id` and returns its payload (skipping pings and other
+/// operations' messages); an `error` for `id` fails the test with it.
+pub async fn next_for(ws: &mut Ws, id: &str) -> Value {
+    use futures::StreamExt;
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a message in time")
+            .unwrap()
+            .unwrap();
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = m {
+            let v: Value = serde_json::from_str(&t).unwrap();
+            if v["id"] == id {
+                assert_ne!(v["type"], "error", "{v}");
+                if v["type"] == "next" {
+                    return v["payload"].clone();
+                }
+            }
+        }
+    }
+}
+
 /// POSTs a GraphQL request body to `url` (any server: ours, another process, a gateway) and
 /// returns the JSON answer.
 pub async fn post_json(url: &str, body: Value) -> Value {

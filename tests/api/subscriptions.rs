@@ -6,7 +6,7 @@ use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::spawn_demo;
+use crate::helpers::{next_for, spawn_demo};
 
 #[tokio::test]
 async fn catalog_changes_arrive_as_entity_events() {
@@ -55,23 +55,6 @@ async fn catalog_changes_arrive_as_entity_events() {
     let (epoch, seq) = cursor.split_once('-').expect("cursor is epoch-seq");
     assert_eq!(epoch.len(), 8);
     assert!(seq.parse::<u64>().unwrap() >= 1);
-}
-
-/// Reads messages until a `next` for `id` (skipping pings and acks).
-async fn next_for(ws: &mut crate::helpers::Ws, id: &str) -> Value {
-    loop {
-        let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("a message in time")
-            .unwrap()
-            .unwrap();
-        if let Message::Text(t) = m {
-            let v: Value = serde_json::from_str(&t).unwrap();
-            if v["type"] == "next" && v["id"] == id {
-                return v["payload"].clone();
-            }
-        }
-    }
 }
 
 #[tokio::test]
