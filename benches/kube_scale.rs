@@ -194,11 +194,6 @@ async fn measure_reflectors(url: String) -> serde_json::Value {
     })
 }
 
-// The allocator the server binary is built with (src/main.rs), so the figures are its.
-#[cfg(feature = "jemalloc")]
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
 fn main() {
     let rt = || {
         tokio::runtime::Builder::new_multi_thread()

@@ -263,11 +263,6 @@ async fn start_hive(
     Ok((plain, cached))
 }
 
-// idp-graph runs in this process: the allocator the server binary is built with (src/main.rs).
-#[cfg(feature = "jemalloc")]
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     if Command::new("wrk").arg("--version").output().is_err() {

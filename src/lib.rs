@@ -35,6 +35,12 @@
 //! - [`demo`]: simulated upstreams (real HTTP servers on loopback) for the demo and tests.
 //! - [`app`]: wiring and lifecycle; [`config`]: typed settings; [`watch`]: the `watch` client.
 
+/// jemalloc (default feature `jemalloc`), for every program built on this crate — the server,
+/// its tests and its benchmarks measure the same allocator (BENCHMARKS.md, "Allocators again").
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 pub mod app;
 pub mod auth;
 pub mod config;
