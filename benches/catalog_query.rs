@@ -11,7 +11,7 @@ use idp_graph::demo::{seed, BackstageSim, DEMO_TOKEN};
 use idp_graph::domain::{Entity, RelationType};
 use idp_graph::graph::{build_schema, AppSchema, GraphContext};
 use idp_graph::sources::backstage::parse_entity;
-use idp_graph::state::{CatalogSnapshot, State};
+use idp_graph::state::{CatalogWriter, SourceKind, State};
 use serde::Serialize;
 
 const QUERY: &str = r#"query($n:Int){ entities(filter:{kind:"Component"}, first:$n) { totalCount nodes { ref name ... on Component { owner { ref } system { ref } } } } }"#;
@@ -66,9 +66,10 @@ fn catalog(rt: &tokio::runtime::Runtime, scale: usize) -> Vec<Entity> {
 
 fn schema_over(entities: Vec<Entity>) -> (AppSchema, Arc<State>) {
     let state = State::new();
-    state
-        .catalog
-        .replace(CatalogSnapshot::build(entities, chrono::Utc::now()));
+    let health = state
+        .sources
+        .register("backstage", SourceKind::Backstage, "http://bench");
+    CatalogWriter::new(state.clone(), health).observe_list(entities, 0.0);
     let limits = Limits {
         max_page_size: 100_000,
         max_complexity: usize::MAX,

@@ -10,7 +10,7 @@ use idp_graph::domain::argocd::{
 };
 use idp_graph::graph::{build_schema, GraphContext};
 use idp_graph::sources::backstage::parse_entity;
-use idp_graph::state::{CatalogSnapshot, State};
+use idp_graph::state::{AppWriter, CatalogWriter, SourceKind, State};
 use serde_json::json;
 
 const ENTITIES: usize = 10_000;
@@ -55,11 +55,13 @@ fn world() -> std::sync::Arc<State> {
             .expect("a valid entity")
         })
         .collect();
-    state
-        .catalog
-        .replace(CatalogSnapshot::build(entities, chrono::Utc::now()));
+    let health = state
+        .sources
+        .register("backstage", SourceKind::Backstage, "http://bench");
+    CatalogWriter::new(state.clone(), health).observe_list(entities, 0.0);
+    let apps = AppWriter::new(state.clone(), "main");
     for i in 0..APPS {
-        state.apps.upsert(app(i));
+        apps.observe(app(i));
     }
     state
 }

@@ -310,5 +310,7 @@ pub enum Action {
     Refresh,
     Terminate,
     Restart,
+    /// Running a template (`createFromTemplate`); `create` in a policy.
+    #[serde(alias = "create")]
     CreateFromTemplate,
 }

@@ -7,8 +7,9 @@
 //! With no `policy` key the default is the seed's boundary: group `platform-team` is `admin`
 //! (sees and does everything); every other authenticated user is a `member` (sees the catalog,
 //! the `applications` project's apps and the objects in their destination namespaces, and acts
-//! only on what their groups own); anonymous callers get `auth.anonymous` (`deny`, or a role:
-//! the demo's `read-only` sees everything and does nothing).
+//! only on what their groups own; templates only with a group); anonymous callers get
+//! `auth.anonymous` (`deny`, or a role: the demo's `read-only` is the public boundary — the
+//! catalog, the `applications` project and its namespaces — and does nothing).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -18,7 +19,7 @@ use super::Action;
 use crate::config::{invalid, ConfigError};
 
 /// Where a role's actions apply.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ActOn {
     /// Everything the role sees.
@@ -114,12 +115,14 @@ impl Default for Policy {
                 },
             ),
             (
+                // The public boundary, for anonymous callers where they are let in: the
+                // catalog, the `applications` project and its destination namespaces.
                 "read-only".to_string(),
                 Role {
                     admin: false,
                     catalog: true,
-                    projects: vec!["*".into()],
-                    namespaces: vec!["*".into()],
+                    projects: vec!["applications".into()],
+                    namespaces: vec!["destinations".into()],
                     actions: Vec::new(),
                     act_on: ActOn::All,
                 },
@@ -165,8 +168,8 @@ pub struct Grants {
     /// `namespace` or `cluster/namespace`.
     pub namespaces: BTreeSet<String>,
     pub destination_namespaces: bool,
-    /// Action → may it act on everything it sees (`true`) or only on what it owns.
-    pub actions: BTreeMap<Action, bool>,
+    /// Action → where it applies: everything it sees, or only what its groups own.
+    pub actions: BTreeMap<Action, ActOn>,
 }
 
 impl Grants {
@@ -189,13 +192,97 @@ impl Grants {
             || self.namespaces.contains(namespace)
             || self.namespaces.contains(&format!("{cluster}/{namespace}"))
     }
+}
 
-    /// `Some(true)`: on everything seen; `Some(false)`: only on what its groups own.
-    pub fn may(&self, action: Action) -> Option<bool> {
-        if self.admin {
-            return Some(true);
+/// What the graph found out about the target of an action — everything [`decide`] needs
+/// besides the caller's grants, so that the decision itself is a pure function.
+#[derive(Debug, Clone, Copy)]
+pub struct Facts<'a> {
+    pub target: Target<'a>,
+    /// Group refs that own the target in the catalog (`spec.owner` of the entities the joins
+    /// find for it: an app's components, an object's components or its app's).
+    pub owners: &'a [String],
+    /// The caller's group refs (with their parent groups).
+    pub caller_groups: &'a [String],
+}
+
+/// What an action is taken on.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    /// An ArgoCD application, by where it lives.
+    Application { instance: &'a str, project: &'a str },
+    /// A Kubernetes object in a namespace. `via_destination`: an application the caller sees
+    /// deploys into that namespace, and the app's project allows it as a destination.
+    Object {
+        cluster: &'a str,
+        namespace: &'a str,
+        via_destination: bool,
+    },
+    /// Something that does not exist yet (a template run): whoever creates it owns it, so an
+    /// owned-only grant needs the caller to be in a group.
+    New,
+}
+
+/// Why an action was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// No role of the caller grants the action.
+    NotGranted,
+    /// The caller does not see the target (it must look missing).
+    Invisible,
+    /// The grant is owned-only and none of the caller's groups owns the target.
+    NotOwner,
+}
+
+/// The one answer to "may this caller take this action on this target?".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Allowed, on this grant's scope (`ActOn::All`: on everything seen; `Owned`: as an owner).
+    Allow(ActOn),
+    Deny(Denied),
+}
+
+impl Decision {
+    pub fn allowed(self) -> bool {
+        matches!(self, Decision::Allow(_))
+    }
+}
+
+/// Decides an action: the grant (admin, or a role granting `action`), then visibility of the
+/// target, then — for owned-only grants — ownership. Pure: the graph gathers the facts.
+pub fn decide(grants: &Grants, action: Action, facts: &Facts<'_>) -> Decision {
+    if grants.admin {
+        return Decision::Allow(ActOn::All);
+    }
+    let Some(on) = grants.actions.get(&action).copied() else {
+        return Decision::Deny(Denied::NotGranted);
+    };
+    let visible = match facts.target {
+        Target::Application { instance, project } => grants.sees_project(instance, project),
+        Target::Object {
+            cluster,
+            namespace,
+            via_destination,
+        } => {
+            grants.sees_namespace_explicitly(cluster, namespace)
+                || (grants.destination_namespaces && via_destination && !namespace.is_empty())
         }
-        self.actions.get(&action).copied()
+        Target::New => true,
+    };
+    if !visible {
+        return Decision::Deny(Denied::Invisible);
+    }
+    if on == ActOn::All {
+        return Decision::Allow(ActOn::All);
+    }
+    let owns = match facts.target {
+        Target::New => !facts.caller_groups.is_empty(),
+        _ => facts.owners.iter().any(|o| facts.caller_groups.contains(o)),
+    };
+    if owns {
+        Decision::Allow(ActOn::Owned)
+    } else {
+        Decision::Deny(Denied::NotOwner)
     }
 }
 
@@ -267,9 +354,11 @@ impl Policy {
                 }
             }
             for a in &role.actions {
-                let on_all = role.act_on == ActOn::All;
-                let e = g.actions.entry(*a).or_insert(on_all);
-                *e |= on_all;
+                // The wider scope of two roles granting the same action wins.
+                let e = g.actions.entry(*a).or_insert(role.act_on);
+                if role.act_on == ActOn::All {
+                    *e = ActOn::All;
+                }
             }
         }
         g
@@ -286,14 +375,18 @@ mod tests {
         let admin =
             p.grants_of_roles(&p.roles_of("user:default/alice", &[group_ref("platform-team")]));
         assert!(admin.admin && admin.sees_project("main", "platform"));
-        assert_eq!(admin.may(Action::Sync), Some(true));
+        assert!(admin.admin);
 
         let member = p.grants_of_roles(&p.roles_of("user:default/carol", &[group_ref("app-team")]));
         assert_eq!(member.roles, ["member"]);
         assert!(member.sees_project("main", "applications"));
         assert!(!member.sees_project("main", "platform"));
         assert!(member.destination_namespaces && !member.all_namespaces);
-        assert_eq!(member.may(Action::Sync), Some(false), "owned only");
+        assert_eq!(
+            member.actions.get(&Action::Sync),
+            Some(&ActOn::Owned),
+            "owned only"
+        );
 
         let nobody = p.grants_of_roles(&p.roles_of("user:default/erin", &[]));
         assert_eq!(nobody.roles, ["member"]);
@@ -325,5 +418,215 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("bindings[0].role"));
+    }
+
+    /// The seed's boundary, persona by persona, for every action, without any state.
+    #[test]
+    fn decide_follows_the_seed_boundary_for_every_action() {
+        let p = Policy::default();
+        let persona = |subject: &str, groups: &[&str]| {
+            let groups: Vec<String> = groups.iter().map(|g| group_ref(g)).collect();
+            (p.grants_of_roles(&p.roles_of(subject, &groups)), groups)
+        };
+        let alice = persona("user:default/alice", &["platform-team"]);
+        let carol = persona("user:default/carol", &["app-team"]);
+        let erin = persona("user:default/erin", &[]);
+        let anonymous = (p.grants_of_roles(&["read-only".to_string()]), Vec::new());
+        let app_team = vec![group_ref("app-team")];
+        let platform_team = vec![group_ref("platform-team")];
+        let app = |project| Target::Application {
+            instance: "main",
+            project,
+        };
+        let object = |namespace, via_destination| Target::Object {
+            cluster: "demo",
+            namespace,
+            via_destination,
+        };
+        use Decision::{Allow, Deny};
+        use Denied::*;
+        let app_actions = [
+            Action::Sync,
+            Action::Rollback,
+            Action::Refresh,
+            Action::Terminate,
+        ];
+        let (app_team, platform_team) = (app_team.as_slice(), platform_team.as_slice());
+        /// One line of the boundary table.
+        struct Row<'a> {
+            who: &'a str,
+            caller: &'a (Grants, Vec<String>),
+            target: Target<'a>,
+            owners: &'a [String],
+            actions: Vec<Action>,
+            expected: Decision,
+        }
+        let row = |who, caller, target, owners, actions: &[Action], expected| Row {
+            who,
+            caller,
+            target,
+            owners,
+            actions: actions.to_vec(),
+            expected,
+        };
+        let restart = [Action::Restart];
+        let create = [Action::CreateFromTemplate];
+        let every_action = [
+            Action::Sync,
+            Action::Rollback,
+            Action::Refresh,
+            Action::Terminate,
+            Action::Restart,
+            Action::CreateFromTemplate,
+        ];
+        let none: &[String] = &[];
+        let mut table = vec![
+            row(
+                "alice",
+                &alice,
+                app("platform"),
+                platform_team,
+                &app_actions,
+                Allow(ActOn::All),
+            ),
+            row(
+                "alice",
+                &alice,
+                app("applications"),
+                app_team,
+                &app_actions,
+                Allow(ActOn::All),
+            ),
+            row(
+                "alice",
+                &alice,
+                object("argocd", false),
+                none,
+                &restart,
+                Allow(ActOn::All),
+            ),
+            row(
+                "alice",
+                &alice,
+                Target::New,
+                none,
+                &create,
+                Allow(ActOn::All),
+            ),
+            row(
+                "carol",
+                &carol,
+                app("applications"),
+                app_team,
+                &app_actions,
+                Allow(ActOn::Owned),
+            ),
+            row(
+                "carol",
+                &carol,
+                app("applications"),
+                platform_team,
+                &app_actions,
+                Deny(NotOwner),
+            ),
+            row(
+                "carol",
+                &carol,
+                app("platform"),
+                app_team,
+                &app_actions,
+                Deny(Invisible),
+            ),
+            row(
+                "carol",
+                &carol,
+                object("sample-app", true),
+                app_team,
+                &restart,
+                Allow(ActOn::Owned),
+            ),
+            row(
+                "carol",
+                &carol,
+                object("sample-app", true),
+                platform_team,
+                &restart,
+                Deny(NotOwner),
+            ),
+            row(
+                "carol",
+                &carol,
+                object("ingress-nginx", false),
+                app_team,
+                &restart,
+                Deny(Invisible),
+            ),
+            row(
+                "carol",
+                &carol,
+                Target::New,
+                none,
+                &create,
+                Allow(ActOn::Owned),
+            ),
+            row(
+                "erin",
+                &erin,
+                app("applications"),
+                app_team,
+                &app_actions,
+                Deny(NotOwner),
+            ),
+            row(
+                "erin",
+                &erin,
+                app("platform"),
+                platform_team,
+                &app_actions,
+                Deny(Invisible),
+            ),
+            row(
+                "erin",
+                &erin,
+                object("sample-app", true),
+                app_team,
+                &restart,
+                Deny(NotOwner),
+            ),
+            row("erin", &erin, Target::New, none, &create, Deny(NotOwner)),
+        ];
+        for target in [
+            app("applications"),
+            app("platform"),
+            object("sample-app", true),
+            Target::New,
+        ] {
+            table.push(row(
+                "anonymous",
+                &anonymous,
+                target,
+                none,
+                &every_action,
+                Deny(NotGranted),
+            ));
+        }
+        for r in table {
+            let (grants, groups) = r.caller;
+            for action in r.actions {
+                let facts = Facts {
+                    target: r.target,
+                    owners: r.owners,
+                    caller_groups: groups,
+                };
+                assert_eq!(
+                    decide(grants, action, &facts),
+                    r.expected,
+                    "{} {action:?} on {:?} owned by {:?}",
+                    r.who,
+                    r.target,
+                    r.owners
+                );
+            }
+        }
     }
 }

@@ -63,7 +63,7 @@ impl Default for ArgoTiming {
 }
 
 /// What the seed says about one app.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppSpec {
     pub name: String,
     pub project: String,
@@ -462,12 +462,18 @@ pub fn seed_apps(scale: usize) -> Vec<AppSpec> {
 }
 
 fn projects() -> Vec<Value> {
-    let apps_dest: Vec<Value> = super::seed::APPLICATION_APPS
-        .iter()
-        .map(|n| json!({"server": "https://kubernetes.default.svc", "namespace": n}))
-        .chain(std::iter::once(
-            json!({"server": "https://kubernetes.default.svc", "namespace": "svc-*"}),
-        ))
+    // Application teams deploy anywhere in the cluster except where the platform lives (deny
+    // rules, `!`, as ArgoCD reads them): a new service's namespace needs no project change,
+    // and no app spec can claim a platform namespace.
+    let in_cluster = "https://kubernetes.default.svc";
+    let apps_dest: Vec<Value> = std::iter::once(json!({"server": in_cluster, "namespace": "*"}))
+        .chain(
+            super::seed::PLATFORM_APPS
+                .iter()
+                .map(|n| if *n == "namespaces" { "default" } else { n })
+                .chain(["kube-system", "kube-public", "kube-node-lease"])
+                .map(|n| json!({"server": "*", "namespace": format!("!{n}")})),
+        )
         .collect();
     vec![
         json!({"metadata": {"name": "default", "namespace": "argocd"},
@@ -479,7 +485,7 @@ fn projects() -> Vec<Value> {
                         "destinations": [{"server": "https://kubernetes.default.svc", "namespace": "*"}],
                         "clusterResourceWhitelist": [{"group": "*", "kind": "*"}]}}),
         json!({"metadata": {"name": "applications", "namespace": "argocd"},
-               "spec": {"description": "Application teams: their namespaces only",
+               "spec": {"description": "Application teams: any namespace but the platform's",
                         "sourceRepos": ["https://github.com/yourcompany/*"],
                         "destinations": apps_dest}}),
     ]
@@ -662,8 +668,19 @@ impl ArgoCdSim {
         }
     }
 
-    /// Adds an application (the template flow's "adds an ArgoCD app").
-    pub fn add_app(&self, spec: AppSpec) {
+    /// Adds an application (the template flow's "adds an ArgoCD app"), as `argocd app create`
+    /// without `--upsert` does: an existing application with the same spec is left as it is,
+    /// one with a different spec is refused with ArgoCD's own words.
+    pub fn add_app(&self, spec: AppSpec) -> Result<(), String> {
+        if let Some(existing) = self.inner.apps.lock().get(&spec.name) {
+            if existing.spec == spec {
+                return Ok(());
+            }
+            return Err(
+                "rpc error: code = InvalidArgument desc = existing application spec is different, use upsert flag to force update"
+                    .into(),
+            );
+        }
         if self.inner.git.head(&spec.repo_slug).is_none() {
             self.inner.git.create(
                 &spec.repo_slug,
@@ -697,6 +714,7 @@ impl ArgoCdSim {
         let v = app.to_json();
         self.inner.apps.lock().insert(name.clone(), app);
         let _ = self.inner.events.send(Arc::new(("ADDED".into(), name, v)));
+        Ok(())
     }
 
     /// Starts a sync of an app to its current head, as auto-sync would.

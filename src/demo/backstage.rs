@@ -1280,7 +1280,11 @@ fn task_event(inner: &Inner, id: &str, kind: &str, body: Value) {
     let n = t.events.len() as i64 + 1;
     t.events.push(json!({"id": n, "isTaskRecoverable": false, "taskId": id, "body": body, "type": kind, "createdAt": now_iso()}));
     if kind == "completion" {
-        t.status = "completed";
+        t.status = if body.get("error").is_some() {
+            "failed"
+        } else {
+            "completed"
+        };
     } else {
         t.status = "processing";
     }
@@ -1338,6 +1342,29 @@ async fn run_task(inner: Arc<Inner>, id: String, values: Value, steps: Value) {
                         "annotations": {"argocd/app-name": name, "backstage.io/kubernetes-id": name,
                                         "backstage.io/kubernetes-namespace": name, "github.com/project-slug": format!("yourcompany/{name}")}},
                     "spec": {"type": "service", "lifecycle": "experimental", "owner": owner, "system": "idp"}});
+                // Backstage refuses to let a new location take over an entity ref another
+                // location owns (409 ConflictError); the run fails at this step.
+                if let Some(r) =
+                    canonical_ref(&def).filter(|r| inner.data.read().by_ref.contains_key(r))
+                {
+                    let message = format!(
+                        "Conflicting entity {r}: it is already registered by location {}",
+                        inner.location
+                    );
+                    task_event(
+                        &inner,
+                        &id,
+                        "log",
+                        json!({"message": format!("\u{1b}[31merror\u{1b}[39m: ConflictError: {message}"), "stepId": step_id, "status": "failed"}),
+                    );
+                    task_event(
+                        &inner,
+                        &id,
+                        "completion",
+                        json!({"message": "Run completed with status: failed", "error": {"name": "ConflictError", "message": message}}),
+                    );
+                    return;
+                }
                 if let Some(r) = canonical_ref(&def) {
                     let mut data = inner.data.write();
                     let uid = uuid::Uuid::new_v4().to_string();

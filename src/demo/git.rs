@@ -23,6 +23,8 @@ pub struct Repo {
     pub default_branch: String,
     pub language: Option<String>,
     pub topics: Vec<String>,
+    /// GitHub's `visibility`: `public`, `internal` (the organisation's members) or `private`.
+    pub visibility: String,
     pub created_at: DateTime<Utc>,
     /// Oldest first; the last is the head of the default branch.
     pub commits: Vec<Commit>,
@@ -56,6 +58,7 @@ impl GitWorld {
             default_branch: "main".into(),
             language: language.map(str::to_string),
             topics: vec!["idp".into()],
+            visibility: super::seed::visibility_of(slug).into(),
             created_at,
             commits: Vec::new(),
         };

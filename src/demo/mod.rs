@@ -98,6 +98,12 @@ impl DemoWorld {
     pub async fn start(opts: &DemoOptions) -> std::io::Result<Self> {
         let shutdown = CancellationToken::new();
         let git = std::sync::Arc::new(git::GitWorld::default());
+        git.create(
+            seed::UNCATALOGUED_REPO,
+            "Sealed secrets of the platform",
+            Some("YAML"),
+            3,
+        );
         let backstage = BackstageSim::start_with(
             seed::catalog(opts.scale),
             DEMO_TOKEN,
@@ -133,7 +139,10 @@ impl DemoWorld {
                 spec.dest_namespace = name.to_string();
                 spec.auto_sync = true;
                 spec.image = format!("registry.yourcompany.example/{name}:0.1.0");
-                argo.add_app(spec);
+                if let Err(e) = argo.add_app(spec) {
+                    tracing::warn!(app = %name, error = %e, "the simulated ArgoCD refused the template's application");
+                    return;
+                }
                 let (argo, name) = (argo.clone(), name.to_string());
                 tokio::spawn(async move {
                     tokio::time::sleep(std::time::Duration::from_millis(200)).await;

@@ -8,6 +8,20 @@ pub const PLATFORM_APPS: [&str; 4] = ["argocd", "ingress-nginx", "namespaces", "
 pub const APPLICATION_APPS: [&str; 4] = ["sample-app", "my-app", "app-2", "app-3"];
 pub const GITOPS_REPO: &str = "yourcompany/idp";
 
+/// A repository of the organisation that no catalog component names (its secrets' sealed
+/// manifests): private, so only platform-team may read it through the graph.
+pub const UNCATALOGUED_REPO: &str = "yourcompany/infra-secrets";
+
+/// Each demo repository's GitHub visibility: the GitOps repo, the uncatalogued one and app-3
+/// are `private`, sample-app (the seed's hello world) is `public`, the rest `internal`.
+pub fn visibility_of(slug: &str) -> &'static str {
+    match slug {
+        GITOPS_REPO | UNCATALOGUED_REPO | "yourcompany/app-3" => "private",
+        "yourcompany/sample-app" => "public",
+        _ => "internal",
+    }
+}
+
 fn component(
     name: &str,
     owner: &str,

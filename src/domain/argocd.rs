@@ -258,6 +258,55 @@ pub struct ProjectDestination {
     pub namespace: Option<String>,
 }
 
+/// A glob as ArgoCD matches destinations with: `*` any run of characters, `?` one character.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    // Iterative matching with one backtrack point (the last `*`): linear in practice.
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+impl ProjectDestination {
+    /// A deny rule (`!` before the server, name or namespace).
+    fn is_deny(&self) -> bool {
+        [&self.server, &self.name, &self.namespace]
+            .iter()
+            .any(|f| f.as_deref().is_some_and(|v| v.starts_with('!')))
+    }
+
+    /// Does this rule (read without its `!`) match an application's destination?
+    fn matches(&self, d: &Destination) -> bool {
+        let bare = |f: &Option<String>| f.as_deref().map(|v| v.trim_start_matches('!').to_string());
+        let cluster = match (bare(&self.server), bare(&self.name)) {
+            (Some(s), _) if d.server.is_some() => glob_match(&s, d.server.as_deref().unwrap_or("")),
+            (_, Some(n)) if d.name.is_some() => glob_match(&n, d.name.as_deref().unwrap_or("")),
+            (Some(s), _) => glob_match(&s, ""),
+            _ => false,
+        };
+        cluster
+            && glob_match(
+                &bare(&self.namespace).unwrap_or_default(),
+                d.namespace.as_deref().unwrap_or(""),
+            )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Project {
     pub instance: String,
@@ -267,6 +316,16 @@ pub struct Project {
     pub destinations: Vec<ProjectDestination>,
     /// `group/kind` entries of `clusterResourceWhitelist`; empty means none allowed.
     pub cluster_resource_whitelist: Vec<String>,
+}
+
+impl Project {
+    /// Does the project allow an application to deploy there? As ArgoCD decides it: no deny
+    /// rule (`!`-prefixed) matches, and some allow rule does. An app spec can claim any
+    /// destination; only its project's rules make the claim good.
+    pub fn permits(&self, d: &Destination) -> bool {
+        let (deny, allow): (Vec<_>, Vec<_>) = self.destinations.iter().partition(|r| r.is_deny());
+        !deny.iter().any(|r| r.matches(d)) && allow.iter().any(|r| r.matches(d))
+    }
 }
 
 /// A resource an action names (`group`/`kind`/`namespace`/`name`).
@@ -310,4 +369,86 @@ pub struct ResourceNode {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ResourceTree {
     pub nodes: Vec<ResourceNode>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(server: &str, namespace: &str) -> ProjectDestination {
+        ProjectDestination {
+            server: Some(server.into()),
+            name: None,
+            namespace: Some(namespace.into()),
+        }
+    }
+
+    fn dest(server: &str, namespace: &str) -> Destination {
+        Destination {
+            server: Some(server.into()),
+            name: None,
+            namespace: Some(namespace.into()),
+        }
+    }
+
+    #[test]
+    fn globs_match_as_argocd_reads_them() {
+        for (p, t, m) in [
+            ("*", "", true),
+            ("*", "anything", true),
+            ("svc-*", "svc-00042", true),
+            ("svc-*", "svc", false),
+            ("app-?", "app-3", true),
+            ("app-?", "app-33", false),
+            ("a*b*c", "aXXbYYc", true),
+            ("a*b*c", "aXXbYY", false),
+            ("sample-app", "sample-app", true),
+            ("sample-app", "sample-app2", false),
+        ] {
+            assert_eq!(glob_match(p, t), m, "{p} ~ {t}");
+        }
+    }
+
+    #[test]
+    fn a_project_permits_its_destinations_and_no_denied_one() {
+        let in_cluster = "https://kubernetes.default.svc";
+        let p = Project {
+            instance: "main".into(),
+            name: "applications".into(),
+            description: None,
+            source_repos: vec![],
+            destinations: vec![
+                rule(in_cluster, "*"),
+                rule(in_cluster, "!ingress-nginx"),
+                rule("*", "!kube-*"),
+            ],
+            cluster_resource_whitelist: vec![],
+        };
+        assert!(p.permits(&dest(in_cluster, "sample-app")));
+        assert!(p.permits(&dest(in_cluster, "payments")));
+        assert!(!p.permits(&dest(in_cluster, "ingress-nginx")), "denied");
+        assert!(
+            !p.permits(&dest(in_cluster, "kube-system")),
+            "denied by glob"
+        );
+        assert!(
+            !p.permits(&dest("https://other:6443", "sample-app")),
+            "no allow rule"
+        );
+        let narrow = Project {
+            destinations: vec![rule(in_cluster, "sample-app"), rule(in_cluster, "svc-*")],
+            ..p
+        };
+        assert!(narrow.permits(&dest(in_cluster, "svc-00001")));
+        assert!(!narrow.permits(&dest(in_cluster, "argocd")));
+        let by_name = Destination {
+            server: None,
+            name: Some("in-cluster".into()),
+            namespace: Some("sample-app".into()),
+        };
+        assert!(
+            !narrow.permits(&by_name),
+            "a rule by server does not match a destination by name"
+        );
+    }
 }

@@ -6,11 +6,13 @@
 //!   operation-phase moves (`OUT_OF_SYNC → SYNCED`, `HEALTHY → DEGRADED`, `RUNNING → FAILED`).
 //! - `RolloutChange`: a Deployment's rollout moved; `transition` says how (progress, complete,
 //!   stalled, deleted).
+//! - `ObjectChange`: any Kubernetes object of a kept kind (Pods and Events included) appeared,
+//!   changed (another `resourceVersion`) or went.
 
 use std::sync::Arc;
 
 use crate::domain::argocd::{AppKey, Application, HealthStatus, OperationPhase, SyncStatus};
-use crate::domain::kubernetes::{DeploymentInfo, Rollout, RolloutState};
+use crate::domain::kubernetes::{DeploymentInfo, KubeObject, Rollout, RolloutState};
 use crate::domain::Entity;
 
 /// What happened to one object.
@@ -177,6 +179,28 @@ pub enum RepositoryCause {
     Detected,
 }
 
+/// A Kubernetes object appeared, changed or went (every kept kind; a Deployment whose rollout
+/// moved also gives a `RolloutChange`).
+#[derive(Debug, Clone)]
+pub struct ObjectChange {
+    pub cluster: String,
+    pub kind: ChangeKind,
+    /// `None` when it appeared.
+    pub previous: Option<KubeObject>,
+    /// `None` when it went.
+    pub current: Option<KubeObject>,
+}
+
+impl ObjectChange {
+    /// The object as it is now, or as it was when it went.
+    pub fn object(&self) -> &KubeObject {
+        self.current
+            .as_ref()
+            .or(self.previous.as_ref())
+            .expect("BUG: an ObjectChange has a previous or a current object")
+    }
+}
+
 /// Everything the bus carries.
 #[derive(Debug, Clone)]
 pub enum Change {
@@ -184,6 +208,7 @@ pub enum Change {
     Application(AppChange),
     Rollout(RolloutChange),
     Repository(RepositoryChange),
+    Object(ObjectChange),
 }
 
 #[cfg(test)]

@@ -13,10 +13,13 @@ use parking_lot::Mutex;
 use tokio::sync::broadcast;
 
 mod changes;
+mod cursor;
+
+pub use cursor::CursorKey;
 
 pub use changes::{
-    app_transitions, AppChange, AppTransition, Change, ChangeKind, EntityChange, RepositoryCause,
-    RepositoryChange, RolloutChange, RolloutTransition,
+    app_transitions, AppChange, AppTransition, Change, ChangeKind, EntityChange, ObjectChange,
+    RepositoryCause, RepositoryChange, RolloutChange, RolloutTransition,
 };
 
 /// `events.replay_secs`'s default: five minutes of events for a reconnecting client — a
@@ -44,7 +47,9 @@ pub struct EventBus {
     replay_age: chrono::Duration,
     /// Random per process: sequence numbers only mean something within one epoch, so a cursor
     /// from before a restart (or from another replica) is recognised instead of misread.
-    epoch: String,
+    epoch: u32,
+    /// Seals positions into opaque cursors (`cursor.rs`).
+    cursor_key: CursorKey,
 }
 
 /// A string that is not a cursor this server (or another epoch of it) issued.
@@ -79,8 +84,15 @@ impl EventBus {
             )),
             replay: replay.max(1),
             replay_age: chrono::Duration::from_std(replay_age).unwrap_or(chrono::Duration::MAX),
-            epoch: format!("{:08x}", rand::random::<u32>()),
+            epoch: rand::random::<u32>(),
+            cursor_key: CursorKey::random(),
         }
+    }
+
+    /// Cursors sealed with `key` (from the configuration, shared by replicas).
+    pub fn with_cursor_key(mut self, key: CursorKey) -> Self {
+        self.cursor_key = key;
+        self
     }
 
     /// Publishes changes in order. Having no subscriber is normal, not an error.
@@ -136,20 +148,18 @@ impl EventBus {
         }
     }
 
-    /// The cursor clients see for a sequence number: `<epoch>-<seq>`.
+    /// The cursor clients see for a sequence number: opaque (`cursor.rs`).
     pub fn cursor(&self, seq: u64) -> String {
-        format!("{}-{seq}", self.epoch)
+        self.cursor_key.seal(self.epoch, seq)
     }
 
     /// The sequence number in a cursor of this epoch; `Ok(None)` for a cursor of another epoch
-    /// (the caller resyncs), `Err` for something that is not a cursor.
+    /// (the caller resyncs), `Err` for something that is not a cursor sealed with our key.
     pub fn parse_cursor(&self, cursor: &str) -> Result<Option<u64>, NotACursor> {
-        let (epoch, seq) = cursor.trim().split_once('-').ok_or(NotACursor)?;
-        let seq = seq.parse::<u64>().map_err(|_| NotACursor)?;
-        if epoch.len() != 8 || !epoch.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(NotACursor);
-        }
-        Ok((epoch == self.epoch).then_some(seq))
+        Ok(self
+            .cursor_key
+            .open(cursor)?
+            .and_then(|(epoch, seq)| (epoch == self.epoch).then_some(seq)))
     }
 
     /// The sequence number the next event will get.

@@ -304,6 +304,11 @@ impl ApplicationNode {
     async fn project(&self) -> &str {
         &self.0.project
     }
+    /// Its AppProject allows its destination (ArgoCD's destination rules, `!` denials
+    /// included). When not, the app grants nobody sight of (or actions in) that namespace.
+    async fn destination_permitted(&self, ctx: &Context<'_>) -> bool {
+        gctx(ctx).state.apps.destination_permitted(&self.0)
+    }
     async fn labels(&self) -> Vec<KeyValue> {
         self.0
             .labels

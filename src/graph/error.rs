@@ -24,6 +24,10 @@ pub enum GraphError {
     /// The upstream this needs is not configured on this server.
     #[error("{0}")]
     NotConfigured(String),
+    /// It would take over something that exists (a template run reusing a component's or an
+    /// application's name).
+    #[error("{0}")]
+    Conflict(String),
     /// An upstream failed or refused; `source` is its instance name.
     #[error("{error}")]
     Upstream {
@@ -39,6 +43,7 @@ impl GraphError {
             Self::NotFound(_) => "NOT_FOUND",
             Self::Forbidden(_) => "FORBIDDEN",
             Self::NotConfigured(_) => "NOT_CONFIGURED",
+            Self::Conflict(_) => "CONFLICT",
             Self::AuditUnavailable(_) => "AUDIT_UNAVAILABLE",
             Self::Upstream { error, .. } => error.code(),
         }
@@ -46,20 +51,46 @@ impl GraphError {
 }
 
 /// The GraphQL error: the message, `extensions.code`, and `extensions.source` for upstreams.
+/// An upstream failure's message is a fixed sentence per code; the upstream's own text (its
+/// URL, its raw error) goes to `extensions.detail`, which the HTTP pipeline shows to
+/// platform-team only (`http::upstream_errors`) — so a path that forgot to redact still shows
+/// nothing raw.
 impl ErrorExtensions for GraphError {
     fn extend(&self) -> Error {
         let code = self.code();
-        let source = match self {
-            GraphError::Upstream { instance, .. } => Some(instance.clone()),
-            _ => None,
+        let (message, source, detail) = match self {
+            GraphError::Upstream { instance, error } => (
+                safe_upstream_message(instance, code),
+                Some(instance.clone()),
+                Some(error.to_string()),
+            ),
+            other => (other.to_string(), None, None),
         };
-        Error::new(self.to_string()).extend_with(move |_, ext| {
+        Error::new(message).extend_with(move |_, ext| {
             ext.set("code", code);
             if let Some(s) = &source {
                 ext.set("source", s.as_str());
             }
+            if let Some(d) = &detail {
+                ext.set("detail", d.as_str());
+            }
         })
     }
+}
+
+/// What any caller may read about an upstream failure: who failed, and how, in fixed words.
+fn safe_upstream_message(source: &str, code: &str) -> String {
+    let what = match code {
+        "UPSTREAM_TIMEOUT" => "did not answer in time",
+        "UPSTREAM_UNAUTHORIZED" => "refused this server's credentials",
+        "NOT_FOUND" => "has no such object",
+        "CONFLICT" => "refused: the object's current state does not allow this",
+        "FORBIDDEN" => "refused this server the action",
+        "RATE_LIMITED" => "is rate-limiting this server; try again later",
+        "BAD_USER_INPUT" => "refused the input",
+        _ => "is unavailable or failed",
+    };
+    format!("upstream `{source}` {what}")
 }
 
 pub fn bad_input(message: impl Into<String>) -> Error {
@@ -84,8 +115,14 @@ pub fn admit(log: &crate::auth::audit::AuditLog) -> Result<(), Error> {
         .map_err(|e| GraphError::AuditUnavailable(e.to_string()).extend())
 }
 
-/// An upstream failure, attributed to the source instance it came from.
+pub fn conflict(message: impl Into<String>) -> Error {
+    GraphError::Conflict(message.into()).extend()
+}
+
+/// An upstream failure, attributed to the source instance it came from. The full text is
+/// logged here, once.
 pub fn upstream(source: &str, err: &SourceError) -> Error {
+    tracing::warn!(source, code = err.code(), error = %err, "upstream failure answered to a caller");
     GraphError::Upstream {
         instance: source.to_string(),
         error: err.clone(),

@@ -89,8 +89,70 @@ pub fn loaders(source: &Arc<GitHubSource>) -> (DataLoader<RepoLoader>, DataLoade
     )
 }
 
-/// A repository via the loader; `None` when GitHub is not configured or the repo is unknown.
+/// Who may see a repository's data (its fields, commits, pull requests, runs) follows
+/// GitHub's own `visibility`: `public` to everyone, `internal` to every signed-in caller,
+/// `private` (or anything else) only to platform-team, the owners of a component naming the
+/// repository, and callers who see an application deploying from it. A repository the caller
+/// may not see answers as a missing one does (`null`).
+pub fn sees_repository(
+    viewer: &Viewer<'_>,
+    source: Option<&GitHubSource>,
+    slug: &str,
+    visibility: Option<&str>,
+) -> bool {
+    match visibility {
+        Some("public") => true,
+        Some("internal") if viewer.principal.subject.is_some() => true,
+        _ => sees_private_repository(viewer, source, slug),
+    }
+}
+
+/// The `private` rule: platform-team, a component's owners, an application's viewers.
+fn sees_private_repository(viewer: &Viewer<'_>, source: Option<&GitHubSource>, slug: &str) -> bool {
+    if viewer.is_admin() {
+        return true;
+    }
+    if viewer.owns_any(&viewer.state().entities_of_repository(slug)) {
+        return true;
+    }
+    let Some(source) = source else {
+        return false;
+    };
+    let host = source.web_host();
+    let hosts = [host.as_str(), "github.com"];
+    !viewer
+        .state()
+        .apps
+        .select(|a| {
+            viewer.sees_app(a)
+                && a.repo_urls().any(|u| {
+                    crate::domain::joins::github_slug_of_repo_url(u, &hosts).as_deref()
+                        == Some(slug)
+                })
+        })
+        .is_empty()
+}
+
+/// May the caller see data of `slug` at all? Cheap when the joins say yes (the caller owns
+/// or deploys from it); otherwise asks the repository's visibility (cached like any read).
+pub async fn may_see_repository(ctx: &Context<'_>, slug: &str) -> Result<bool> {
+    let source = ctx.data_opt::<Arc<GitHubSource>>().map(|s| &**s);
+    if sees_private_repository(&Viewer::of(ctx), source, slug) {
+        return Ok(true);
+    }
+    Ok(load_repository(ctx, slug).await?.is_some())
+}
+
+/// A repository via the loader, as the caller may see it; `None` when GitHub is not
+/// configured, the repo is unknown, or hidden from the caller.
 pub async fn load_repository(ctx: &Context<'_>, slug: &str) -> Result<Option<RepositoryNode>> {
+    Ok(load_any_repository(ctx, slug).await?.filter(|r| {
+        let source = ctx.data_opt::<Arc<GitHubSource>>().map(|s| &**s);
+        sees_repository(&Viewer::of(ctx), source, slug, Some(&r.repo.visibility))
+    }))
+}
+
+async fn load_any_repository(ctx: &Context<'_>, slug: &str) -> Result<Option<RepositoryNode>> {
     let Some(loader) = ctx.data_opt::<DataLoader<RepoLoader>>() else {
         return Ok(None);
     };
@@ -133,11 +195,15 @@ pub async fn load_repository(ctx: &Context<'_>, slug: &str) -> Result<Option<Rep
     )
 }
 
-/// A commit of a repository via the loader.
+/// A commit of a repository via the loader (`None` too when the repository is hidden from
+/// the caller).
 pub async fn load_commit(ctx: &Context<'_>, slug: &str, sha: &str) -> Result<Option<CommitNode>> {
     let Some(loader) = ctx.data_opt::<DataLoader<CommitLoader>>() else {
         return Ok(None);
     };
+    if !may_see_repository(ctx, slug).await? {
+        return Ok(None);
+    }
     if let Some(c) = ctx
         .data_opt::<Arc<GitHubSource>>()
         .and_then(|s| s.commit_if_known(slug, sha))

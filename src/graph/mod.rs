@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use async_graphql::{Context, Schema};
 
+use crate::auth::policy::{decide, Decision, Facts, Target};
 use crate::auth::{Action, Principal};
 use crate::config::Limits;
 use crate::domain::Entity;
@@ -78,6 +79,11 @@ impl<'a> Viewer<'a> {
         Self { principal, state }
     }
 
+    /// The state this viewer looks at (for joins that decide visibility).
+    pub fn state(&self) -> &'a State {
+        self.state
+    }
+
     pub fn is_admin(&self) -> bool {
         self.principal.grants().admin
     }
@@ -96,14 +102,21 @@ impl<'a> Viewer<'a> {
         if g.sees_namespace_explicitly(cluster, namespace) {
             return true;
         }
-        if !g.destination_namespaces || namespace.is_empty() {
+        g.destination_namespaces && self.via_destination(cluster, namespace)
+    }
+
+    /// Does an application the caller sees deploy into this namespace of this cluster?
+    fn via_destination(&self, cluster: &str, namespace: &str) -> bool {
+        if namespace.is_empty() {
             return false;
         }
         let Some(c) = self.state.clusters.get(cluster) else {
             return false;
         };
+        // An app spec can claim any namespace: it counts only where its AppProject allows it.
         self.state.apps.deploying_to(namespace).iter().any(|a| {
             self.sees_app(a)
+                && self.state.apps.destination_permitted(a)
                 && c.is_destination(
                     a.destination.server.as_deref(),
                     a.destination.name.as_deref(),
@@ -115,59 +128,111 @@ impl<'a> Viewer<'a> {
         self.principal.grants().catalog
     }
 
-    /// Is an entity owned (`spec.owner`) by one of the caller's groups?
-    fn owns_entity(&self, e: &Entity) -> bool {
-        e.spec_str("owner").is_some_and(|o| {
-            let owner =
+    /// Does one of the caller's groups own one of these entities?
+    pub fn owns_any(&self, entities: &[Arc<Entity>]) -> bool {
+        Self::owners_of(entities)
+            .iter()
+            .any(|o| self.principal.groups().contains(o))
+    }
+
+    /// Group refs owning entities (`spec.owner`, resolved against each entity's namespace).
+    fn owners_of(entities: &[Arc<Entity>]) -> Vec<String> {
+        let mut owners: Vec<String> = entities
+            .iter()
+            .filter_map(|e| {
+                let o = e.spec_str("owner")?;
                 crate::domain::EntityRef::parse_with_defaults(o, Some("group"), &e.namespace)
+                    .ok()
                     .map(|r| r.to_string())
-                    .unwrap_or_default();
-            self.principal.groups().contains(&owner)
-        })
+            })
+            .collect();
+        owners.sort();
+        owners.dedup();
+        owners
     }
 
-    /// May the caller take `action` on an application it sees? Owned-only grants ask the
-    /// catalog: an entity claiming the app is owned by one of the caller's groups.
+    /// The policy's decision on an application: the graph gathers the facts (its project, the
+    /// owners the joins find), `auth::policy::decide` decides.
+    pub fn decide_on_app(
+        &self,
+        action: Action,
+        a: &crate::domain::argocd::Application,
+    ) -> Decision {
+        let owners = Self::owners_of(&self.state.entities_of_app(a));
+        decide(
+            self.principal.grants(),
+            action,
+            &Facts {
+                target: Target::Application {
+                    instance: &a.key.instance,
+                    project: &a.project,
+                },
+                owners: &owners,
+                caller_groups: self.principal.groups(),
+            },
+        )
+    }
+
     pub fn may_act_on_app(&self, action: Action, a: &crate::domain::argocd::Application) -> bool {
-        match self.principal.grants().may(action) {
-            None => false,
-            Some(true) => self.sees_app(a),
-            Some(false) => {
-                self.sees_app(a)
-                    && self
-                        .state
-                        .entities_of_app(a)
-                        .iter()
-                        .any(|e| self.owns_entity(e))
-            }
-        }
+        self.decide_on_app(action, a).allowed()
     }
 
-    /// The same for a Kubernetes object (owned: an entity claiming it, or its application's).
+    /// The same for a Kubernetes object (owners: entities claiming it, or its application's).
+    pub fn decide_on_object(
+        &self,
+        action: Action,
+        cluster: &crate::state::ClusterStore,
+        meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    ) -> Decision {
+        let namespace = meta.namespace.as_deref().unwrap_or("");
+        let owners = Self::owners_of(&self.state.entities_of_object(cluster, meta));
+        decide(
+            self.principal.grants(),
+            action,
+            &Facts {
+                target: Target::Object {
+                    cluster: &cluster.name,
+                    namespace,
+                    via_destination: self.via_destination(&cluster.name, namespace),
+                },
+                owners: &owners,
+                caller_groups: self.principal.groups(),
+            },
+        )
+    }
+
     pub fn may_act_on_object(
         &self,
         action: Action,
         cluster: &crate::state::ClusterStore,
         meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
     ) -> bool {
-        let ns = meta.namespace.as_deref().unwrap_or("");
-        match self.principal.grants().may(action) {
-            None => false,
-            Some(true) => self.sees_namespace(&cluster.name, ns),
-            Some(false) => {
-                self.sees_namespace(&cluster.name, ns)
-                    && self
-                        .state
-                        .entities_of_object(cluster, meta)
-                        .iter()
-                        .any(|e| self.owns_entity(e))
-            }
-        }
+        self.decide_on_object(action, cluster, meta).allowed()
+    }
+
+    /// May the caller see a scaffolder task? Its creator and platform-team only; a task
+    /// whose creator is not known here is platform-team's.
+    pub fn sees_template_task(&self, task_id: &str) -> bool {
+        self.is_admin()
+            || self
+                .principal
+                .subject
+                .as_deref()
+                .is_some_and(|me| self.state.task_creators.creator(task_id).as_deref() == Some(me))
     }
 
     /// May the caller take an action that has no object yet (createFromTemplate)?
-    pub fn may(&self, action: Action) -> bool {
-        self.principal.grants().may(action).is_some()
+    pub fn may_create(&self, action: Action) -> bool {
+        decide(
+            self.principal.grants(),
+            action,
+            &Facts {
+                target: Target::New,
+                owners: &[],
+                caller_groups: self.principal.groups(),
+            },
+        )
+        .allowed()
     }
 }
 

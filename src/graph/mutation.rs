@@ -9,12 +9,11 @@ use async_graphql::{Context, InputObject, Json, Object, Result, SimpleObject};
 use serde_json::Value;
 
 use super::application::ApplicationNode;
-use super::error::{bad_input, forbidden, not_found, upstream};
+use super::error::{bad_input, conflict, forbidden, not_found, upstream};
 use super::{gctx, Viewer};
 use crate::auth::Action;
 use crate::domain::argocd::Application;
 use crate::domain::argocd::{ResourceRef, SyncOptions};
-use crate::events::Change;
 use crate::sources::argocd::ArgoCdHandle;
 use crate::sources::SourceError;
 
@@ -176,15 +175,12 @@ fn authorize<'a>(ctx: &Context<'a>, app: Arc<Application>, action: Action) -> Re
     Ok(Target { app, argocd })
 }
 
-/// Applies the upstream's view of the app to state and publishes the change. Returns the
-/// stored value itself (a stream event may replace or delete it a moment later).
+/// Hands the upstream's view of the app to its instance's writer (which stores and publishes
+/// it). Returns the stored value itself (a stream event may replace or delete it a moment
+/// later).
 fn apply(ctx: &Context<'_>, app: Application) -> Arc<Application> {
     let state = &gctx(ctx).state;
-    let (stored, change) = state.apps.upsert(app);
-    if let Some(change) = change {
-        state.bus.publish([Change::Application(change)]);
-    }
-    stored
+    crate::state::AppWriter::new(state.clone(), &app.key.instance.clone()).observe(app)
 }
 
 /// The mutation that takes an action (the audit trail's name for it).
@@ -221,6 +217,11 @@ fn finish(
     match outcome {
         Ok((app, raw)) => {
             let audit_id = audit(ctx, action, &target.app, &Ok(()));
+            let raw = if Viewer::of(ctx).is_admin() {
+                raw
+            } else {
+                without_identities(raw)
+            };
             Ok(ApplicationActionResult {
                 application: ApplicationNode(apply(ctx, app)),
                 upstream_response: Json(raw),
@@ -232,6 +233,24 @@ fn finish(
             Err(upstream(&target.app.key.instance, &e))
         }
     }
+}
+
+/// ArgoCD's answer as a caller outside platform-team may read it: without who started past
+/// operations (`initiatedBy`: ArgoCD's usernames and service accounts) or any `username`.
+fn without_identities(mut v: Value) -> Value {
+    fn scrub(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                m.remove("initiatedBy");
+                m.remove("username");
+                m.values_mut().for_each(scrub);
+            }
+            Value::Array(a) => a.iter_mut().for_each(scrub),
+            _ => {}
+        }
+    }
+    scrub(&mut v);
+    v
 }
 
 #[derive(InputObject)]
@@ -299,9 +318,23 @@ impl Mutation {
         }
         let template_ref = template.to_string();
         let viewer = Viewer::of(ctx);
-        if !viewer.may(Action::CreateFromTemplate) {
+        if !viewer.may_create(Action::CreateFromTemplate) {
             super::audit(ctx, "createFromTemplate", &template_ref, "FORBIDDEN", None);
             return Err(forbidden("not allowed to run this template"));
+        }
+        // A run must not take over what exists: a component or an application of that name
+        // (the scaffolder and ArgoCD refuse too, but only after the run has started).
+        if let Some(name) = input.values.0.get("name").and_then(Value::as_str) {
+            let state = &gctx(ctx).state;
+            let component = format!("component:default/{}", name.to_lowercase());
+            if state.catalog.snapshot().get(&component).is_some()
+                || !state.apps.by_name(name).is_empty()
+            {
+                super::audit(ctx, "createFromTemplate", &template_ref, "CONFLICT", None);
+                return Err(conflict(format!(
+                    "`{name}` is already the name of a component or an application"
+                )));
+            }
         }
         let Some(backstage) = gctx(ctx).upstreams.backstage() else {
             return Err(not_found("Backstage is not configured"));
@@ -314,12 +347,17 @@ impl Mutation {
         };
         let audit_id = super::audit(ctx, "createFromTemplate", &template_ref, &outcome, message);
         match result {
-            Ok(id) => Ok(TemplateTask {
-                task_id: id,
-                template_ref,
-                audit_id: Some(audit_id),
-                status: None,
-            }),
+            Ok(id) => {
+                if let Some(me) = &viewer.principal.subject {
+                    gctx(ctx).state.task_creators.record(&id, me);
+                }
+                Ok(TemplateTask {
+                    task_id: id,
+                    template_ref,
+                    audit_id: Some(audit_id),
+                    status: None,
+                })
+            }
             Err(e) => Err(upstream("backstage", &e)),
         }
     }

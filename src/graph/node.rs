@@ -188,6 +188,9 @@ async fn resolve(ctx: &Context<'_>, id: NodeId) -> Result<Option<Node>> {
             let Some(source) = github_for(ctx, &slug) else {
                 return Ok(None);
             };
+            if !super::github::may_see_repository(ctx, &slug).await? {
+                return Ok(None);
+            }
             let f = source.pull_request(&slug, number).await;
             super::github::deliver(ctx, f)?
                 .map(|(p, _, _)| Node::PullRequest(PullRequestNode::new(&slug, p)))
@@ -196,6 +199,9 @@ async fn resolve(ctx: &Context<'_>, id: NodeId) -> Result<Option<Node>> {
             let Some(source) = github_for(ctx, &slug) else {
                 return Ok(None);
             };
+            if !super::github::may_see_repository(ctx, &slug).await? {
+                return Ok(None);
+            }
             let f = source.workflow_run(&slug, run_id).await;
             super::github::deliver(ctx, f)?
                 .map(|(r, _, _)| Node::WorkflowRun(WorkflowRunNode::new(&slug, r)))
@@ -206,7 +212,11 @@ async fn resolve(ctx: &Context<'_>, id: NodeId) -> Result<Option<Node>> {
             let Some(backstage) = g.upstreams.backstage() else {
                 return Ok(None);
             };
-            if task_id.is_empty() || task_id.len() > 200 {
+            // Another caller's task is as missing as one that does not exist.
+            if task_id.is_empty()
+                || task_id.len() > 200
+                || !super::Viewer::of(ctx).sees_template_task(&task_id)
+            {
                 return Ok(None);
             }
             backstage

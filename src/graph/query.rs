@@ -306,14 +306,20 @@ impl Query {
         k8s::secrets(ctx, filter, first, after)
     }
 
+    /// Every configured upstream instance and its health. `objectCount` counts only what the
+    /// caller may see (null where that cannot be told: GitHub, for callers outside
+    /// platform-team).
     async fn sources(&self, ctx: &Context<'_>) -> Vec<SourceStatus> {
-        let admin = Viewer::of(ctx).is_admin();
+        let viewer = Viewer::of(ctx);
         gctx(ctx)
             .state
             .sources
             .all()
             .into_iter()
-            .map(|h| SourceStatus::of(h, admin))
+            .map(|h| {
+                let visible = super::sources::visible_count(&viewer, &h);
+                SourceStatus::of(h, viewer.is_admin(), visible)
+            })
             .collect()
     }
 

@@ -406,6 +406,18 @@ impl Subscription {
         if id.is_empty() || id.len() > 200 {
             return Err(bad_input("`id` must be a task id from createFromTemplate"));
         }
+        // Another caller's task answers as a task that does not exist would (the scaffolder's
+        // 404, whose own words only platform-team reads).
+        if !super::Viewer::of(ctx).sees_template_task(&id) {
+            return Err(super::error::upstream(
+                "backstage",
+                &crate::sources::SourceError::Refused {
+                    status: 404,
+                    code: "NOT_FOUND",
+                    message: format!("no scaffolder task `{id}`"),
+                },
+            ));
+        }
         let Some(backstage) = gctx(ctx).upstreams.backstage() else {
             return Err(super::error::not_found("Backstage is not configured"));
         };
@@ -588,6 +600,10 @@ impl Subscription {
         }
         let state = gctx(ctx).state.clone();
         let after = parse_cursor(&state, after)?;
+        let audience = Audience::of(ctx);
+        let github = ctx
+            .data_opt::<Arc<crate::sources::github::GitHubSource>>()
+            .cloned();
         Ok(feed(&state, after).filter_map(move |f| {
             let out = match f {
                 Feed::Resync(seq) => Some(RepositoryEvent {
@@ -597,7 +613,19 @@ impl Subscription {
                     change: None,
                 }),
                 Feed::Event(event) => match &event.change {
-                    Change::Repository(c) if slugs.as_ref().is_none_or(|s| s.contains(&c.slug)) => {
+                    // GitHub's own visibility, as last seen (unknown: the private rule).
+                    Change::Repository(c)
+                        if slugs.as_ref().is_none_or(|s| s.contains(&c.slug))
+                            && super::github::sees_repository(
+                                &audience.viewer(),
+                                github.as_deref(),
+                                &c.slug,
+                                github
+                                    .as_deref()
+                                    .and_then(|g| g.held_visibility(&c.slug))
+                                    .as_deref(),
+                            ) =>
+                    {
                         Some(RepositoryEvent {
                             cursor: state.bus.cursor(event.seq),
                             event_type: c.cause.into(),

@@ -14,6 +14,7 @@ pub mod response_cache;
 pub mod shared_subscriptions;
 mod sse;
 pub mod ui;
+pub mod upstream_errors;
 pub mod webhooks;
 pub mod ws;
 
@@ -52,7 +53,15 @@ pub fn router(http: HttpState, settings: &crate::config::HttpSettings) -> Router
         .route("/ui/{*path}", get(ui::portal))
         .route("/assets/{name}", get(ui::file));
     if settings.metrics_listen.is_none() {
-        guarded = guarded.route("/metrics", get(metrics::render));
+        // On the main listener the numbers (sources, rates, the audit backlog) are
+        // platform-team's: a token with admin grants, or auth mode `none`.
+        guarded = guarded.route(
+            "/metrics",
+            get(metrics::render).route_layer(axum::middleware::from_fn_with_state(
+                http.clone(),
+                require_admin,
+            )),
+        );
     }
     let guarded = guarded.route_layer(axum::middleware::from_fn_with_state(
         http.clone(),
@@ -106,6 +115,51 @@ pub fn metrics_router(http: HttpState) -> Router {
 
 /// 401 (with `WWW-Authenticate`) unless the request's bearer token is good or anonymous
 /// callers are allowed.
+/// Lets only callers with admin grants through (401 without a usable token, 403 with one
+/// that is not platform-team's).
+async fn require_admin(
+    axum::extract::State(http): axum::extract::State<HttpState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let authorization = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let has_token = authorization.is_some();
+    match http.pipeline.principal(authorization).await {
+        Ok(p) if p.grants().admin => next.run(request).await,
+        Ok(_) => {
+            let (status, code, message) = if has_token {
+                (
+                    axum::http::StatusCode::FORBIDDEN,
+                    "FORBIDDEN",
+                    "/metrics is for platform-team",
+                )
+            } else {
+                (
+                    axum::http::StatusCode::UNAUTHORIZED,
+                    "UNAUTHENTICATED",
+                    "/metrics needs a platform-team token (or http.metrics_listen)",
+                )
+            };
+            (
+                status,
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    "application/json; charset=utf-8",
+                )],
+                serde_json::json!({ "errors": [{"message": message, "extensions": {"code": code}}] })
+                    .to_string(),
+            )
+                .into_response()
+        }
+        // The outer guard answers bad tokens; this is only reached with a good one.
+        Err(e) => (e.status(), e.errors_json().to_string()).into_response(),
+    }
+}
+
 async fn require_caller(
     axum::extract::State(http): axum::extract::State<HttpState>,
     request: axum::extract::Request,

@@ -143,6 +143,8 @@ pub struct Prepared {
     pub principal: Arc<Principal>,
     /// `graphql.operation`: the trace span the execution runs in (upstream calls are children).
     pub span: tracing::Span,
+    /// The id errors and the audit trail name this request by.
+    pub request_id: String,
 }
 
 impl Prepared {
@@ -346,7 +348,7 @@ impl Pipeline {
         );
         let mut request = async_graphql::Request::new(query)
             .data(principal.clone())
-            .data(crate::graph::RequestId(request_id));
+            .data(crate::graph::RequestId(request_id.clone()));
         if let Some(name) = op.operation_name {
             request = request.operation_name(name);
         }
@@ -359,6 +361,7 @@ impl Pipeline {
             operation_type: operation_type.unwrap_or(OperationType::Query),
             principal,
             span,
+            request_id,
         })
     }
 
@@ -366,11 +369,13 @@ impl Pipeline {
     pub async fn execute(&self, p: Prepared) -> Result<async_graphql::Response, RequestError> {
         let timeout = Duration::from_secs_f64(self.limits.request_timeout_secs);
         let mut completion = self.completion(&p);
+        let admin = p.principal.grants().admin;
         let mut response = tokio::time::timeout(timeout, self.schema.execute(p.request))
             .instrument(p.span.clone())
             .await
             .map_err(|_| RequestError::Timeout(timeout))?;
         completion.apply(&mut response);
+        super::upstream_errors::redact(&mut response, admin, &p.request_id);
         if response.is_err() {
             p.span.record("otel.status_code", "ERROR");
         }
@@ -387,11 +392,13 @@ impl Pipeline {
         // events are not traced one by one.
         let _setup = p.span.enter();
         let mut completion = self.completion(&p);
+        let (admin, request_id) = (p.principal.grants().admin, p.request_id.clone());
         let mut results = self
             .schema
             .execute_stream(p.request)
             .map(move |mut r| {
                 completion.apply(&mut r);
+                super::upstream_errors::redact(&mut r, admin, &request_id);
                 r
             })
             .boxed();

@@ -79,10 +79,19 @@ impl Inner {
 }
 
 impl AppStore {
-    /// Applies one observed state of an application. Returns what is now stored, and a change
-    /// only when it differs from before.
-    pub fn upsert(&self, mut app: Application) -> (Arc<Application>, Option<AppChange>) {
-        let _changed = self.generation.after_write();
+    /// Applies one observed state of an application (the writer's way in). Returns what is
+    /// now stored, and a change only when it differs from before; only then does the
+    /// generation move (a re-list that observes nothing new keeps every cached answer).
+    pub(super) fn upsert(&self, app: Application) -> (Arc<Application>, Option<AppChange>) {
+        let (stored, change) = self.upsert_quietly(app);
+        if change.is_some() {
+            self.generation.bump();
+        }
+        (stored, change)
+    }
+
+    /// Stores without moving the generation (the caller does, once).
+    fn upsert_quietly(&self, mut app: Application) -> (Arc<Application>, Option<AppChange>) {
         if let Some(older) = self.inner.read().apps.get(&app.key_string) {
             app.share_unchanged(older);
         }
@@ -104,9 +113,9 @@ impl AppStore {
         (app, change)
     }
 
-    pub fn remove(&self, key: &AppKey) -> Option<AppChange> {
-        let _changed = self.generation.after_write();
+    pub(super) fn remove(&self, key: &AppKey) -> Option<AppChange> {
         let previous = self.inner.write().remove(&key.render())?;
+        self.generation.bump();
         Some(AppChange::new(
             ChangeKind::Deleted,
             key.clone(),
@@ -116,37 +125,81 @@ impl AppStore {
     }
 
     /// Makes an instance's apps exactly `apps` (a full list), returning what changed.
-    pub fn replace_instance(&self, instance: &str, apps: Vec<Application>) -> Vec<AppChange> {
-        let _changed = self.generation.after_write();
+    pub(super) fn replace_instance(
+        &self,
+        instance: &str,
+        apps: Vec<Application>,
+    ) -> Vec<AppChange> {
         let mut changes = Vec::new();
         let mut fresh = BTreeSet::new();
         for app in apps {
             fresh.insert(app.key_string.clone());
-            changes.extend(self.upsert(app).1);
+            changes.extend(self.upsert_quietly(app).1);
         }
-        let stale: Vec<AppKey> = self
+        let stale: Vec<String> = self
             .inner
             .read()
             .apps
             .values()
             .filter(|a| a.key.instance == instance && !fresh.contains(&a.key_string))
-            .map(|a| a.key.clone())
+            .map(|a| a.key_string.clone())
             .collect();
         for key in stale {
-            changes.extend(self.remove(&key));
+            if let Some(previous) = self.inner.write().remove(&key) {
+                changes.push(AppChange::new(
+                    ChangeKind::Deleted,
+                    previous.key.clone(),
+                    Some(previous),
+                    None,
+                ));
+            }
+        }
+        if !changes.is_empty() {
+            self.generation.bump();
         }
         changes
     }
 
-    pub fn set_projects(&self, instance: &str, projects: Vec<Project>) {
-        let _changed = self.generation.after_write();
+    /// An instance's projects; true when they differ from what was held (then the generation
+    /// moves).
+    pub(super) fn set_projects(&self, instance: &str, projects: Vec<Project>) -> bool {
         let mut inner = self.inner.write();
+        let held: Vec<&Arc<Project>> = inner
+            .projects
+            .iter()
+            .filter(|((i, _), _)| i == instance)
+            .map(|(_, p)| p)
+            .collect();
+        let mut sorted: Vec<&Project> = projects.iter().collect();
+        sorted.sort_by(|a, b| a.name.cmp(&b.name));
+        if held.len() == sorted.len() && held.iter().zip(&sorted).all(|(a, b)| ***a == **b) {
+            return false;
+        }
         inner.projects.retain(|(i, _), _| i != instance);
         for p in projects {
             inner
                 .projects
                 .insert((p.instance.clone(), p.name.clone()), Arc::new(p));
         }
+        drop(inner);
+        self.generation.bump();
+        true
+    }
+
+    /// One project of one instance.
+    pub fn project(&self, instance: &str, name: &str) -> Option<Arc<Project>> {
+        super::reads::note(super::reads::Section::ArgoCd);
+        self.inner
+            .read()
+            .projects
+            .get(&(instance.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    /// Does the app's project permit its destination? (Unknown project: no.)
+    pub fn destination_permitted(&self, app: &Application) -> bool {
+        self.project(&app.key.instance, &app.project)
+            .is_some_and(|p| p.permits(&app.destination))
     }
 
     pub fn projects(&self) -> Vec<Arc<Project>> {

@@ -210,7 +210,7 @@ impl CatalogStore {
         self.current.load_full()
     }
 
-    pub fn replace(&self, snapshot: CatalogSnapshot) {
+    pub(super) fn replace(&self, snapshot: CatalogSnapshot) {
         self.current.store(Arc::new(snapshot));
         self.generation.bump();
     }
@@ -218,7 +218,7 @@ impl CatalogStore {
     /// Swaps in a poll's snapshot that holds the same entities as the current one (only its
     /// `observed_at` is newer): kept answers stay valid — the freshness fields that show the
     /// time cap their own answers at a second.
-    pub fn refresh(&self, snapshot: CatalogSnapshot) {
+    pub(super) fn refresh(&self, snapshot: CatalogSnapshot) {
         self.current.store(Arc::new(snapshot));
     }
 }

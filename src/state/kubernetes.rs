@@ -16,63 +16,18 @@ use parking_lot::RwLock;
 
 use super::sources::SourceHealth;
 use crate::domain::kubernetes::{
-    argocd_apps_of, ConfigMapInfo, DeploymentInfo, EventInfo, PodInfo, ReplicaSetInfo, SecretInfo,
-    KUBERNETES_ID_LABEL,
+    argocd_apps_of, rollout, ConfigMapInfo, DeploymentInfo, EventInfo, PodInfo, ReplicaSetInfo,
+    SecretInfo, KUBERNETES_ID_LABEL,
 };
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Kind {
-    Namespace,
-    Deployment,
-    ReplicaSet,
-    StatefulSet,
-    DaemonSet,
-    Pod,
-    Service,
-    Ingress,
-    ConfigMap,
-    Secret,
-    Event,
-}
-
-impl Kind {
-    pub const ALL: [Kind; 11] = [
-        Kind::Namespace,
-        Kind::Deployment,
-        Kind::ReplicaSet,
-        Kind::StatefulSet,
-        Kind::DaemonSet,
-        Kind::Pod,
-        Kind::Service,
-        Kind::Ingress,
-        Kind::ConfigMap,
-        Kind::Secret,
-        Kind::Event,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Namespace => "Namespace",
-            Kind::Deployment => "Deployment",
-            Kind::ReplicaSet => "ReplicaSet",
-            Kind::StatefulSet => "StatefulSet",
-            Kind::DaemonSet => "DaemonSet",
-            Kind::Pod => "Pod",
-            Kind::Service => "Service",
-            Kind::Ingress => "Ingress",
-            Kind::ConfigMap => "ConfigMap",
-            Kind::Secret => "Secret",
-            Kind::Event => "Event",
-        }
-    }
-
-    pub fn parse(kind: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.as_str() == kind)
-    }
-}
+pub use crate::domain::kubernetes::{Kind, KubeObject};
+use crate::events::RolloutChange;
 
 /// (namespace, name); the namespace is "" for cluster-scoped kinds.
 pub type ObjKey = (String, String);
+
+/// (before, after) of one object that changed: `None` before when it appeared, after when it
+/// went.
+pub type Changed<K> = (Option<Arc<K>>, Option<Arc<K>>);
 
 /// One object in one cluster, as the indexes refer to it.
 pub type ObjRef = (Kind, String, String);
@@ -93,12 +48,7 @@ pub enum IndexKey {
 /// Every index key of an object: from its metadata, and for Events their `involvedObject`.
 fn keys_of<K: Stored>(o: &K) -> Vec<IndexKey> {
     let mut keys = index_keys(o.meta());
-    if let Some((ns, kind, name)) = (o as &dyn std::any::Any)
-        .downcast_ref::<EventInfo>()
-        .and_then(|e| e.involved.clone())
-    {
-        keys.push(IndexKey::Involved(ns, kind, name));
-    }
+    keys.extend(o.own_index_keys());
     keys
 }
 
@@ -197,10 +147,24 @@ pub trait Stored:
 {
     const KIND: Kind;
     fn store(c: &ClusterStore) -> &KindStore<Self>;
+    /// The object as the bus carries it.
+    fn object(o: Arc<Self>) -> KubeObject;
+    /// Index keys the kind adds to its metadata's (Events: the object they are about).
+    fn own_index_keys(&self) -> Vec<IndexKey> {
+        Vec::new()
+    }
+    /// How a change of this kind moved a rollout (Deployments only; other kinds have none).
+    fn rollout_change(
+        _cluster: &str,
+        _old: Option<&Arc<Self>>,
+        _new: Option<&Arc<Self>>,
+    ) -> Option<RolloutChange> {
+        None
+    }
 }
 
 macro_rules! stored {
-    ($($ty:ty => $kind:ident, $field:ident;)*) => {
+    ($($ty:ty => $kind:ident, $field:ident $({ $($own:item)* })?;)*) => {
         /// Everything observed in one cluster.
         pub struct ClusterStore {
             pub name: String,
@@ -238,6 +202,11 @@ macro_rules! stored {
             pub fn object_count(&self) -> usize {
                 0 $(+ self.$field.len())*
             }
+
+            /// Namespaced objects of every kind in one namespace (range scans).
+            pub fn objects_in_namespace(&self, namespace: &str) -> usize {
+                0 $(+ self.$field.list(Some(namespace)).len())*
+            }
         }
 
         $(impl Stored for $ty {
@@ -245,13 +214,31 @@ macro_rules! stored {
             fn store(c: &ClusterStore) -> &KindStore<Self> {
                 &c.$field
             }
+            fn object(o: Arc<Self>) -> KubeObject {
+                KubeObject::$kind(o)
+            }
+            $($($own)*)?
         })*
     };
 }
 
 stored! {
     Namespace => Namespace, namespaces;
-    DeploymentInfo => Deployment, deployments;
+    DeploymentInfo => Deployment, deployments {
+        fn rollout_change(
+            cluster: &str,
+            old: Option<&Arc<Self>>,
+            new: Option<&Arc<Self>>,
+        ) -> Option<RolloutChange> {
+            let before = old.map(|d| rollout(d));
+            let after = new.map(|d| rollout(d));
+            if before == after {
+                return None;
+            }
+            let deployment = new.or(old)?.clone();
+            Some(RolloutChange::new(cluster, before, after, deployment))
+        }
+    };
     ReplicaSetInfo => ReplicaSet, replica_sets;
     StatefulSet => StatefulSet, stateful_sets;
     DaemonSet => DaemonSet, daemon_sets;
@@ -260,7 +247,15 @@ stored! {
     Ingress => Ingress, ingresses;
     ConfigMapInfo => ConfigMap, config_maps;
     SecretInfo => Secret, secrets;
-    EventInfo => Event, events;
+    EventInfo => Event, events {
+        fn own_index_keys(&self) -> Vec<IndexKey> {
+            self.involved
+                .clone()
+                .map(|(ns, kind, name)| IndexKey::Involved(ns, kind, name))
+                .into_iter()
+                .collect()
+        }
+    };
 }
 
 impl ClusterStore {
@@ -301,34 +296,45 @@ impl ClusterStore {
         }
     }
 
-    /// Stores an added or modified object; returns what it replaced.
-    pub fn apply<K: Stored>(&self, obj: K) -> (Option<Arc<K>>, Arc<K>) {
-        let _changed = self.generation.after_write();
+    /// Stores an added or modified object (the writer's way in). Returns what is stored and,
+    /// when it differs from what was (another `resourceVersion`), the change; only then does
+    /// the generation move.
+    pub(super) fn apply<K: Stored>(&self, obj: K) -> (Arc<K>, Option<Changed<K>>) {
         let key = obj_key(obj.meta());
         let obj = Arc::new(obj);
-        let old = K::store(self).map.write().insert(key, obj.clone());
+        let old = {
+            let mut map = K::store(self).map.write();
+            match map.get(&key) {
+                Some(o)
+                    if o.meta().resource_version.is_some()
+                        && o.meta().resource_version == obj.meta().resource_version =>
+                {
+                    return (o.clone(), None);
+                }
+                _ => map.insert(key, obj.clone()),
+            }
+        };
         self.reindex(old.as_deref(), Some(&*obj));
-        (old, obj)
+        self.generation.bump();
+        (obj.clone(), Some((old, Some(obj))))
     }
 
-    pub fn delete<K: Stored>(&self, obj: &K) -> Option<Arc<K>> {
-        let _changed = self.generation.after_write();
+    /// Removes an object (the writer's way in); the change, if it was stored.
+    pub(super) fn delete<K: Stored>(&self, obj: &K) -> Option<Changed<K>> {
         let key = obj_key(obj.meta());
-        let old = K::store(self).map.write().remove(&key);
-        if let Some(o) = &old {
-            self.reindex(Some(&**o), None);
-        }
-        old
+        let old = K::store(self).map.write().remove(&key)?;
+        self.reindex(Some(&*old), None);
+        self.generation.bump();
+        Some((Some(old), None))
     }
 
-    /// Replaces a kind's whole content after a (re-)list; returns (before, after) of every
-    /// object that changed, appeared or disappeared.
-    #[allow(clippy::type_complexity)]
-    pub fn replace_all<K: Stored>(
+    /// Replaces a kind's whole content after a (re-)list (the writer's way in); returns
+    /// (before, after) of every object that changed, appeared or disappeared. A list that
+    /// changes nothing leaves the generation where it was.
+    pub(super) fn replace_all<K: Stored>(
         &self,
         items: BTreeMap<ObjKey, Arc<K>>,
-    ) -> Vec<(Option<Arc<K>>, Option<Arc<K>>)> {
-        let _changed = self.generation.after_write();
+    ) -> Vec<Changed<K>> {
         let store = K::store(self);
         let mut changed = Vec::new();
         {
@@ -354,6 +360,9 @@ impl ClusterStore {
         self.lists.fetch_add(1, Ordering::Relaxed);
         for (o, n) in &changed {
             self.reindex(o.as_deref(), n.as_deref());
+        }
+        if !changed.is_empty() {
+            self.generation.bump();
         }
         changed
     }

@@ -8,6 +8,8 @@ pub mod kubernetes;
 pub mod reads;
 pub mod search;
 pub mod sources;
+pub mod template_tasks;
+pub mod writers;
 
 use std::sync::Arc;
 
@@ -17,6 +19,7 @@ pub use apps::AppStore;
 pub use catalog::{CatalogSnapshot, CatalogStore, Edge};
 pub use kubernetes::{ClusterStore, Clusters};
 pub use sources::{SourceHealth, SourceKind, SourceRegistry, SourceSnapshot};
+pub use writers::{AppWriter, CatalogWriter, GitHubWriter, KindWriter};
 
 /// Shared by every request and every source task; clone the `Arc`.
 pub struct State {
@@ -27,6 +30,8 @@ pub struct State {
     pub bus: EventBus,
     /// Bumped when a GitHub webhook drops cached GitHub responses.
     pub github_cache: reads::Generation,
+    /// Who started each scaffolder task (template tasks are their creator's).
+    pub task_creators: template_tasks::TaskCreators,
 }
 
 impl State {
@@ -52,6 +57,7 @@ impl State {
             clusters: Clusters::default(),
             bus,
             github_cache: Default::default(),
+            task_creators: Default::default(),
         })
     }
 }

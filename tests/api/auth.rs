@@ -338,16 +338,21 @@ async fn serve_with_jwt_answers_401_everywhere_but_health() {
         assert_eq!(get(path).await, 401, "{path}");
     }
     assert_eq!(post(&app, None).await.0, 401);
-    let good = rs256(KEY_A, "k1", claims("user:default/carol", &["app-team"]));
-    let status = app
-        .http
-        .get(format!("{}/metrics", app.url))
-        .bearer_auth(&good)
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 200);
+    // On the main listener /metrics is platform-team's: a member's good token is refused.
+    let metrics_as = |groups: &'static [&'static str]| {
+        let token = rs256(KEY_A, "k1", claims("user:default/someone", groups));
+        let (http, url) = (app.http.clone(), format!("{}/metrics", app.url));
+        async move {
+            let r = http.get(url).bearer_auth(token).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let (member, body) = metrics_as(&["app-team"]).await;
+    assert_eq!(member, 403, "{body}");
+    assert!(body.contains("FORBIDDEN"), "{body}");
+    let (admin, body) = metrics_as(&["platform-team"]).await;
+    assert_eq!(admin, 200);
+    assert!(body.contains("idp_"), "{body}");
 }
 
 #[tokio::test]
@@ -391,7 +396,7 @@ async fn a_websocket_closes_when_its_token_expires_and_sends_nothing_after() {
 }
 
 /// The demo world with its own auth (the `demo` command's): personas by Backstage token.
-async fn spawn_demo_auth() -> (TestApp, Vec<(String, Option<String>)>) {
+pub(crate) async fn spawn_demo_auth() -> (TestApp, Vec<(String, Option<String>)>) {
     let app = spawn_with(
         DemoOptions {
             auth: true,
@@ -410,7 +415,7 @@ async fn spawn_demo_auth() -> (TestApp, Vec<(String, Option<String>)>) {
     (app, who)
 }
 
-async fn gql_as(app: &TestApp, token: Option<&str>, query: &str) -> Value {
+pub(crate) async fn gql_as(app: &TestApp, token: Option<&str>, query: &str) -> Value {
     let (status, _, body) = crate::helpers::post_as(app, token, query).await;
     assert_eq!(status, 200, "{body}");
     body

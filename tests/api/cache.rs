@@ -209,3 +209,58 @@ async fn a_polling_get_gets_304_until_its_answer_changes() {
     assert_ne!(new_body, body);
     assert!(new_body.contains("DEGRADED"));
 }
+
+/// `sources`' `lastSyncAt` of the ArgoCD instance `main` (moves with every completed list).
+async fn argocd_last_sync(app: &TestApp) -> String {
+    let d = app.data("{ sources { name kind lastSyncAt } }").await;
+    d["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "ARGOCD" && s["name"] == "main")
+        .and_then(|s| s["lastSyncAt"].as_str())
+        .expect("main has synced")
+        .to_string()
+}
+
+#[tokio::test]
+async fn an_argocd_relist_that_observes_nothing_new_keeps_the_cached_answer() {
+    let app = spawn_with(DemoOptions::for_tests(), |s| {
+        s.argocd[0].relist_interval_secs = 0.2;
+    })
+    .await;
+    let q = r#"{ applications { totalCount nodes { name health { status } sync { status } } } }"#;
+    let (_, first) = ask(&app, None, q).await;
+    assert_eq!(ask(&app, None, q).await.0, "hit");
+    // Several complete re-lists of the same objects happen (observed, not slept for) ...
+    for round in 0..3 {
+        let before = argocd_last_sync(&app).await;
+        wait_for("a completed ArgoCD re-list", T, || async {
+            (argocd_last_sync(&app).await != before).then_some(())
+        })
+        .await;
+        // ... and the kept answer is still served, unchanged.
+        let (cache, body) = ask(&app, None, q).await;
+        assert_eq!(cache, "hit", "after re-list {round}");
+        assert_eq!(body, first);
+    }
+    // A real change drops it: the next answer is computed afresh and shows the change.
+    app.world
+        .argocd
+        .set_health("sample-app", "Degraded", Some("relist test"));
+    let changed = wait_for("the change in an answer", T, || async {
+        let (cache, body) = ask(&app, None, q).await;
+        let degraded = body["data"]["applications"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["name"] == "sample-app" && a["health"]["status"] == "DEGRADED");
+        degraded.then_some(cache)
+    })
+    .await;
+    assert_eq!(
+        changed, "miss",
+        "the first answer with the change is computed afresh"
+    );
+    assert_eq!(ask(&app, None, q).await.0, "hit");
+}

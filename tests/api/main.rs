@@ -6,6 +6,7 @@ mod audit_pg;
 mod auth;
 mod backstage_real;
 mod backstage_sim;
+mod boundary;
 mod browser;
 mod cache;
 mod catalog;

@@ -147,13 +147,17 @@ impl Repo {
         &self.0.description
     }
     async fn is_private(&self) -> bool {
-        true
+        self.0.visibility != "public"
     }
     async fn is_archived(&self) -> bool {
         false
     }
     async fn visibility(&self) -> RepositoryVisibility {
-        RepositoryVisibility::Internal
+        match self.0.visibility.as_str() {
+            "public" => RepositoryVisibility::Public,
+            "private" => RepositoryVisibility::Private,
+            _ => RepositoryVisibility::Internal,
+        }
     }
     async fn stargazer_count(&self) -> i32 {
         repo_numbers(&self.0.slug).stars as i32

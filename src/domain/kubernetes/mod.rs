@@ -133,7 +133,9 @@ macro_rules! projection_resource {
 }
 
 // After the macro: the workload projections use it.
+mod kind;
 mod workloads;
+pub use kind::{Kind, KubeObject};
 pub use workloads::*;
 
 /// The keys of maps whose values were skipped while parsing, sorted and unique.

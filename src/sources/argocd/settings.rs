@@ -77,7 +77,7 @@ impl Source for ArgoCdSettings {
             .register(&self.name, self.kind(), client.base_url());
         let watcher = ArgoCdWatcher {
             client: client.clone(),
-            state: ctx.state.clone(),
+            writer: crate::state::AppWriter::new(ctx.state.clone(), &self.name),
             health,
             relist_every: Duration::from_secs_f64(self.relist_interval_secs),
             max_backoff: Duration::from_secs_f64(self.max_backoff_secs),

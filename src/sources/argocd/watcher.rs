@@ -9,12 +9,12 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::client::{ArgoCdClient, StreamItem};
-use crate::events::Change;
-use crate::state::{SourceHealth, State};
+use crate::state::{AppWriter, SourceHealth};
 
 pub struct ArgoCdWatcher {
     pub client: ArgoCdClient,
-    pub state: Arc<State>,
+    /// Every observation goes to the instance's writer (`state::writers`).
+    pub writer: AppWriter,
     pub health: Arc<SourceHealth>,
     /// Re-list this often even while the stream looks healthy.
     pub relist_every: Duration,
@@ -69,12 +69,10 @@ impl ArgoCdWatcher {
                     }
                     item = stream.next() => match item {
                         Some(Ok(StreamItem::Upsert(app))) => {
-                            let (_, change) = self.state.apps.upsert(app);
-                            self.publish(change);
+                            self.writer.observe(app);
                         }
                         Some(Ok(StreamItem::Delete(app))) => {
-                            let change = self.state.apps.remove(&app.key);
-                            self.publish(change);
+                            self.writer.observe_deleted(&app.key);
                         }
                         Some(Err(e)) => {
                             tracing::warn!(instance = %self.client.instance(), error = %e, "ArgoCD stream broke; re-listing");
@@ -94,35 +92,15 @@ impl ArgoCdWatcher {
         }
     }
 
-    fn publish(&self, change: Option<crate::events::AppChange>) {
-        if let Some(c) = change {
-            self.state.bus.publish([Change::Application(c)]);
-            self.health
-                .set_object_count(self.state.apps.count(self.client.instance()) as u64);
-        }
-    }
-
     #[tracing::instrument(name = "source.sync", parent = None, skip_all, fields(otel.name = "argocd sync", source = %self.client.instance()))]
     async fn relist(&self) -> Result<(), crate::sources::SourceError> {
         let started = Instant::now();
         let (apps, projects) =
             tokio::try_join!(self.client.list_applications(), self.client.list_projects())?;
         let (apps, skipped) = apps;
-        let changes = self
-            .state
-            .apps
-            .replace_instance(self.client.instance(), apps);
-        self.state
-            .apps
-            .set_projects(self.client.instance(), projects);
-        let n = changes.len();
-        self.state
-            .bus
-            .publish(changes.into_iter().map(Change::Application));
-        self.health.record_success(
-            self.state.apps.count(self.client.instance()) as u64,
-            started.elapsed().as_secs_f64() * 1e3,
-        );
+        let n = self.writer.observe_list(apps, projects);
+        self.health
+            .record_success(self.writer.count(), started.elapsed().as_secs_f64() * 1e3);
         tracing::debug!(instance = %self.client.instance(), changes = n, skipped, "ArgoCD list applied");
         Ok(())
     }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 pub use client::BackstageClient;
 pub use lookup::CatalogLookup;
-pub use poller::{diff, BackstagePoller};
+pub use poller::BackstagePoller;
 pub use scaffolder::TaskEvent;
 pub use settings::BackstageSettings;
 

@@ -87,7 +87,7 @@ impl Source for BackstageSettings {
         let wake = Arc::new(Notify::new());
         let poller = BackstagePoller {
             client: client.clone(),
-            state: ctx.state.clone(),
+            writer: crate::state::CatalogWriter::new(ctx.state.clone(), health.clone()),
             health,
             interval: Duration::from_secs_f64(self.poll_interval_secs),
             wake: wake.clone(),

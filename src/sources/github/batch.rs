@@ -108,6 +108,7 @@ impl GitHubSource {
         let slugs: Vec<&str> = slugs.into_iter().collect();
         let mut round = BatchRound::default();
         let mut changed_any = false;
+        let mut changes = Vec::new();
         let mut again = Vec::new();
         for chunk in slugs.chunks(BATCH) {
             // Nothing held yet: ask everything at once.
@@ -126,13 +127,20 @@ impl GitHubSource {
         }
         round.unchanged = slugs.len() - again.len();
         for chunk in again.chunks(BATCH) {
-            let data = self.ask(chunk, true, &mut round).await?;
+            let data = match self.ask(chunk, true, &mut round).await {
+                Ok(data) => data,
+                Err(e) => {
+                    // What earlier chunks stored must still reach kept answers and subscribers.
+                    self.observed(changes, changed_any);
+                    return Err(e);
+                }
+            };
             for (i, slug) in chunk.iter().enumerate() {
                 let r = &data[format!("r{i}")];
                 if self.store(slug, r) {
                     changed_any = true;
                     let head = &r["defaultBranchRef"];
-                    self.publish(RepositoryChange {
+                    changes.push(RepositoryChange {
                         slug: slug.to_string(),
                         cause: RepositoryCause::Detected,
                         branch: head["name"].as_str().map(str::to_string),
@@ -143,9 +151,7 @@ impl GitHubSource {
                 round.updated += 1;
             }
         }
-        if changed_any {
-            self.changed();
-        }
+        self.observed(changes, changed_any);
         Ok(round)
     }
 

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use super::client::{GetOutcome, GitHubClient};
 use super::wire::{self, WireCommit, WirePull, WireRepo, WireRun, WireRuns};
 use crate::domain::github::{Commit, PullRequest, Repository, WorkflowRun};
-use crate::events::{Change, RepositoryCause, RepositoryChange};
+use crate::events::{RepositoryCause, RepositoryChange};
 use crate::sources::SourceError;
 use crate::state::SourceHealth;
 
@@ -188,10 +188,7 @@ impl GitHubSource {
             }
         }
         // Kept answers can only hold GitHub values that came from the entries just changed.
-        if touched > 0 {
-            self.changed();
-        }
-        self.publish(change);
+        self.observed(vec![change], touched > 0);
         touched
     }
 
@@ -258,17 +255,11 @@ impl GitHubSource {
             .insert(format!("{slug}@{}", c.sha), Arc::new(c));
     }
 
-    /// Kept answers showing GitHub values must be recomputed.
-    pub(super) fn changed(&self) {
+    /// Hands what changed to GitHub's writer (`state::writers`): `values_changed` drops kept
+    /// answers showing GitHub values; each change reaches `repositoryEvents` subscribers.
+    pub(super) fn observed(&self, changes: Vec<RepositoryChange>, values_changed: bool) {
         if let Some(s) = &self.state {
-            s.github_cache.bump();
-        }
-    }
-
-    /// Tells subscribers (`repositoryEvents`) that a repository changed.
-    pub(super) fn publish(&self, change: RepositoryChange) {
-        if let Some(s) = &self.state {
-            s.bus.publish([Change::Repository(change)]);
+            crate::state::GitHubWriter::new(s.clone()).observe(changes, values_changed);
         }
     }
 
@@ -485,6 +476,18 @@ impl GitHubSource {
     }
 
     /// A repository from cache if it is still fresh: no request, no await on the network.
+    /// The repository's `visibility` as last fetched, however old (visibility decisions of
+    /// pushed events, which must not wait on GitHub).
+    pub fn held_visibility(&self, slug: &str) -> Option<String> {
+        let e = self
+            .entries
+            .lock()
+            .get(&format!("/repos/{slug}"))
+            .cloned()?;
+        let body = e.body.as_ref()?;
+        Some(Repository::from(serde_json::from_slice::<WireRepo>(body).ok()?).visibility)
+    }
+
     pub fn repository_if_fresh(&self, slug: &str) -> Option<Fetched<Repository>> {
         let path = format!("/repos/{slug}");
         let e = self.entries.lock().get(&path).cloned()?;

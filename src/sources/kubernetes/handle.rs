@@ -9,10 +9,10 @@ use chrono::Utc;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Client;
 
-use super::{apply_and_publish, client_error};
+use super::client_error;
 use crate::domain::kubernetes::{strip, DeploymentInfo, RESTARTED_AT};
 use crate::sources::SourceError;
-use crate::state::{ClusterStore, State};
+use crate::state::{ClusterStore, KindWriter, State};
 
 pub struct ClusterHandle {
     pub(super) client: Client,
@@ -84,6 +84,10 @@ impl ClusterHandle {
             })?
             .map_err(|e| client_error(&self.url, &e))?;
         strip(&mut d.metadata);
-        Ok((apply_and_publish(&self.state, &self.cluster, d), now))
+        Ok((
+            KindWriter::<DeploymentInfo>::new(self.state.clone(), self.cluster.clone())
+                .observe(DeploymentInfo::from(d)),
+            now,
+        ))
     }
 }

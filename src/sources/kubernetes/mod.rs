@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::runtime::watcher::{self, Event};
@@ -29,10 +29,9 @@ use kube::{Api, Client};
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::kubernetes::{rollout, strip, DeploymentInfo};
-use crate::events::{Change, RolloutChange};
-use crate::state::kubernetes::{obj_key, ClusterStore, Kind, ObjKey, Stored};
-use crate::state::{SourceHealth, State};
+use crate::domain::kubernetes::strip;
+use crate::state::kubernetes::{ClusterStore, Kind, Stored};
+use crate::state::{KindWriter, SourceHealth, State};
 
 use super::SourceError;
 
@@ -231,7 +230,8 @@ impl ClusterSource {
         let stream = watcher::watcher(api, config)
             .backoff(Backoff::new(Duration::from_millis(200), self.max_backoff));
         let mut stream = std::pin::pin!(stream);
-        let mut buffer: Option<BTreeMap<ObjKey, Arc<K>>> = None;
+        // The kind's one way into the store; it buffers each list until it is complete.
+        let mut writer = KindWriter::<K>::new(self.state.clone(), self.cluster.clone());
         let strip_on = self.strip;
         let prep = move |mut o: K| {
             if strip_on {
@@ -259,17 +259,10 @@ impl ClusterSource {
                         .record_failure(format!("{}: {msg}", K::KIND.as_str()));
                     continue;
                 }
-                Ok(Event::Init) => buffer = Some(BTreeMap::new()),
-                Ok(Event::InitApply(o)) => {
-                    let o = prep(o);
-                    buffer
-                        .get_or_insert_with(BTreeMap::new)
-                        .insert(obj_key(o.meta()), Arc::new(o));
-                }
+                Ok(Event::Init) => writer.list_started(),
+                Ok(Event::InitApply(o)) => writer.listed(prep(o)),
                 Ok(Event::InitDone) => {
-                    let items = buffer.take().unwrap_or_default();
-                    let changed = self.cluster.replace_all(items);
-                    self.after_changes::<K>(changed);
+                    writer.list_done();
                     let failing = {
                         let mut f = kh.failing.lock();
                         f.remove(&K::KIND);
@@ -280,15 +273,11 @@ impl ClusterSource {
                     }
                 }
                 Ok(Event::Apply(o)) => {
-                    let (old, new) = self.cluster.apply(prep(o));
-                    self.after_changes::<K>(vec![(old, Some(new))]);
+                    writer.observe(prep(o));
                     self.recovered(&kh, K::KIND, started);
                 }
                 Ok(Event::Delete(o)) => {
-                    let old = self.cluster.delete(&o);
-                    if old.is_some() {
-                        self.after_changes::<K>(vec![(old, None)]);
-                    }
+                    writer.observe_deleted(&o);
                     self.recovered(&kh, K::KIND, started);
                 }
             }
@@ -303,56 +292,6 @@ impl ClusterSource {
         if clear && (was_failing || self.health().is_stale()) && self.cluster.synced() {
             self.mark_ok(started);
         }
-    }
-
-    fn after_changes<K: Stored>(&self, changed: Vec<Changed<K>>) {
-        publish_rollouts(&self.state, &self.cluster.name, changed);
-    }
-}
-
-type Changed<K> = (Option<Arc<K>>, Option<Arc<K>>);
-
-/// Stores a Deployment the API server returned (after a patch) and publishes its rollout
-/// change, so the caller reads its own write and subscribers hear of it at once.
-pub fn apply_and_publish(
-    state: &State,
-    cluster: &ClusterStore,
-    d: Deployment,
-) -> Arc<DeploymentInfo> {
-    let (old, new) = cluster.apply(DeploymentInfo::from(d));
-    publish_rollouts(state, &cluster.name, vec![(old, Some(new.clone()))]);
-    new
-}
-
-/// Publishes rollout progress for Deployments that changed (other kinds: nothing).
-fn publish_rollouts<K: Stored>(state: &State, cluster: &str, changed: Vec<Changed<K>>) {
-    if K::KIND != Kind::Deployment || changed.is_empty() {
-        return;
-    }
-    let mut out = Vec::new();
-    for (old, new) in changed {
-        let as_dep = |o: &Option<Arc<K>>| {
-            o.as_ref().and_then(|o| {
-                (o.clone() as Arc<dyn std::any::Any + Send + Sync>)
-                    .downcast::<DeploymentInfo>()
-                    .ok()
-            })
-        };
-        let (old, new) = (as_dep(&old), as_dep(&new));
-        let before = old.as_deref().map(rollout);
-        let after = new.as_deref().map(rollout);
-        if before == after {
-            continue;
-        }
-        let Some(deployment) = new.or(old) else {
-            continue;
-        };
-        out.push(Change::Rollout(RolloutChange::new(
-            cluster, before, after, deployment,
-        )));
-    }
-    if !out.is_empty() {
-        state.bus.publish(out);
     }
 }
 
