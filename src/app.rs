@@ -108,14 +108,12 @@ impl App {
             None => Arc::new(AuditLog::default()),
             Some(url) => {
                 use secrecy::ExposeSecret;
-                let store = crate::auth::audit_store::AuditStore::new(
-                    url.expose_secret(),
-                    settings.audit.buffer,
-                )
-                .map_err(|e| StartError {
-                    name: "audit".into(),
-                    message: e.to_string(),
-                })?;
+                let store =
+                    crate::auth::audit::AuditStore::new(url.expose_secret(), settings.audit.buffer)
+                        .map_err(|e| StartError {
+                            name: "audit".into(),
+                            message: e.to_string(),
+                        })?;
                 tasks.spawn(store.clone().run(shutdown.clone()));
                 Arc::new(AuditLog::with_store(store))
             }

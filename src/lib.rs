@@ -49,6 +49,7 @@ pub mod domain;
 pub mod events;
 pub mod graph;
 pub mod http;
+pub mod settings;
 pub mod sources;
 pub mod state;
 pub mod telemetry;
