@@ -524,8 +524,6 @@ pub fn rollup(apps: &[Arc<Application>]) -> DeploymentStatus {
     }
 }
 
-pub use super::filter::application::{ApplicationFilter, ApplicationMatcher};
-
 pub struct ApplicationConnection {
     items: Vec<Arc<Application>>,
     total: usize,
