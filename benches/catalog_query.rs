@@ -6,10 +6,9 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use idp_graph::auth::Principal;
-use idp_graph::config::Limits;
 use idp_graph::demo::{seed, BackstageSim, DEMO_TOKEN};
 use idp_graph::domain::{Entity, RelationType};
-use idp_graph::graph::{build_schema, AppSchema, GraphContext};
+use idp_graph::graph::{build_schema, AppSchema, GraphContext, Limits};
 use idp_graph::sources::backstage::parse_entity;
 use idp_graph::state::{CatalogWriter, SourceKind, State};
 use serde::Serialize;

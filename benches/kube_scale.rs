@@ -13,8 +13,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use idp_graph::config::Limits;
-use idp_graph::graph::{build_schema, GraphContext};
+use idp_graph::graph::{build_schema, GraphContext, Limits};
 use idp_graph::sources::kubernetes::ClusterSource;
 use idp_graph::state::{ClusterStore, SourceKind, State};
 

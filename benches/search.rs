@@ -4,11 +4,10 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use idp_graph::auth::Principal;
-use idp_graph::config::Limits;
 use idp_graph::domain::argocd::{
     AppKey, AppSource, Application, Destination, HealthStatus, SyncStatus,
 };
-use idp_graph::graph::{build_schema, GraphContext};
+use idp_graph::graph::{build_schema, GraphContext, Limits};
 use idp_graph::sources::backstage::parse_entity;
 use idp_graph::state::{AppWriter, CatalogWriter, SourceKind, State};
 use serde_json::json;

@@ -12,26 +12,60 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::audit::AuditLog;
+use crate::auth::audit::{AuditLog, AuditStore, AuditStoreError};
 use crate::auth::Authenticator;
-use crate::config::{ResolvedSecrets, Settings};
+use crate::config::{ConfigError, ResolvedSecrets, Settings};
 use crate::graph::{build_schema_for, GraphContext};
 use crate::http::pipeline::Pipeline;
 use crate::http::{self, HttpState, Metrics};
 use crate::sources::{StartContext, StartError, Upstreams};
 use crate::state::State;
 
+/// Why the server could not start, or stopped: one variant per part that can fail, so `main`
+/// picks the exit code by kind ([`AppError::exit_code`]) and the message says which part failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
+    /// The settings cannot be used as given (`audit.postgres_url_env` names a variable that
+    /// is not set). `main` normally finds this earlier, in `Settings::resolve_secrets`.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    /// A configured upstream could not be set up (bad kubeconfig, unusable URL...).
     #[error(transparent)]
     Source(#[from] StartError),
+    /// The durable audit trail (`audit.postgres_url_env`) could not be opened.
+    #[error("cannot open the audit trail: {0}")]
+    AuditStore(#[from] AuditStoreError),
+    /// Authentication could not be set up from `auth:` (an unreadable key file, a bad key...).
+    #[error("cannot set up authentication: {0}")]
+    Auth(String),
+    /// The persisted operations (`persisted:`) could not be loaded: the trusted-documents
+    /// manifest is unreadable, malformed or empty.
+    #[error("cannot load the persisted operations: {0}")]
+    Persisted(String),
     #[error("server failed: {0}")]
     Serve(std::io::Error),
+}
+
+impl AppError {
+    /// The process exit code `main` ends with: 64 (EX_USAGE) for settings that cannot be used
+    /// as given — what `serve` exits with when `Settings::resolve_secrets` finds the same fault
+    /// first — and 1 for every other failure, start-up or runtime.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Config(_) => 64,
+            Self::Bind { .. }
+            | Self::Source(_)
+            | Self::AuditStore(_)
+            | Self::Auth(_)
+            | Self::Persisted(_)
+            | Self::Serve(_) => 1,
+        }
+    }
 }
 
 pub struct App {
@@ -101,21 +135,11 @@ impl App {
         });
 
         // The audit trail: durable in PostgreSQL when configured (its writer runs as a task).
-        let audit = match settings.audit.postgres_url().map_err(|e| StartError {
-            name: "audit".into(),
-            message: e.to_string(),
-        })? {
+        let audit = match settings.audit.postgres_url()? {
             None => Arc::new(AuditLog::default()),
             Some(url) => {
                 use secrecy::ExposeSecret;
-                let store = crate::auth::audit_store::AuditStore::new(
-                    url.expose_secret(),
-                    settings.audit.buffer,
-                )
-                .map_err(|e| StartError {
-                    name: "audit".into(),
-                    message: e.to_string(),
-                })?;
+                let store = AuditStore::new(url.expose_secret(), settings.audit.buffer)?;
                 tasks.spawn(store.clone().run(shutdown.clone()));
                 Arc::new(AuditLog::with_store(store))
             }
@@ -129,12 +153,8 @@ impl App {
             },
             settings.federation.enabled,
         );
-        let auth = Arc::new(Authenticator::new(&settings.auth, state.clone()).map_err(
-            |message| StartError {
-                name: "auth".into(),
-                message,
-            },
-        )?);
+        let auth =
+            Arc::new(Authenticator::new(&settings.auth, state.clone()).map_err(AppError::Auth)?);
         let metrics = Arc::new(Metrics::default());
         let limits = Arc::new(settings.limits.clone());
         let http_state = HttpState {
@@ -159,10 +179,7 @@ impl App {
                 persisted: crate::http::persisted::PersistedOperations::new(
                     settings.persisted.clone(),
                 )
-                .map_err(|message| StartError {
-                    name: "persisted".into(),
-                    message,
-                })?,
+                .map_err(AppError::Persisted)?,
             }),
             shutdown: shutdown.clone(),
             upstreams: upstreams.clone(),
@@ -262,5 +279,30 @@ impl App {
         tasks.abort_all();
         while tasks.join_next().await.is_some() {}
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unusable_settings_exit_64_and_other_start_failures_exit_1() {
+        let config = AppError::Config(ConfigError::Invalid {
+            key: "audit.postgres_url_env".into(),
+            message: "environment variable AUDIT_PG is not set".into(),
+        });
+        assert_eq!(config.exit_code(), 64);
+        assert_eq!(
+            config.to_string(),
+            "config key `audit.postgres_url_env`: environment variable AUDIT_PG is not set"
+        );
+        let auth = AppError::Auth("cannot read key.pem".into());
+        assert_eq!(auth.exit_code(), 1);
+        assert_eq!(
+            auth.to_string(),
+            "cannot set up authentication: cannot read key.pem"
+        );
+        assert_eq!(AppError::Persisted("no manifest".into()).exit_code(), 1);
     }
 }

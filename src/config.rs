@@ -3,16 +3,28 @@
 //! team reads these messages in a crash-looping pod's log. Credentials are never inline: a
 //! source names an environment variable (`token_env`) or a file (`token_file`), and the
 //! resolved value lives in a `SecretString` that never prints.
+//!
+//! The top of the settings stack: this module only assembles. Each feature owns its settings
+//! type and its validation beside its code (`sources/<name>/settings.rs`, `auth/settings.rs`,
+//! `auth/audit/settings.rs`, `graph/limits.rs`, `http/settings.rs`, ...), built from the leaf
+//! `crate::settings` (`ConfigError`, the key-naming helpers, `TokenSource`). No feature imports
+//! this module; `app` and `main` do.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use secrecy::SecretString;
 use serde::Deserialize;
 
+pub use crate::auth::audit::AuditSettings;
 pub use crate::auth::{AuthMode, AuthSettings};
+pub use crate::events::EventSettings;
+pub use crate::graph::Limits;
+pub use crate::http::{HttpSettings, Readiness};
+use crate::settings::invalid;
+pub use crate::settings::{ConfigError, TokenSource};
 pub use crate::sources::argocd::ArgoCdSettings;
 pub use crate::sources::backstage::BackstageSettings;
 pub use crate::sources::github::{GitHubSettings, GitHubTtlSettings};
@@ -23,26 +35,6 @@ use crate::state::SourceKind;
 /// Environment variables with this prefix override file keys: `IDP_GRAPH__LISTEN`,
 /// `IDP_GRAPH__BACKSTAGE__URL`, `IDP_GRAPH__LIMITS__MAX_DEPTH`. Segments are lower-cased.
 pub const ENV_PREFIX: &str = "IDP_GRAPH__";
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("config file {path} is not valid YAML: {message}")]
-    Syntax { path: PathBuf, message: String },
-    #[error("config key `{key}`: {message}")]
-    Invalid { key: String, message: String },
-}
-
-pub(crate) fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.into(),
-        message: message.into(),
-    }
-}
 
 /// The settings struct, with the upstreams listed once: each line is a config key and the
 /// source's own settings type (`sources/<name>/settings.rs`). The list also generates
@@ -151,194 +143,6 @@ fn default_shutdown_grace() -> u64 {
     20
 }
 
-/// Where a credential comes from. Exactly one of the two, or neither for anonymous upstreams.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TokenSource {
-    #[serde(default)]
-    pub token_env: Option<String>,
-    #[serde(default)]
-    pub token_file: Option<PathBuf>,
-}
-
-impl TokenSource {
-    pub(crate) fn validate(&self, key: &str) -> Result<(), ConfigError> {
-        if self.token_env.is_some() && self.token_file.is_some() {
-            return Err(invalid(
-                format!("{key}.token_env"),
-                "set either token_env or token_file, not both",
-            ));
-        }
-        if let Some(var) = &self.token_env {
-            if var.is_empty() || var.contains('=') {
-                return Err(invalid(
-                    format!("{key}.token_env"),
-                    "must be the name of an environment variable",
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// Reads the credential. Its value never appears in an error.
-    pub fn resolve(&self, key: &str) -> Result<Option<SecretString>, ConfigError> {
-        if let Some(var) = &self.token_env {
-            return match std::env::var(var) {
-                Ok(v) if !v.trim().is_empty() => Ok(Some(SecretString::from(v.trim().to_string()))),
-                Ok(_) => Err(invalid(
-                    format!("{key}.token_env"),
-                    format!("environment variable {var} is empty"),
-                )),
-                Err(_) => Err(invalid(
-                    format!("{key}.token_env"),
-                    format!("environment variable {var} is not set"),
-                )),
-            };
-        }
-        if let Some(path) = &self.token_file {
-            return match std::fs::read_to_string(path) {
-                Ok(v) if !v.trim().is_empty() => Ok(Some(SecretString::from(v.trim().to_string()))),
-                Ok(_) => Err(invalid(
-                    format!("{key}.token_file"),
-                    format!("{} is empty", path.display()),
-                )),
-                Err(e) => Err(invalid(
-                    format!("{key}.token_file"),
-                    format!("cannot read {}: {e}", path.display()),
-                )),
-            };
-        }
-        Ok(None)
-    }
-}
-
-/// Where the audit trail is kept beyond this process.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuditSettings {
-    /// Environment variable holding a PostgreSQL URL (`postgres://user:pass@host/db`): the
-    /// durable, shared audit trail. Unset: in memory only.
-    pub postgres_url_env: Option<String>,
-    /// Records queued while the database is unreachable; when full, mutations are refused
-    /// with `AUDIT_UNAVAILABLE`.
-    pub buffer: usize,
-}
-
-impl Default for AuditSettings {
-    fn default() -> Self {
-        Self {
-            postgres_url_env: None,
-            buffer: 1000,
-        }
-    }
-}
-
-impl AuditSettings {
-    /// The database URL, read from its variable (never logged).
-    pub fn postgres_url(&self) -> Result<Option<SecretString>, ConfigError> {
-        let Some(var) = &self.postgres_url_env else {
-            return Ok(None);
-        };
-        match std::env::var(var) {
-            Ok(v) if !v.trim().is_empty() => Ok(Some(SecretString::from(v.trim().to_string()))),
-            _ => Err(invalid(
-                "audit.postgres_url_env",
-                format!("environment variable {var} is not set"),
-            )),
-        }
-    }
-}
-
-/// How the server meets browsers and scrapers.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct HttpSettings {
-    /// Origins (`https://portal.example.com`) whose pages may call the API (CORS); empty:
-    /// same-origin only.
-    pub cors_origins: Vec<String>,
-    /// Serve `/metrics` on this address instead of the main listener.
-    pub metrics_listen: Option<SocketAddr>,
-}
-
-/// Limits on what one request may cost.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Limits {
-    pub max_body_bytes: usize,
-    pub max_depth: usize,
-    pub max_complexity: usize,
-    pub max_aliases: usize,
-    /// Fields in the document with every fragment spread expanded: checked in linear time
-    /// before validation, so a fragment bomb (each fragment spreading the next twice) is
-    /// refused instead of costing exponential time.
-    pub max_fields: usize,
-    pub max_page_size: usize,
-    pub request_timeout_secs: f64,
-    /// `__schema` / `__type` answered (turn off in production to hide the schema).
-    pub introspection: bool,
-    /// "Did you mean ...?" hints in validation errors.
-    pub field_suggestions: bool,
-    /// Operations per minute per caller (token subject; all anonymous callers share one
-    /// budget); 0: unlimited. Over it: 429 with `Retry-After`, `RATE_LIMITED`.
-    pub requests_per_minute: u32,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_body_bytes: 1 << 20,
-            max_depth: 16,
-            max_complexity: 200_000,
-            max_aliases: 64,
-            max_fields: 5_000,
-            max_page_size: 1000,
-            request_timeout_secs: 30.0,
-            introspection: true,
-            field_suggestions: true,
-            requests_per_minute: 0,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Readiness {
-    /// A source that has not finished its first sync after this long is marked failed and no
-    /// longer holds `/readyz` back.
-    pub initial_sync_timeout_secs: f64,
-}
-
-/// The event bus behind subscriptions.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct EventSettings {
-    /// How far one subscriber may fall behind before it gets RESYNC_REQUIRED.
-    pub capacity: usize,
-    /// How many past events a reconnecting client can resume from by cursor.
-    pub replay: usize,
-    /// How old those events may be, in seconds (older ones are dropped; a cursor before them
-    /// gets RESYNC_REQUIRED).
-    pub replay_secs: f64,
-}
-
-impl Default for EventSettings {
-    fn default() -> Self {
-        Self {
-            capacity: 4096,
-            replay: 4096,
-            replay_secs: crate::events::REPLAY_AGE.as_secs_f64(),
-        }
-    }
-}
-
-impl Default for Readiness {
-    fn default() -> Self {
-        Self {
-            initial_sync_timeout_secs: 60.0,
-        }
-    }
-}
-
 impl Settings {
     /// Reads, overlays the environment, parses and validates a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -400,55 +204,11 @@ impl Settings {
         self.telemetry
             .validate()
             .map_err(|(key, message)| invalid(key, message))?;
-        if self.audit.buffer == 0 {
-            return Err(invalid("audit.buffer", "must be greater than 0"));
-        }
-        for (i, o) in self.http.cors_origins.iter().enumerate() {
-            let ok = url::Url::parse(o).is_ok_and(|u| {
-                matches!(u.scheme(), "http" | "https") && u.path() == "/" && !o.ends_with('/')
-            });
-            if !ok {
-                return Err(invalid(
-                    format!("http.cors_origins[{i}]"),
-                    format!("`{o}` must be an origin like https://portal.example.com"),
-                ));
-            }
-        }
-        let l = &self.limits;
-        if l.max_body_bytes < 1024 {
-            return Err(invalid("limits.max_body_bytes", "must be at least 1024"));
-        }
-        for (key, v) in [
-            ("limits.max_depth", l.max_depth),
-            ("limits.max_complexity", l.max_complexity),
-            ("limits.max_aliases", l.max_aliases),
-            ("limits.max_fields", l.max_fields),
-            ("limits.max_page_size", l.max_page_size),
-        ] {
-            if v == 0 {
-                return Err(invalid(key, "must be greater than 0"));
-            }
-        }
-        positive("limits.request_timeout_secs", l.request_timeout_secs)?;
-        if !(1..=1_000_000).contains(&self.events.capacity)
-            || !(1..=1_000_000).contains(&self.events.replay)
-        {
-            return Err(invalid(
-                "events",
-                "capacity and replay must be between 1 and 1000000",
-            ));
-        }
-        positive("events.replay_secs", self.events.replay_secs)?;
-        if self.events.replay_secs > 7.0 * 86_400.0 {
-            return Err(invalid(
-                "events.replay_secs",
-                "must be at most a week (604800)",
-            ));
-        }
-        positive(
-            "readiness.initial_sync_timeout_secs",
-            self.readiness.initial_sync_timeout_secs,
-        )?;
+        self.audit.validate("audit")?;
+        self.http.validate("http")?;
+        self.limits.validate("limits")?;
+        self.events.validate("events")?;
+        self.readiness.validate("readiness")?;
         Ok(())
     }
 
@@ -490,48 +250,6 @@ impl ResolvedSecrets {
 
     pub fn get(&self, kind: SourceKind, name: &str) -> Option<SecretString> {
         self.by_source.get(&(kind, name.to_string())).cloned()
-    }
-}
-
-pub(crate) fn positive(key: &str, v: f64) -> Result<(), ConfigError> {
-    if v.is_finite() && v > 0.0 {
-        Ok(())
-    } else {
-        Err(invalid(key, "must be a positive number of seconds"))
-    }
-}
-
-pub(crate) fn check_url(key: &str, raw: &str) -> Result<(), ConfigError> {
-    let url =
-        url::Url::parse(raw).map_err(|e| invalid(key, format!("`{raw}` is not a URL: {e}")))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(invalid(
-            key,
-            format!("`{raw}` must be an http or https URL"),
-        ));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(invalid(
-            key,
-            "credentials must not be inline in the URL; use token_env or token_file",
-        ));
-    }
-    Ok(())
-}
-
-pub(crate) fn check_name(key: &str, name: &str) -> Result<(), ConfigError> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if ok {
-        Ok(())
-    } else {
-        Err(invalid(
-            key,
-            format!("`{name}` must be 1-63 lower-case letters, digits or `-`"),
-        ))
     }
 }
 

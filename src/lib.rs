@@ -1,7 +1,31 @@
 //! idp-graph: one GraphQL endpoint over Backstage, ArgoCD, Kubernetes and GitHub.
 //!
-//! The crate mirrors the data flow (see DESIGN.md); dependencies point one way,
-//! `http → graph → {state, events, auth} → sources → domain`:
+//! Imports point one way: down this list. A module imports only modules below it, so there is
+//! no circle between the top-level modules (within a module, files may still point at each
+//! other where GraphQL object types are each other's fields: `graph::application`,
+//! `graph::entity`, `graph::kubernetes`, ...):
+//!
+//! ```text
+//!  main ─► app  demo  watch   the binary; wiring and lifecycle │ the simulated upstreams │
+//!                             the `watch` client (imports only `http`)
+//!          config             assembles every feature's settings type into `Settings`, loads it
+//!          http               routes over the one request pipeline; cache, webhooks, metrics
+//!          graph              the schema: visibility, nodes, actions through `sources::Upstreams`
+//!          auth  sources      who may see and do what │ one module per upstream (neither
+//!                             imports the other)
+//!          state              live indexes per source, freshness, the joins
+//!          events             change types, transitions derived once, the bus
+//!          domain             pure types and the join rules
+//!          settings telemetry leaves that any layer may use: `ConfigError`, the key-naming
+//!                             helpers and `TokenSource` │ logs and traces
+//! ```
+//!
+//! Settings sit at the bottom and `config` on top: each feature keeps its settings type beside
+//! its code (`sources/<name>/settings.rs`, `auth/settings.rs`, `graph/limits.rs`,
+//! `http/settings.rs`, ...), built from [`settings`]; only the top (`main`, `app`, `demo`)
+//! and `config` itself see the whole `Settings`.
+//!
+//! Data flows the other way, from the upstreams up to the caller:
 //!
 //! ```text
 //!  upstreams ─► sources/<name>/   settings + `Source::start` (one entry point per source),
@@ -33,7 +57,9 @@
 //!   ([`http::ui`], built from `ui/` by `build.rs`), health, metrics.
 //! - [`telemetry`]: logs and OpenTelemetry traces (OTLP), `traceparent` in and out.
 //! - [`demo`]: simulated upstreams (real HTTP servers on loopback) for the demo and tests.
-//! - [`app`]: wiring and lifecycle; [`config`]: typed settings; [`watch`]: the `watch` client.
+//! - [`app`]: wiring and lifecycle; [`config`]: the typed `Settings` (defaults → file → env,
+//!   validated at start), assembled from the features' own settings types; [`settings`]: the
+//!   leaf they are built from; [`watch`]: the `watch` client.
 
 /// jemalloc (default feature `jemalloc`), for every program built on this crate — the server,
 /// its tests and its benchmarks measure the same allocator (BENCHMARKS.md, "Allocators again").
@@ -49,6 +75,7 @@ pub mod domain;
 pub mod events;
 pub mod graph;
 pub mod http;
+pub mod settings;
 pub mod sources;
 pub mod state;
 pub mod telemetry;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use idp_graph::app::App;
+use idp_graph::app::{App, AppError};
 use idp_graph::config::Settings;
 use idp_graph::demo::{DemoOptions, DemoWorld};
 use idp_graph::telemetry::{self, LogFormat};
@@ -305,7 +305,12 @@ fn run(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
         Err(e) => {
             tracing::error!(error = %e, "idp-graph stopped");
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            // The server's own failures say which code they end with (a config it cannot use:
+            // 64); anything else (the demo's simulations, the runtime) is a runtime failure.
+            match e.downcast_ref::<AppError>() {
+                Some(app) => ExitCode::from(app.exit_code()),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -7,10 +7,9 @@
 //!
 //! - `settings.rs`: `auth:` in the config; `policy.rs`: roles, bindings, grants, the seed's
 //!   default boundary; `jwt.rs`: verifying one issuer's tokens (JWKS, PEM, HS256, Backstage);
-//!   `audit.rs`: the audit trail.
+//!   `audit/`: the audit trail (the log, its record, its durable store, `audit:` settings).
 
 pub mod audit;
-pub mod audit_store;
 pub mod jwt;
 pub mod policy;
 pub mod settings;

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 
 use super::Action;
-use crate::config::{invalid, ConfigError};
+use crate::settings::{invalid, ConfigError};
 
 /// Where a role's actions apply.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::policy::Policy;
-use crate::config::{check_url, invalid, ConfigError};
+use crate::settings::{check_url, invalid, ConfigError};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -1,6 +1,7 @@
-//! The demo world's fixed content (DESIGN.md, "the demo world"): the seed platform's teams,
-//! system, platform and application components, their API, resource, template and location.
-//! Tests and examples rely on these names.
+//! The demo world's fixed content (what `idp-graph demo` serves — README, "The two commands";
+//! its personas and the boundary between the teams — README, "Security"): the seed platform's
+//! teams, system, platform and application components, their API, resource, template and
+//! location. Tests and examples rely on these names.
 
 use serde_json::{json, Value};
 

@@ -1,5 +1,7 @@
-//! The join rules between catalog entities and upstream objects (DESIGN.md, "Joining the
-//! sources"). Pure functions; the indexes that make them cheap live in `state/`.
+//! The join rules between catalog entities and upstream objects, over the annotation keys in
+//! `annotations.rs` (the ones the Backstage ArgoCD, Kubernetes and GitHub plugins read; README,
+//! "Kubernetes", for the workload joins). Pure functions; the indexes that make them cheap, and
+//! every relation as a `State` method, live in `state/joins.rs` (README, "Where things live").
 
 use super::annotations::JoinKeys;
 use super::argocd::Application;

@@ -14,6 +14,7 @@ use tokio::sync::broadcast;
 
 mod changes;
 mod cursor;
+mod settings;
 
 pub use cursor::CursorKey;
 
@@ -21,10 +22,7 @@ pub use changes::{
     app_transitions, AppChange, AppTransition, Change, ChangeKind, EntityChange, ObjectChange,
     RepositoryCause, RepositoryChange, RolloutChange, RolloutTransition,
 };
-
-/// `events.replay_secs`'s default: five minutes of events for a reconnecting client — a
-/// Kubernetes API server's watch cache keeps about 75 seconds for the same purpose.
-pub const REPLAY_AGE: std::time::Duration = std::time::Duration::from_secs(300);
+pub use settings::{EventSettings, REPLAY_AGE};
 
 #[derive(Debug, Clone)]
 pub struct Event {

@@ -529,8 +529,6 @@ pub fn rollup(apps: &[Arc<Application>]) -> DeploymentStatus {
     }
 }
 
-pub use super::filter::application::{ApplicationFilter, ApplicationMatcher};
-
 pub struct ApplicationConnection {
     items: Vec<Arc<Application>>,
     total: usize,

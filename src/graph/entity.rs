@@ -769,7 +769,7 @@ pub async fn lookup(ctx: &Context<'_>, key: String) -> Option<EntityItem> {
 }
 
 /// Batches one request's on-demand catalog lookups (entities registered since the last poll)
-/// into one `by-refs` call. Zero delay: the default 1 ms wait costs throughput (DESIGN.md).
+/// into one `by-refs` call. Zero delay: the default 1 ms wait costs throughput.
 pub struct CatalogLoader(pub Arc<crate::sources::backstage::CatalogLookup>);
 
 impl async_graphql::dataloader::Loader<String> for CatalogLoader {

@@ -10,6 +10,7 @@ pub mod federation;
 pub mod filter;
 pub mod github;
 pub mod kubernetes;
+mod limits;
 pub mod mutation;
 pub mod node;
 pub mod paging;
@@ -25,10 +26,10 @@ use async_graphql::{Context, Schema};
 
 use crate::auth::policy::{decide, Decision, Facts, Target};
 use crate::auth::{Action, Principal};
-use crate::config::Limits;
 use crate::domain::Entity;
 use crate::sources::Upstreams;
 use crate::state::State;
+pub use limits::Limits;
 
 /// Everything resolvers need, shared by all requests (schema data).
 pub struct GraphContext {

@@ -3,12 +3,11 @@
 use async_graphql::{Context, Object, Result, SimpleObject, ID};
 
 use super::application::{
-    platform_summary, ApplicationConnection, ApplicationFilter, ApplicationMatcher,
-    ApplicationNode, PlatformSummary,
+    platform_summary, ApplicationConnection, ApplicationNode, PlatformSummary,
 };
 use super::entity::{EntityConnection, EntityItem};
 use super::error::bad_input;
-use super::filter::{EntityFilter, EntityMatcher};
+use super::filter::{ApplicationFilter, ApplicationMatcher, EntityFilter, EntityMatcher};
 use super::kubernetes as k8s;
 use super::paging::PageRequest;
 use super::sources::SourceStatus;

@@ -15,13 +15,10 @@ use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::application::{
-    ApplicationFilter, ApplicationMatcher, ApplicationNode, HealthStatusCode, OperationPhaseCode,
-    SyncStatusCode,
-};
+use super::application::{ApplicationNode, HealthStatusCode, OperationPhaseCode, SyncStatusCode};
 use super::entity::{EntityItem, EntityNode};
 use super::error::bad_input;
-use super::filter::{EntityFilter, EntityMatcher};
+use super::filter::{ApplicationFilter, ApplicationMatcher, EntityFilter, EntityMatcher};
 use super::{gctx, Viewer};
 use crate::auth::Principal;
 use crate::domain::argocd::Application;

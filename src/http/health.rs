@@ -1,12 +1,42 @@
 //! Liveness and readiness. `/healthz` says the process serves; `/readyz` says every configured
 //! source finished its first sync (or readiness stopped waiting for it), and names the rest.
+//! `readiness:` in the config says how long it waits (`App::build` stops waiting then).
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
+use serde::Deserialize;
 
 use super::HttpState;
+use crate::settings::{positive, ConfigError};
+
+/// How long `/readyz` waits for the sources' first syncs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Readiness {
+    /// A source that has not finished its first sync after this long is marked failed and no
+    /// longer holds `/readyz` back.
+    pub initial_sync_timeout_secs: f64,
+}
+
+impl Default for Readiness {
+    fn default() -> Self {
+        Self {
+            initial_sync_timeout_secs: 60.0,
+        }
+    }
+}
+
+impl Readiness {
+    /// What serde cannot check; errors name `key` (`readiness`) and the sub-key.
+    pub fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        positive(
+            &format!("{key}.initial_sync_timeout_secs"),
+            self.initial_sync_timeout_secs,
+        )
+    }
+}
 
 pub async fn healthz() -> &'static str {
     "ok"

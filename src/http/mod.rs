@@ -11,6 +11,7 @@ pub mod persisted;
 pub mod pipeline;
 pub mod rate_limit;
 pub mod response_cache;
+mod settings;
 pub mod shared_subscriptions;
 mod sse;
 pub mod ui;
@@ -23,10 +24,12 @@ use std::sync::Arc;
 use axum::routing::get;
 use axum::Router;
 
-use crate::config::Limits;
+use crate::graph::Limits;
 use crate::state::State;
 
+pub use health::Readiness;
 pub use metrics::Metrics;
+pub use settings::HttpSettings;
 
 #[derive(Clone)]
 pub struct HttpState {
@@ -45,7 +48,7 @@ pub struct HttpState {
 
 /// The main router; `/metrics` is on it unless `http.metrics_listen` moves it to its own
 /// listener (`metrics_router`). `cors_origins` may call it from other origins' pages.
-pub fn router(http: HttpState, settings: &crate::config::HttpSettings) -> Router {
+pub fn router(http: HttpState, settings: &HttpSettings) -> Router {
     // Pages that are not GraphQL requests still need a caller when anonymous access is denied.
     let mut guarded = Router::new()
         .route("/", get(ui::playground))

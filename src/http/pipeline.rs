@@ -30,8 +30,8 @@ use serde_json::Value;
 use super::error::{error_code, RequestError, INTERNAL, TOO_COMPLEX, VALIDATION_FAILED};
 use super::metrics::Metrics;
 use crate::auth::{Authenticator, Principal};
-use crate::config::Limits;
 use crate::graph::AppSchema;
+use crate::graph::Limits;
 use tracing::Instrument;
 
 /// Where a request came in; decides which operation types it may run.

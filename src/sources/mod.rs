@@ -17,7 +17,7 @@ use secrecy::SecretString;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::ConfigError;
+use crate::settings::{ConfigError, TokenSource};
 use crate::state::{SourceKind, State};
 
 /// What `App::build` lends a source while it starts.
@@ -46,7 +46,7 @@ pub trait Source: std::fmt::Debug + Send + Sync {
     /// The instance name in `sources` and `extensions.source` (`backstage`, or `name`).
     fn name(&self) -> &str;
     /// Where its credential comes from.
-    fn token(&self) -> &crate::config::TokenSource;
+    fn token(&self) -> &TokenSource;
     /// What serde cannot check; errors name `key` (`argocd[1]`) and the sub-key.
     fn validate(&self, key: &str) -> Result<(), ConfigError>;
     /// Registers health and store, spawns the tasks, adds the handle to `ctx.upstreams`.

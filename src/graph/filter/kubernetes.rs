@@ -12,7 +12,8 @@ use crate::domain::argocd::Application;
 use crate::domain::kubernetes as k8s;
 use crate::domain::selector::LabelSelector;
 use crate::graph::error::bad_input;
-use crate::graph::kubernetes::{clusters_for, labels, sees, PodPhase, RolloutStateCode};
+use crate::graph::kubernetes::scope::{clusters_for, labels, sees};
+use crate::graph::kubernetes::status::{PodPhase, RolloutStateCode};
 use crate::graph::{gctx, Viewer};
 use crate::state::kubernetes::{ClusterStore, Kind, ObjRef, Stored};
 

@@ -5,4 +5,5 @@ pub mod application;
 pub mod entity;
 pub mod kubernetes;
 
+pub use application::{ApplicationFilter, ApplicationMatcher};
 pub use entity::{AnnotationFilter, EntityFilter, EntityMatcher};

@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use async_graphql::{Context, Enum, ErrorExtensions, Object, Result, SimpleObject};
+use async_graphql::{Context, Enum, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Namespace, Service};
@@ -27,7 +27,7 @@ use super::{gctx, Viewer};
 use crate::domain::argocd::Application;
 use crate::domain::kubernetes::{
     self as k8s, int_or_string, to_chrono as ts, ConfigMapInfo as ConfigMap, DeploymentInfo,
-    EventInfo, PodInfo as Pod, ReplicaSetInfo, RolloutState, SecretInfo,
+    EventInfo, PodInfo as Pod, ReplicaSetInfo, SecretInfo,
 };
 use crate::domain::Entity;
 use crate::state::kubernetes::{ClusterStore, IndexKey, Kind, ObjRef, Stored};
@@ -45,10 +45,6 @@ fn kv(m: &Option<BTreeMap<String, String>>) -> Vec<KeyValue> {
         .collect()
 }
 
-pub(crate) fn labels(meta: &ObjectMeta) -> BTreeMap<String, String> {
-    meta.labels.clone().unwrap_or_default()
-}
-
 /// The key connections sort and page by: cluster, namespace, name, separated by a character
 /// that sorts below every character a name may hold, so string order equals tuple order.
 fn sort_key(cluster: &str, meta: &ObjectMeta) -> String {
@@ -57,131 +53,6 @@ fn sort_key(cluster: &str, meta: &ObjectMeta) -> String {
         meta.namespace.as_deref().unwrap_or(""),
         meta.name.as_deref().unwrap_or("")
     )
-}
-
-/// The error a field gets for a cluster it could not read (or reads from an old snapshot).
-pub fn cluster_error(c: &ClusterStore) -> async_graphql::Error {
-    let snap = c.health.snapshot();
-    let why = snap
-        .last_error
-        .clone()
-        .unwrap_or_else(|| "first list not finished".into());
-    let message = if c.synced() {
-        format!(
-            "cluster `{}` is unreachable ({why}); showing its state as of {}",
-            c.name,
-            snap.last_sync_at
-                .map(|t| t.to_rfc3339())
-                .unwrap_or_else(|| "the last sync".into())
-        )
-    } else {
-        format!(
-            "cluster `{}` has not been listed yet ({why}); its objects are missing",
-            c.name
-        )
-    };
-    let name = c.name.clone();
-    async_graphql::Error::new(message).extend_with(move |_, e| {
-        e.set("code", "UPSTREAM_UNAVAILABLE");
-        e.set("source", name.as_str());
-    })
-}
-
-/// The clusters a field reads (one, when `cluster` is given), with an error added to the
-/// response for each one that is down; clusters never listed are left out.
-pub(crate) fn clusters_for(
-    ctx: &Context<'_>,
-    cluster: Option<&str>,
-) -> Result<Vec<Arc<ClusterStore>>> {
-    let all = gctx(ctx).state.clusters.all();
-    let chosen: Vec<Arc<ClusterStore>> = match cluster {
-        None => all,
-        Some(name) => {
-            let c = all
-                .iter()
-                .find(|c| c.name == name)
-                .cloned()
-                .ok_or_else(|| {
-                    bad_input(format!(
-                        "unknown cluster `{name}`; configured: {}",
-                        all.iter()
-                            .map(|c| c.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ))
-                })?;
-            vec![c]
-        }
-    };
-    Ok(chosen
-        .into_iter()
-        .filter(|c| {
-            let healthy = !c.health.is_stale() && c.synced();
-            if !healthy {
-                report(ctx, cluster_error(c));
-            }
-            c.synced()
-        })
-        .collect())
-}
-
-fn report(ctx: &Context<'_>, e: async_graphql::Error) {
-    let err = e.into_server_error(ctx.item.pos);
-    ctx.add_error(ctx.set_error_path(err));
-}
-
-pub(crate) fn sees(ctx: &Context<'_>, cluster: &str, meta: &ObjectMeta) -> bool {
-    // A Namespace object (cluster-scoped) is judged as the namespace it is.
-    let ns = meta
-        .namespace
-        .as_deref()
-        .or(meta.name.as_deref())
-        .unwrap_or("");
-    Viewer::of(ctx).sees_namespace(cluster, ns)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Filters
-
-#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-pub enum RolloutStateCode {
-    /// Every replica runs the current template and is available.
-    Complete,
-    /// Updating (x of y), or waiting for old replicas to go.
-    Progressing,
-    /// The progress deadline passed (`ProgressDeadlineExceeded`).
-    Stalled,
-}
-
-impl From<RolloutState> for RolloutStateCode {
-    fn from(s: RolloutState) -> Self {
-        match s {
-            RolloutState::Complete => Self::Complete,
-            RolloutState::Progressing => Self::Progressing,
-            RolloutState::Stalled => Self::Stalled,
-        }
-    }
-}
-
-#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-pub enum PodPhase {
-    Pending,
-    Running,
-    Succeeded,
-    Failed,
-    Unknown,
-}
-
-impl PodPhase {
-    fn of(p: &Pod) -> Self {
-        match p.phase.as_deref() {
-            Some("Pending") => Self::Pending,
-            Some("Running") => Self::Running,
-            Some("Succeeded") => Self::Succeeded,
-            Some("Failed") => Self::Failed,
-            _ => Self::Unknown,
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -429,6 +300,8 @@ mod configuration;
 mod network;
 mod pods;
 mod restart;
+pub(crate) mod scope;
+pub(crate) mod status;
 mod workloads;
 
 use crate::graph::filter::kubernetes::Matcher;
@@ -440,4 +313,8 @@ pub use configuration::*;
 pub use network::*;
 pub use pods::*;
 pub use restart::*;
+pub use scope::cluster_error;
+use scope::report;
+pub(crate) use scope::{clusters_for, labels, sees};
+pub use status::{PodPhase, RolloutStateCode};
 pub use workloads::*;

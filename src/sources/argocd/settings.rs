@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{ArgoCdClient, ArgoCdHandle, ArgoCdWatcher};
-use crate::config::{check_name, check_url, positive, ConfigError, TokenSource};
+use crate::settings::{check_name, check_url, positive, ConfigError, TokenSource};
 use crate::sources::{Source, StartContext, StartError};
 use crate::state::SourceKind;
 

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use tokio::sync::Notify;
 
 use super::{BackstageClient, BackstageHandle, BackstagePoller, CatalogLookup};
-use crate::config::{check_url, invalid, positive, ConfigError, TokenSource};
+use crate::settings::{check_url, invalid, positive, ConfigError, TokenSource};
 use crate::sources::{Source, StartContext, StartError};
 use crate::state::SourceKind;
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{GitHubClient, GitHubSource, GitHubTtls};
-use crate::config::{check_url, invalid, positive, ConfigError, TokenSource};
+use crate::settings::{check_url, invalid, positive, ConfigError, TokenSource};
 use crate::sources::{Source, StartContext, StartError};
 use crate::state::SourceKind;
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{client_for, ClusterHandle, ClusterSource};
-use crate::config::{check_name, check_url, invalid, positive, ConfigError, TokenSource};
+use crate::settings::{check_name, check_url, invalid, positive, ConfigError, TokenSource};
 use crate::sources::{Source, StartContext, StartError};
 use crate::state::{ClusterStore, SourceKind};
 

@@ -1,41 +1,37 @@
 //! The audit trail of mutations and denied attempts: who (subject and groups) did or tried
 //! what to which object, when, in which request, the policy's decision and how it ended.
 //! Every entry goes to the log (target `audit`), to a bounded in-memory ring, and — with
-//! `audit.postgres_url_env` — to PostgreSQL (`audit_store.rs`), which `Query.auditLog` then
+//! `audit.postgres_url_env` — to PostgreSQL (`store.rs`), which `Query.auditLog` then
 //! reads, so the trail survives restarts and is shared by replicas.
+//!
+//! Arrows point one way: this module uses `entry.rs` (the record), `store.rs` (the durable
+//! sink) and `settings.rs` (`audit:` in the config); the store uses only the entry, and none
+//! of them imports this module back.
+
+mod entry;
+mod settings;
+mod store;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use parking_lot::Mutex;
 
-const KEEP: usize = 1000;
+pub use entry::AuditEntry;
+pub use settings::AuditSettings;
+pub use store::{AuditStore, AuditStoreError};
 
-#[derive(Debug, Clone)]
-pub struct AuditEntry {
-    pub id: u64,
-    pub at: DateTime<Utc>,
-    pub principal: String,
-    /// The caller's groups when it acted.
-    pub groups: Vec<String>,
-    /// `allowed`, or `denied` (by the policy or the upstream's own authorization).
-    pub decision: String,
-    /// The id the pipeline gave the request (also in the log line).
-    pub request_id: Option<String>,
-    pub action: String,
-    pub target: String,
-    /// `ok`, or the error code.
-    pub result: String,
-    pub message: Option<String>,
-}
+use crate::auth::Principal;
+
+const KEEP: usize = 1000;
 
 #[derive(Default)]
 pub struct AuditLog {
     /// Newest last. A `Mutex`: one short push per mutation, never held across an await.
     entries: Mutex<(u64, VecDeque<AuditEntry>)>,
     /// The durable sink, when configured.
-    store: Option<Arc<super::audit_store::AuditStore>>,
+    store: Option<Arc<AuditStore>>,
 }
 
 /// The durable audit sink's buffer is full: the action is refused rather than run unaudited.
@@ -44,7 +40,7 @@ pub struct AuditLog {
 pub struct AuditUnavailable;
 
 impl AuditLog {
-    pub fn with_store(store: Arc<super::audit_store::AuditStore>) -> Self {
+    pub fn with_store(store: Arc<AuditStore>) -> Self {
         Self {
             entries: Default::default(),
             store: Some(store),
@@ -67,7 +63,7 @@ impl AuditLog {
     /// Records one attempt: `result` is `ok` or an error code; `FORBIDDEN` is a denial.
     pub fn record(
         &self,
-        principal: &super::Principal,
+        principal: &Principal,
         request_id: Option<&str>,
         action: &str,
         target: &str,

@@ -17,10 +17,10 @@ use sqlx::Row;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::audit::AuditEntry;
+use super::entry::AuditEntry;
 
 /// The migrations, in order (version, SQL); the files live in `migrations/`.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../../migrations/0001_audit_log.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../../../migrations/0001_audit_log.sql"))];
 
 /// Why the durable sink could not start.
 #[derive(Debug, thiserror::Error)]
