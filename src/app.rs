@@ -95,11 +95,15 @@ impl App {
             addr: settings.listen,
             source,
         })?;
-        let state = State::with_bus(crate::events::EventBus::with_replay(
-            settings.events.capacity,
-            settings.events.replay,
-            std::time::Duration::from_secs_f64(settings.events.replay_secs),
-        ));
+        let cursor_key = settings.events.cursor_key("events")?;
+        let state = State::with_bus(
+            crate::events::EventBus::with_replay(
+                settings.events.capacity,
+                settings.events.replay,
+                std::time::Duration::from_secs_f64(settings.events.replay_secs),
+            )
+            .with_cursor_key(cursor_key),
+        );
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
 

@@ -189,9 +189,45 @@ pub struct ObjectChange {
     pub previous: Option<KubeObject>,
     /// `None` when it went.
     pub current: Option<KubeObject>,
+    /// What went wrong with it, derived once (`workload.rs`): pods and Warning events only.
+    pub troubles: Vec<super::workload::Trouble>,
 }
 
 impl ObjectChange {
+    pub fn new(
+        cluster: &str,
+        kind: ChangeKind,
+        previous: Option<KubeObject>,
+        current: Option<KubeObject>,
+    ) -> Self {
+        let troubles = match (&previous, &current) {
+            (p, Some(KubeObject::Pod(c))) => super::workload::pod_troubles(
+                match p {
+                    Some(KubeObject::Pod(p)) => Some(p),
+                    _ => None,
+                },
+                c,
+            ),
+            (p, Some(KubeObject::Event(c))) => super::workload::event_trouble(
+                match p {
+                    Some(KubeObject::Event(p)) => Some(p),
+                    _ => None,
+                },
+                c,
+            )
+            .into_iter()
+            .collect(),
+            _ => Vec::new(),
+        };
+        Self {
+            cluster: cluster.to_string(),
+            kind,
+            previous,
+            current,
+            troubles,
+        }
+    }
+
     /// The object as it is now, or as it was when it went.
     pub fn object(&self) -> &KubeObject {
         self.current

@@ -1,8 +1,10 @@
 //! Opaque subscription cursors: a cursor is a position in the bus (epoch and sequence number)
 //! sealed with ChaCha20-Poly1305 under a key from the configuration (`events.cursor_key_*`,
-//! shared by replicas; random per process when none is given). A fresh nonce per cursor, so a
-//! cursor tells a caller nothing — not how many events happened between two of its own (events
-//! it may not see included), not their order against another caller's. A string of a cursor's
+//! shared by replicas; random per process when none is given). The nonce is a keyed hash of the
+//! position (SIV-style: one position always seals to one cursor, two positions never share a
+//! nonce), so every subscriber of an event gets the same cursor for it, and a cursor tells a
+//! caller nothing — not how many events happened between two of its own (events it may not see
+//! included), not their order against another caller's. A string of a cursor's
 //! shape that does not open under the key (another process's key, or altered) is a position
 //! this server cannot know: the subscriber resyncs. Anything else is not a cursor.
 
@@ -21,6 +23,8 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL
 
 pub struct CursorKey {
     key: LessSafeKey,
+    /// Derives each position's nonce (a different key from the cipher's).
+    nonce_key: ring::hmac::Key,
 }
 
 impl std::fmt::Debug for CursorKey {
@@ -32,10 +36,17 @@ impl std::fmt::Debug for CursorKey {
 impl CursorKey {
     /// A key from 32 bytes of secret.
     pub fn new(secret: &[u8; 32]) -> Self {
-        let key = UnboundKey::new(&CHACHA20_POLY1305, secret)
+        let derive = |label: &[u8]| {
+            let k = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
+            ring::hmac::sign(&k, label)
+        };
+        let cipher = derive(b"idp-graph cursor cipher");
+        let key = UnboundKey::new(&CHACHA20_POLY1305, &cipher.as_ref()[..32])
             .expect("BUG: a 32-byte key is what ChaCha20-Poly1305 takes");
+        let nonce = derive(b"idp-graph cursor nonce");
         Self {
             key: LessSafeKey::new(key),
+            nonce_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, nonce.as_ref()),
         }
     }
 
@@ -45,10 +56,11 @@ impl CursorKey {
     }
 
     pub fn seal(&self, epoch: u32, seq: u64) -> String {
-        let nonce_bytes = rand::random::<[u8; NONCE_LEN]>();
         let mut buf = Vec::with_capacity(NONCE_LEN + PLAIN_LEN + 16);
         buf.extend_from_slice(&epoch.to_be_bytes());
         buf.extend_from_slice(&seq.to_be_bytes());
+        let mut nonce_bytes = [0u8; NONCE_LEN];
+        nonce_bytes.copy_from_slice(&ring::hmac::sign(&self.nonce_key, &buf).as_ref()[..NONCE_LEN]);
         self.key
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce_bytes),
@@ -90,11 +102,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_sealed_position_opens_with_its_key_only_and_never_repeats() {
+    fn a_sealed_position_opens_with_its_key_only() {
         let key = CursorKey::new(&[7; 32]);
         let a = key.seal(0xdead_beef, 213);
         let b = key.seal(0xdead_beef, 213);
-        assert_ne!(a, b, "a fresh nonce per cursor");
+        assert_eq!(
+            a, b,
+            "one position, one cursor (every subscriber of an event agrees)"
+        );
         assert_eq!(key.open(&a), Ok(Some((0xdead_beef, 213))));
         assert_eq!(key.open(&b), Ok(Some((0xdead_beef, 213))));
         // Replicas sharing the key read each other's cursors; another key cannot.

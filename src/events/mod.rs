@@ -15,6 +15,7 @@ use tokio::sync::broadcast;
 mod changes;
 mod cursor;
 mod settings;
+pub mod workload;
 
 pub use cursor::CursorKey;
 

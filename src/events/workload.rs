@@ -41,9 +41,13 @@ pub fn pod_troubles(prev: Option<&PodInfo>, cur: &PodInfo) -> Vec<Trouble> {
     let mut out = Vec::new();
     for c in &cur.containers {
         let before = prev.and_then(|p| p.containers.iter().find(|b| b.name == c.name));
-        let waiting = |reason: &str| c.state == ContainerState::Waiting && c.reason.as_deref() == Some(reason);
+        let waiting = |reason: &str| {
+            c.state == ContainerState::Waiting && c.reason.as_deref() == Some(reason)
+        };
         let was_waiting = |reason: &str| {
-            before.is_some_and(|b| b.state == ContainerState::Waiting && b.reason.as_deref() == Some(reason))
+            before.is_some_and(|b| {
+                b.state == ContainerState::Waiting && b.reason.as_deref() == Some(reason)
+            })
         };
         let restarted = before.is_some_and(|b| c.restart_count > b.restart_count);
         let trouble = |kind, reason: &str, message: Option<String>| Trouble {
@@ -56,10 +60,15 @@ pub fn pod_troubles(prev: Option<&PodInfo>, cur: &PodInfo) -> Vec<Trouble> {
         let oom_now = c.reason.as_deref() == Some("OOMKilled")
             || c.last_reason.as_deref() == Some("OOMKilled");
         let oom_before = before.is_some_and(|b| {
-            b.reason.as_deref() == Some("OOMKilled") || b.last_reason.as_deref() == Some("OOMKilled")
+            b.reason.as_deref() == Some("OOMKilled")
+                || b.last_reason.as_deref() == Some("OOMKilled")
         });
         if oom_now && (restarted || !oom_before) {
-            out.push(trouble(TroubleKind::OomKilled, "OOMKilled", c.message.clone()));
+            out.push(trouble(
+                TroubleKind::OomKilled,
+                "OOMKilled",
+                c.message.clone(),
+            ));
         } else if waiting("CrashLoopBackOff") && (restarted || !was_waiting("CrashLoopBackOff")) {
             out.push(trouble(
                 TroubleKind::CrashLoop,
@@ -79,11 +88,6 @@ pub fn pod_troubles(prev: Option<&PodInfo>, cur: &PodInfo) -> Vec<Trouble> {
             }
         }
     }
-    let unschedulable = |p: &PodInfo| {
-        p.conditions.iter().find(|c| {
-            c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable")
-        })
-    };
     if let Some(c) = unschedulable(cur) {
         if prev.and_then(unschedulable).is_none() {
             out.push(Trouble {
@@ -96,6 +100,15 @@ pub fn pod_troubles(prev: Option<&PodInfo>, cur: &PodInfo) -> Vec<Trouble> {
         }
     }
     out
+}
+
+/// The pod's `PodScheduled=False, reason=Unschedulable` condition, if any.
+fn unschedulable(p: &PodInfo) -> Option<&crate::domain::kubernetes::ConditionInfo> {
+    p.conditions.iter().find(|c| {
+        c.type_ == "PodScheduled"
+            && c.status == "False"
+            && c.reason.as_deref() == Some("Unschedulable")
+    })
 }
 
 /// A Warning event that is new, or seen again (its count rose).
@@ -120,7 +133,12 @@ mod tests {
     use super::*;
     use crate::domain::kubernetes::ContainerInfo;
 
-    fn container(state: ContainerState, reason: Option<&str>, restarts: i32, last: Option<&str>) -> ContainerInfo {
+    fn container(
+        state: ContainerState,
+        reason: Option<&str>,
+        restarts: i32,
+        last: Option<&str>,
+    ) -> ContainerInfo {
         ContainerInfo {
             name: "app".into(),
             image: Some("registry/app:1".into()),
@@ -154,14 +172,27 @@ mod tests {
     #[test]
     fn a_crash_loop_is_told_when_it_starts_and_when_it_restarts_again() {
         let running = pod(container(ContainerState::Running, None, 0, None));
-        let looping = pod(container(ContainerState::Waiting, Some("CrashLoopBackOff"), 1, Some("Error")));
+        let looping = pod(container(
+            ContainerState::Waiting,
+            Some("CrashLoopBackOff"),
+            1,
+            Some("Error"),
+        ));
         let t = pod_troubles(Some(&running), &looping);
         assert_eq!(t.len(), 1);
-        assert_eq!((t[0].kind, t[0].reason.as_str(), t[0].count), (TroubleKind::CrashLoop, "CrashLoopBackOff", Some(1)));
+        assert_eq!(
+            (t[0].kind, t[0].reason.as_str(), t[0].count),
+            (TroubleKind::CrashLoop, "CrashLoopBackOff", Some(1))
+        );
         // The same state written again: nothing new.
         assert!(pod_troubles(Some(&looping), &looping).is_empty());
         // It restarted once more: told again.
-        let again = pod(container(ContainerState::Waiting, Some("CrashLoopBackOff"), 2, Some("Error")));
+        let again = pod(container(
+            ContainerState::Waiting,
+            Some("CrashLoopBackOff"),
+            2,
+            Some("Error"),
+        ));
         assert_eq!(pod_troubles(Some(&looping), &again).len(), 1);
         // Back to running: nothing.
         let back = pod(container(ContainerState::Running, None, 2, Some("Error")));
@@ -171,21 +202,49 @@ mod tests {
     #[test]
     fn oom_kills_image_pulls_and_unschedulable_pods_are_told_once() {
         let running = pod(container(ContainerState::Running, None, 0, None));
-        let oom = pod(container(ContainerState::Running, None, 1, Some("OOMKilled")));
-        assert_eq!(pod_troubles(Some(&running), &oom)[0].kind, TroubleKind::OomKilled);
+        let oom = pod(container(
+            ContainerState::Running,
+            None,
+            1,
+            Some("OOMKilled"),
+        ));
+        assert_eq!(
+            pod_troubles(Some(&running), &oom)[0].kind,
+            TroubleKind::OomKilled
+        );
         assert!(pod_troubles(Some(&oom), &oom).is_empty());
-        let pulling = pod(container(ContainerState::Waiting, Some("ErrImagePull"), 0, None));
-        let backoff = pod(container(ContainerState::Waiting, Some("ImagePullBackOff"), 0, None));
+        let pulling = pod(container(
+            ContainerState::Waiting,
+            Some("ErrImagePull"),
+            0,
+            None,
+        ));
+        let backoff = pod(container(
+            ContainerState::Waiting,
+            Some("ImagePullBackOff"),
+            0,
+            None,
+        ));
         assert_eq!(pod_troubles(None, &pulling)[0].kind, TroubleKind::ImagePull);
-        assert!(pod_troubles(Some(&pulling), &backoff).is_empty(), "still the same trouble");
-        let mut pending = pod(container(ContainerState::Waiting, Some("ContainerCreating"), 0, None));
-        pending.conditions.push(crate::domain::kubernetes::ConditionInfo {
-            type_: "PodScheduled".into(),
-            status: "False".into(),
-            reason: Some("Unschedulable".into()),
-            message: Some("0/3 nodes are available".into()),
-            last_transition_time: None,
-        });
+        assert!(
+            pod_troubles(Some(&pulling), &backoff).is_empty(),
+            "still the same trouble"
+        );
+        let mut pending = pod(container(
+            ContainerState::Waiting,
+            Some("ContainerCreating"),
+            0,
+            None,
+        ));
+        pending
+            .conditions
+            .push(crate::domain::kubernetes::ConditionInfo {
+                type_: "PodScheduled".into(),
+                status: "False".into(),
+                reason: Some("Unschedulable".into()),
+                message: Some("0/3 nodes are available".into()),
+                last_transition_time: None,
+            });
         let t = pod_troubles(None, &pending);
         assert_eq!(t[0].kind, TroubleKind::Unschedulable);
         assert!(pod_troubles(Some(&pending), &pending).is_empty());
@@ -205,8 +264,16 @@ mod tests {
             source: None,
         };
         assert!(event_trouble(None, &ev("Normal", 1)).is_none());
-        assert_eq!(event_trouble(None, &ev("Warning", 1)).unwrap().reason, "BackOff");
+        assert_eq!(
+            event_trouble(None, &ev("Warning", 1)).unwrap().reason,
+            "BackOff"
+        );
         assert!(event_trouble(Some(&ev("Warning", 1)), &ev("Warning", 1)).is_none());
-        assert_eq!(event_trouble(Some(&ev("Warning", 1)), &ev("Warning", 2)).unwrap().count, Some(2));
+        assert_eq!(
+            event_trouble(Some(&ev("Warning", 1)), &ev("Warning", 2))
+                .unwrap()
+                .count,
+            Some(2)
+        );
     }
 }

@@ -24,7 +24,8 @@ use crate::auth::Principal;
 use crate::domain::argocd::Application;
 use crate::domain::Entity;
 use crate::events::{
-    AppTransition, Change, ChangeKind, Event, RepositoryCause, RepositoryChange, RolloutTransition,
+    workload::TroubleKind, AppTransition, Change, ChangeKind, Event, RepositoryCause,
+    RepositoryChange, RolloutTransition,
 };
 use crate::state::State;
 
@@ -637,6 +638,37 @@ impl Subscription {
         }))
     }
 
+    /// What goes wrong with workloads, as it starts: crash loops (`CrashLoopBackOff`, or a
+    /// container restarting again), `OOMKilled`, image pulls failing, unschedulable pods, and
+    /// Kubernetes Warning events (`FailedScheduling`, `BackOff`, `Unhealthy`, ...) — each with
+    /// the joins (pod → application → component → owner). `filter` narrows by cluster,
+    /// namespace, labels, application or entity (`rollout` does not apply); `kinds` by type.
+    async fn workload_events(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<super::kubernetes::WorkloadFilter>,
+        kinds: Option<Vec<WorkloadEventType>>,
+        after: Option<String>,
+    ) -> Result<impl Stream<Item = WorkloadEvent>> {
+        let state = gctx(ctx).state.clone();
+        let matcher = super::kubernetes::RolloutMatcher::new(state.clone(), filter)?;
+        let after = parse_cursor(&state, after)?;
+        let audience = Audience::of(ctx);
+        let st = state.clone();
+        Ok(feed(&state, after).flat_map(move |f| {
+            let out: Vec<WorkloadEvent> = match f {
+                Feed::Resync(seq) => vec![WorkloadEvent::resync(st.bus.cursor(seq))],
+                Feed::Event(event) => match &event.change {
+                    Change::Object(o) if !o.troubles.is_empty() => {
+                        workload_events(&st, &audience, &matcher, kinds.as_deref(), &event, o)
+                    }
+                    _ => Vec::new(),
+                },
+            };
+            futures::stream::iter(out)
+        }))
+    }
+
     /// Deployment rollouts as they progress: `PROGRESS` (x of y updated), `COMPLETE`,
     /// `STALLED` (progress deadline exceeded), `DELETED`. Filters run on the server.
     async fn rollout_events(
@@ -838,6 +870,185 @@ pub enum RolloutEventType {
 }
 
 /// Progress of one Deployment's rollout.
+/// What went wrong with a workload (`workloadEvents`).
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum WorkloadEventType {
+    CrashLoop,
+    OomKilled,
+    ImagePullFailing,
+    Unschedulable,
+    /// A Kubernetes Warning event.
+    Warning,
+    /// Events were lost (cursor too old, or this subscriber fell behind).
+    ResyncRequired,
+}
+
+impl From<TroubleKind> for WorkloadEventType {
+    fn from(k: TroubleKind) -> Self {
+        match k {
+            TroubleKind::CrashLoop => Self::CrashLoop,
+            TroubleKind::OomKilled => Self::OomKilled,
+            TroubleKind::ImagePull => Self::ImagePullFailing,
+            TroubleKind::Unschedulable => Self::Unschedulable,
+            TroubleKind::Warning => Self::Warning,
+        }
+    }
+}
+
+/// One workload trouble, joined to what it belongs to.
+#[derive(SimpleObject)]
+pub struct WorkloadEvent {
+    /// Position in the server's event sequence; pass it as `after` to resume.
+    pub cursor: String,
+    #[graphql(name = "type")]
+    pub event_type: WorkloadEventType,
+    pub at: DateTime<Utc>,
+    pub cluster: Option<String>,
+    pub namespace: Option<String>,
+    /// The object in trouble: `Pod`, or what a Warning event is about (`Deployment`, ...).
+    pub object_kind: Option<String>,
+    pub object_name: Option<String>,
+    /// The container in trouble (pods).
+    pub container: Option<String>,
+    /// Kubernetes' reason: `CrashLoopBackOff`, `OOMKilled`, `ErrImagePull`, `FailedScheduling`...
+    pub reason: Option<String>,
+    pub message: Option<String>,
+    /// The container's restart count, or how often the Warning was seen.
+    pub count: Option<i32>,
+    /// The pod as it is now (when the trouble is a pod's, or a Warning is about a pod).
+    pub pod: Option<super::kubernetes::PodNode>,
+    /// The ArgoCD applications it belongs to (those the caller sees).
+    pub applications: Vec<ApplicationNode>,
+    /// The catalog entities it belongs to (through its labels, or its applications').
+    pub entities: Vec<EntityItem>,
+    /// Their owners (`group:default/app-team`), for routing.
+    pub owners: Vec<String>,
+}
+
+impl WorkloadEvent {
+    fn resync(cursor: String) -> Self {
+        Self {
+            cursor,
+            event_type: WorkloadEventType::ResyncRequired,
+            at: Utc::now(),
+            cluster: None,
+            namespace: None,
+            object_kind: None,
+            object_name: None,
+            container: None,
+            reason: None,
+            message: None,
+            count: None,
+            pod: None,
+            applications: Vec::new(),
+            entities: Vec::new(),
+            owners: Vec::new(),
+        }
+    }
+}
+
+/// The workload events one object change gives one subscriber: visible to it, matching its
+/// filter and kinds, joined once.
+fn workload_events(
+    state: &Arc<State>,
+    audience: &Audience,
+    matcher: &super::kubernetes::RolloutMatcher,
+    kinds: Option<&[WorkloadEventType]>,
+    event: &crate::events::Event,
+    o: &crate::events::ObjectChange,
+) -> Vec<WorkloadEvent> {
+    use crate::domain::kubernetes::KubeObject;
+    let Some(cluster) = state.clusters.get(&o.cluster) else {
+        return Vec::new();
+    };
+    let object = o.object();
+    // The object the trouble is about: the pod itself, or a Warning event's involved object.
+    let (kind, meta, pod) = match object {
+        KubeObject::Pod(p) => ("Pod".to_string(), p.metadata.clone(), Some(p.clone())),
+        KubeObject::Event(e) => {
+            let Some((ns, kind, name)) = e.involved.clone() else {
+                return Vec::new();
+            };
+            let pod = (kind == "Pod")
+                .then(|| cluster.pods.get(&ns, &name))
+                .flatten();
+            let meta = match (&pod, kind.as_str()) {
+                (Some(p), _) => p.metadata.clone(),
+                (None, "Deployment") => cluster
+                    .deployments
+                    .get(&ns, &name)
+                    .map(|d| d.metadata.clone())
+                    .unwrap_or_default(),
+                (None, "ReplicaSet") => cluster
+                    .replica_sets
+                    .get(&ns, &name)
+                    .map(|r| r.metadata.clone())
+                    .unwrap_or_default(),
+                _ => Default::default(),
+            };
+            let meta = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                namespace: Some(ns),
+                name: Some(name),
+                ..meta
+            };
+            (kind, meta, pod)
+        }
+        _ => return Vec::new(),
+    };
+    let viewer = audience.viewer();
+    let namespace = meta.namespace.clone().unwrap_or_default();
+    if !viewer.sees_namespace(&cluster.name, &namespace) {
+        return Vec::new();
+    }
+    let apps: Vec<Arc<Application>> = state
+        .apps_of_object(&cluster, &meta)
+        .into_iter()
+        .filter(|a| viewer.sees_app(a))
+        .collect();
+    let entities = state.entities_of_object(&cluster, &meta);
+    if !matcher.matches_object(&cluster.name, &meta, &apps, &entities) {
+        return Vec::new();
+    }
+    let mut owners: Vec<String> = entities
+        .iter()
+        .filter_map(|e| {
+            let o = e.spec_str("owner")?;
+            crate::domain::EntityRef::parse_with_defaults(o, Some("group"), &e.namespace)
+                .ok()
+                .map(|r| r.to_string())
+        })
+        .collect();
+    owners.sort();
+    owners.dedup();
+    let snapshot = state.catalog.snapshot();
+    o.troubles
+        .iter()
+        .filter(|t| kinds.is_none_or(|k| k.contains(&t.kind.into())))
+        .map(|t| WorkloadEvent {
+            cursor: state.bus.cursor(event.seq),
+            event_type: t.kind.into(),
+            at: event.at,
+            cluster: Some(cluster.name.clone()),
+            namespace: Some(namespace.clone()),
+            object_kind: Some(kind.clone()),
+            object_name: meta.name.clone(),
+            container: t.container.clone(),
+            reason: Some(t.reason.clone()),
+            message: t.message.clone(),
+            count: t.count,
+            pod: pod
+                .clone()
+                .map(|p| super::kubernetes::PodNode::new(cluster.clone(), p)),
+            applications: apps.iter().cloned().map(ApplicationNode).collect(),
+            entities: entities
+                .iter()
+                .map(|e| EntityItem::from(EntityNode::new(e.clone(), snapshot.clone())))
+                .collect(),
+            owners: owners.clone(),
+        })
+        .collect()
+}
+
 #[derive(SimpleObject)]
 pub struct RolloutEvent {
     /// Position in the server's event sequence; pass it as `after` to resume.

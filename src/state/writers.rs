@@ -241,12 +241,12 @@ impl<K: Stored> KindWriter<K> {
                 (Some(_), None) => ChangeKind::Deleted,
             };
             let rollout = K::rollout_change(cluster, old.as_ref(), new.as_ref());
-            out.push(Change::Object(ObjectChange {
-                cluster: cluster.clone(),
+            out.push(Change::Object(ObjectChange::new(
+                cluster,
                 kind,
-                previous: old.map(K::object),
-                current: new.map(K::object),
-            }));
+                old.map(K::object),
+                new.map(K::object),
+            )));
             out.extend(rollout.map(Change::Rollout));
         }
         publish(&self.state, out);

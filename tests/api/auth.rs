@@ -481,13 +481,14 @@ async fn each_persona_sees_exactly_its_slice_of_the_demo() {
             .map(|n| n.to_string())
             .collect();
         match persona.as_str() {
-            "alice" | "anonymous" => {
+            "alice" => {
                 assert_eq!(apps, all_apps, "{persona}");
                 assert_eq!(d["deployments"], everything["deployments"], "{persona}");
                 assert_eq!(d["pods"]["totalCount"], everything["pods"]["totalCount"]);
                 assert_eq!(d["a"]["name"], "argocd");
             }
-            "carol" | "erin" => {
+            // Anonymous callers get the public boundary: what a member sees, no actions.
+            "carol" | "erin" | "anonymous" => {
                 assert_eq!(apps, team, "{persona}");
                 assert_eq!(d["applications"]["totalCount"], 4);
                 // Exactly the objects in the team apps' destination namespaces.

@@ -278,16 +278,21 @@ fn change(app: &TestApp, u: Upstream, round: usize) -> impl Fn(&Value) -> bool {
 }
 
 /// The mutation that goes to the upstream (GitHub has none: an ArgoCD one shows isolation).
-fn mutation(u: Upstream) -> &'static str {
+/// Each template run names a new service (a name already taken is refused up front).
+fn mutation(u: Upstream) -> String {
+    static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     match u {
         Upstream::ArgoCd | Upstream::GitHub => {
-            r#"mutation { refreshApplication(input: {name: "sample-app"}) { auditId } }"#
+            r#"mutation { refreshApplication(input: {name: "sample-app"}) { auditId } }"#.into()
         }
         Upstream::Backstage => {
-            r#"mutation { createFromTemplate(input: {templateRef: "template:default/service-template", values: {name: "fault-probe"}}) { id } }"#
+            let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            format!(
+                r#"mutation {{ createFromTemplate(input: {{templateRef: "template:default/service-template", values: {{name: "fault-probe-{n}"}}}}) {{ id }} }}"#
+            )
         }
         Upstream::Kubernetes => {
-            r#"mutation { restartDeployment(cluster: "demo", namespace: "sample-app", name: "sample-app") { restartedAt } }"#
+            r#"mutation { restartDeployment(cluster: "demo", namespace: "sample-app", name: "sample-app") { restartedAt } }"#.into()
         }
     }
 }
@@ -361,7 +366,7 @@ async fn every_upstream_under_every_fault_degrades_one_field_and_recovers_to_the
                 "{case}: the rest of the answer stands: {cross}"
             );
             // The mutation: refused with a code and the source, or done.
-            let m = ask(&app, &case, "mutation", mutation(u)).await;
+            let m = ask(&app, &case, "mutation", &mutation(u)).await;
             if breaks_requests(f) && u != Upstream::GitHub {
                 let e = &m["errors"][0];
                 assert!(

@@ -66,3 +66,5 @@ mod watch;
 mod webhooks;
 // The four simulations agree with each other (one consistent demo world).
 mod world;
+// workloadEvents: pods and Warning events in trouble, joined, filtered, per caller.
+mod workloads;

@@ -227,6 +227,26 @@ impl RolloutMatcher {
         })
     }
 
+    /// Any object (a pod, an event's object) with the applications and entities the joins
+    /// found for it; `rollout` does not apply.
+    pub fn matches_object(
+        &self,
+        cluster: &str,
+        meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+        apps: &[Arc<crate::domain::argocd::Application>],
+        entities: &[Arc<crate::domain::Entity>],
+    ) -> bool {
+        self.base.matches(cluster, meta)
+            && self
+                .application
+                .as_deref()
+                .is_none_or(|app| apps.iter().any(|a| a.key.name == app))
+            && self
+                .entity
+                .as_ref()
+                .is_none_or(|e| entities.iter().any(|ent| &ent.ref_string == e))
+    }
+
     pub fn matches(&self, cluster: &str, d: &k8s::DeploymentInfo) -> bool {
         let meta = &d.metadata;
         self.base.matches(cluster, meta)
