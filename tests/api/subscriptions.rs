@@ -171,7 +171,10 @@ async fn a_subscription_resuming_from_a_cursor_in_any_form_replays_on_its_own() 
     argocd.set_health("app-3", "Healthy", Some("two"));
     let second = next_for(&mut live, "1").await;
     let c2 = second["data"]["applicationEvents"]["cursor"].clone();
-    assert_eq!(second["data"]["applicationEvents"]["current"]["health"], "HEALTHY");
+    assert_eq!(
+        second["data"]["applicationEvents"]["current"]["health"],
+        "HEALTHY"
+    );
 
     let select = "{ cursor type current { health } }";
     let forms = [
