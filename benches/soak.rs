@@ -5,11 +5,15 @@
 //! `idp-graph serve` runs as a child process against it (cache on), so its memory is its own.
 //! 1,000 websocket subscribers follow every application's events (one epoll client thread);
 //! wrk sends a mix of the 100-app list, the cross-source component list and the service page
-//! (10 connections) for most of every minute, and each query is also checked once a minute for
-//! GraphQL errors; besides the weather, app-2's health flips once a minute. One row per minute:
-//! server RSS, req/s, p50/p99, non-2xx answers, GraphQL errors, events delivered, subscriber
-//! error messages, sockets closed by the server, and the server's event bus (events published
-//! that minute, events held for replay). The summary compares RSS after the first measured
+//! (10 connections) for most of every minute, and every answer's body is checked for GraphQL
+//! errors (wrk's Lua `response` hook, `support/wrk.rs`); besides the weather, app-2's health
+//! flips once a minute. One row per minute: server RSS, req/s, p50/p99, non-2xx answers, socket
+//! errors, timeouts, GraphQL errors, events delivered, subscriber failures (error messages,
+//! field errors, read errors, sockets closed by the server), and the server's event bus (events
+//! published that minute, events held for replay). Every subscriber follows the same
+//! subscription, so each must receive every event stamped inside the measured window: the
+//! summary gives the events missed per subscriber (the most any one missed, and how many
+//! missed any). The summary compares RSS after the first measured
 //! minute with the end (and, as well, the very first warm-up minute with the end), and p99 of
 //! the first five measured minutes with the last five.
 //!
@@ -25,6 +29,8 @@ use std::time::{Duration, Instant};
 use idp_graph::demo::{DemoOptions, DemoWorld};
 use serde_json::{json, Value};
 
+// Shared with `subscribers`; this one reads the counters and per-subscriber counts.
+#[allow(dead_code)]
 #[path = "support/lean_ws.rs"]
 mod lean;
 #[path = "support/serve.rs"]
@@ -62,6 +68,16 @@ async fn graphql_errors(http: &reqwest::Client, addr: std::net::SocketAddr) -> u
         errors += u64::from(!ok);
     }
     errors
+}
+
+/// Subscriber failures so far: (all, "message, field, read" for the table).
+fn sub_failures(k: &lean::Counters) -> (u64, String) {
+    let (m, f, r) = (
+        k.errors.load(Ordering::Relaxed),
+        k.field_errors.load(Ordering::Relaxed),
+        k.read_errors.load(Ordering::Relaxed),
+    );
+    (m + f + r, format!("{m}, {f}, {r}"))
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -127,12 +143,14 @@ fn main() {
         let stop = Arc::new(AtomicBool::new(false));
         let (connected, clients_ready) = tokio::sync::oneshot::channel();
         let subscribe = json!({"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIPTION}}).to_string();
+        // Per-subscriber counts are kept while `window` is set: the measured slices.
+        let window = Arc::new(AtomicBool::new(false));
         let client = {
-            let (stop, counters) = (stop.clone(), counters.clone());
+            let (stop, counters, window) = (stop.clone(), counters.clone(), window.clone());
             std::thread::spawn(move || {
                 let clients = lean::connect(addr.port(), subscribers, true, &subscribe);
                 let _ = connected.send(());
-                lean::run(clients, Arc::new(AtomicBool::new(false)), stop, Some(counters))
+                lean::run(clients, window, stop, Some(counters))
             })
         };
         clients_ready.await.expect("the subscribers connected");
@@ -155,8 +173,8 @@ fn main() {
 
         let http = reqwest::Client::new();
         println!("soak: {slices} × {slice_secs} s, {subscribers} subscribers, wrk {load_secs} s per slice (10 connections), demo weather on");
-        println!("| minute | RSS MiB | req/s | p50 ms | p99 ms | non-2xx | GraphQL errors | events delivered | subscriber errors | sockets closed | bus events | buffered |");
-        println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+        println!("| minute | RSS MiB | req/s | p50 ms | p99 ms | non-2xx | socket errors | timeouts | GraphQL errors | answers checked | events delivered | subscriber errors (message, field, read) | sockets closed | bus events | buffered |");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         let (mut rss_rows, mut p99s, mut first_rss) = (Vec::new(), Vec::new(), 0.0);
         let (mut total_errors, mut last_events, mut last_published) = (0u64, 0u64, 0u64);
         let started = Instant::now();
@@ -164,22 +182,22 @@ fn main() {
             let slice_start = Instant::now();
             // Besides the weather, one change a slice that every subscriber is told about.
             world.argocd.set_health("app-2", if slice % 2 == 1 { "Degraded" } else { "Healthy" }, None);
-            let (rps, p50, p99, non2xx) = if has_wrk {
+            let w = if has_wrk {
                 let script = script.clone();
                 tokio::task::spawn_blocking(move || wrk::wrk_script(addr, &script, load_secs, 10))
                     .await
                     .unwrap()
             } else {
-                (f64::NAN, f64::NAN, f64::NAN, 0)
+                wrk::WrkReport::skipped()
             };
-            let gql = graphql_errors(&http, addr).await;
+            // wrk checked every answer; these three are asked once more outside the load, so a
+            // slice without wrk still checks something.
+            let gql = w.graphql_errors + graphql_errors(&http, addr).await;
             let left = Duration::from_secs(slice_secs).saturating_sub(slice_start.elapsed());
             tokio::time::sleep(left).await;
             let events = counters.events.load(Ordering::Relaxed);
-            let (sub_errors, closed) = (
-                counters.errors.load(Ordering::Relaxed),
-                counters.closed.load(Ordering::Relaxed),
-            );
+            let sub_errors = sub_failures(&counters);
+            let closed = counters.closed.load(Ordering::Relaxed);
             let r = rss();
             let (published, buffered) = bus_counts(&http, addr).await;
             let label = if slice <= warmup {
@@ -188,26 +206,46 @@ fn main() {
                 (slice - warmup).to_string()
             };
             println!(
-                "| {label} | {r:.1} | {rps:.0} | {p50:.2} | {p99:.2} | {non2xx} | {gql} | {} | {sub_errors} | {closed} | {} | {buffered} |",
+                "| {label} | {r:.1} | {:.0} | {:.2} | {:.2} | {} | {} | {} | {gql} | {} | {} | {} | {closed} | {} | {buffered} |",
+                w.rps,
+                w.p50_ms,
+                w.p99_ms,
+                w.non_2xx,
+                w.socket_errors,
+                w.timeouts,
+                w.checked,
                 events - last_events,
+                sub_errors.1,
                 published - last_published
             );
             last_events = events;
             last_published = published;
-            total_errors += non2xx + gql;
+            total_errors += w.non_2xx + w.socket_errors + w.timeouts + gql;
             if slice == 1 {
                 first_rss = r;
             }
+            if slice == warmup {
+                // The measured window opens: from here every subscriber must get every event.
+                window.store(true, Ordering::Relaxed);
+            }
             if slice > warmup {
                 rss_rows.push(r);
-                p99s.push(p99);
+                p99s.push(w.p99_ms);
             }
         }
+        // The window closes; what is in flight arrives before the clients stop. An event being
+        // fanned out as the window opens or closes counts for some subscribers and not others:
+        // one at each edge, so a subscriber may be two short and no more.
+        window.store(false, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_secs(2)).await;
         stop.store(true, Ordering::Relaxed);
-        let _ = client.join();
-        let (sub_errors, closed) = (
-            counters.errors.load(Ordering::Relaxed),
-            counters.closed.load(Ordering::Relaxed),
+        let got = client.join().expect("the subscriber thread");
+        let (sub_errors, closed) = (sub_failures(&counters).0, got.closed);
+        let most = got.per_subscriber.iter().copied().max().unwrap_or(0);
+        let missed: Vec<u64> = got.per_subscriber.iter().map(|&n| most - n).collect();
+        let (worst, missing) = (
+            missed.iter().copied().max().unwrap_or(0),
+            missed.iter().filter(|&&m| m > 0).count(),
         );
         let (first, last) = (rss_rows[0], *rss_rows.last().unwrap());
         let window = p99s.len().min(5);
@@ -216,13 +254,19 @@ fn main() {
             median(&p99s[p99s.len() - window..]),
         );
         println!(
-            "soak summary: {:.1} min ({warmup} of warm-up); RSS over the measured minutes {first:.1} → {last:.1} MiB ({:+.1} %), from the very first minute {first_rss:.1} → {last:.1} MiB ({:+.1} %); p99 median first {window} slices {p99_start:.2} ms, last {window} {p99_end:.2} ms ({:.2}×); errors: {total_errors} query, {sub_errors} subscriber, {closed} sockets closed; {last_events} events delivered",
+            "soak summary: {:.1} min ({warmup} of warm-up); RSS over the measured minutes {first:.1} → {last:.1} MiB ({:+.1} %), from the very first minute {first_rss:.1} → {last:.1} MiB ({:+.1} %); p99 median first {window} slices {p99_start:.2} ms, last {window} {p99_end:.2} ms ({:.2}×); errors: {total_errors} query (non-2xx, socket, timeout, GraphQL), {sub_errors} subscriber (message, field, read), {closed} sockets closed; {last_events} events delivered; in the measured window each of {} subscribers got {most} events, the most any one missed {worst} (up to 2 are the window's edges), {missing} missed any",
             started.elapsed().as_secs_f64() / 60.0,
             (last - first) / first * 100.0,
             (last - first_rss) / first_rss * 100.0,
             p99_end / p99_start,
+            got.per_subscriber.len(),
         );
         assert_eq!(total_errors + sub_errors + closed, 0, "the soak saw errors");
+        assert!(most > 0, "no event in the measured window");
+        assert!(
+            worst <= 2,
+            "{missing} subscribers missed events, one missed {worst} (one at each edge of the window may be in flight)"
+        );
         assert!(last_events > 0, "no event reached the subscribers");
         drop(server);
         world.stop();

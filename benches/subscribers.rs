@@ -118,12 +118,7 @@ async fn wait_http(port: u16) {
 }
 
 /// One measurement: returns (p50 ms, p99 ms, KiB per subscriber, server CPU %, message bytes).
-async fn measure(
-    n: usize,
-    graphql: bool,
-    seconds: u64,
-    size: usize,
-) -> (f64, f64, f64, f64, usize) {
+async fn measure(n: usize, graphql: bool, seconds: u64, size: usize) -> Measured {
     let port = free_port();
     let mut child: Child = if graphql {
         Command::new(env!("CARGO_BIN_EXE_idp-graph"))
@@ -189,21 +184,66 @@ async fn measure(
     let (_, cpu1) = proc_stat(pid);
     let cpu_pct = (cpu1 - cpu0) / started.elapsed().as_secs_f64() * 100.0;
     stop.store(true, Ordering::Relaxed);
-    let (mut lat, bytes) = client.join().expect("the client thread");
+    let got = client.join().expect("the client thread");
     let _ = child.kill().await;
-    let got = lat.len();
-    assert!(
-        got >= n * (seconds as usize - 1),
-        "delivered {got} of ~{} events",
-        n * seconds as usize
+    // Every subscriber on its own, not the total: one that received nothing must show.
+    let want = seconds - 1;
+    let short = got.short_of(want);
+    let failures = got.field_errors + got.errors + got.read_errors + got.closed;
+    assert_eq!(
+        short,
+        0,
+        "{short} of {n} subscribers received fewer than {want} events (fewest: {})",
+        got.fewest()
     );
-    (
-        pct(&mut lat, 0.5),
-        pct(&mut lat, 0.99),
-        (rss1 - rss0) * 1024.0 / n as f64,
+    assert_eq!(
+        failures, 0,
+        "field errors {}, error messages {}, read errors {}, sockets closed {}",
+        got.field_errors, got.errors, got.read_errors, got.closed
+    );
+    let fewest = got.fewest();
+    let mut lat = got.latencies;
+    Measured {
+        p50: pct(&mut lat, 0.5),
+        p99: pct(&mut lat, 0.99),
+        kib_per_subscriber: (rss1 - rss0) * 1024.0 / n as f64,
         cpu_pct,
-        bytes,
-    )
+        bytes: got.bytes,
+        fewest,
+        short,
+        failures,
+    }
+}
+
+/// One row of the table.
+struct Measured {
+    p50: f64,
+    p99: f64,
+    kib_per_subscriber: f64,
+    cpu_pct: f64,
+    bytes: usize,
+    /// The fewest events any one subscriber received.
+    fewest: u64,
+    /// Subscribers that received fewer events than were sent (minus one for the edges).
+    short: usize,
+    /// Field errors, error messages, read errors and closed sockets, together.
+    failures: u64,
+}
+
+impl Measured {
+    fn row(&self, n: usize, server: &str) -> String {
+        format!(
+            "| {n} | {server} | {:.2} | {:.2} | {:.1} | {:.1} | {} | {} | {} | {} |",
+            self.p50,
+            self.p99,
+            self.kib_per_subscriber,
+            self.cpu_pct,
+            self.bytes,
+            self.fewest,
+            self.short,
+            self.failures
+        )
+    }
 }
 
 fn main() {
@@ -227,13 +267,13 @@ fn main() {
     };
     rt.block_on(async move {
         println!("subscribers: one event per second to all, {seconds} s per run");
-        println!("| subscribers | server | p50 ms | p99 ms | KiB/subscriber | server CPU % | message bytes |");
-        println!("|---|---|---|---|---|---|---|");
+        println!("| subscribers | server | p50 ms | p99 ms | KiB/subscriber | server CPU % | message bytes | fewest events per subscriber | subscribers short | errors (field, message, read, closed) |");
+        println!("|---|---|---|---|---|---|---|---|---|---|");
         for n in sizes {
             let ours = measure(n, true, seconds, 0).await;
-            println!("| {n} | idp-graph | {:.2} | {:.2} | {:.1} | {:.1} | {} |", ours.0, ours.1, ours.2, ours.3, ours.4);
-            let base = measure(n, false, seconds, ours.4).await;
-            println!("| {n} | bare tokio-tungstenite | {:.2} | {:.2} | {:.1} | {:.1} | {} |", base.0, base.1, base.2, base.3, base.4);
+            println!("{}", ours.row(n, "idp-graph"));
+            let base = measure(n, false, seconds, ours.bytes).await;
+            println!("{}", base.row(n, "bare tokio-tungstenite"));
         }
     });
 }

@@ -1,6 +1,9 @@
 //! Hive Gateway + GraphQL Mesh as the load harness's peer: composes `mesh.config.ts` (beside
 //! this file) over the demo world's simulated ArgoCD and Backstage, then runs the gateway plain
 //! or with its response cache, each as its own `node` process (killed on drop).
+//!
+//! Each runs as Hive documents for production: `NODE_ENV=production` and one worker per core
+//! (`--fork N`, N = the cores this machine offers), the same cores idp-graph's two workers get.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -65,8 +68,9 @@ impl Gateway {
                 "--host",
                 "127.0.0.1",
                 "--fork",
-                "1",
+                &forks().to_string(),
             ])
+            .env("NODE_ENV", "production")
             .current_dir(dir())
             .stdout(Stdio::from(std::fs::File::create(log).expect("log file")))
             .stderr(Stdio::null());
@@ -91,14 +95,43 @@ impl Gateway {
         gw
     }
 
-    /// Peak resident memory of the gateway process so far (MiB).
+    /// Peak resident memory of the gateway so far (MiB): its primary process and every
+    /// worker it forked, summed.
     pub fn peak_rss_mib(&self) -> f64 {
-        super::peak_rss_mib(&format!("/proc/{}/status", self.child.id()))
+        std::iter::once(self.child.id())
+            .chain(self.workers())
+            .map(|pid| super::peak_rss_mib(&format!("/proc/{pid}/status")))
+            .filter(|m| m.is_finite())
+            .sum()
     }
+
+    /// The worker processes the primary forked.
+    fn workers(&self) -> Vec<u32> {
+        let pid = self.child.id();
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    }
+}
+
+/// Workers per gateway: one per core.
+pub fn forks() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Hive's settings, for the report.
+pub fn settings() -> String {
+    format!("NODE_ENV=production, --fork {}", forks())
 }
 
 impl Drop for Gateway {
     fn drop(&mut self) {
+        // The workers first (by their own ids: they are this gateway's), then the primary.
+        for pid in self.workers() {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -3,6 +3,11 @@
 //! clients cost more CPU than the server they measure on a two-core machine; this one reads a
 //! message in a few microseconds, so what the table shows is mostly the server's fan-out.
 //! Shared by `subscribers` (latency at 1,000 / 10,000) and `soak` (30 minutes, counters).
+//!
+//! Nothing is dropped silently: an event is a `next` with a timestamp and no `errors`; a `next`
+//! carrying `errors` is a field error, an `error` message an error, a failed read a read error
+//! (the socket is then given up), and what each subscriber received is counted on its own, so
+//! a run can tell "every subscriber got every event" from "the total looks right".
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream as StdStream;
@@ -13,12 +18,45 @@ use std::time::Duration;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
-/// Running totals a long run samples (events, error messages, sockets the server closed).
+/// Running totals a long run samples while `run` goes on.
 #[derive(Default)]
 pub struct Counters {
+    /// `next` messages with a timestamp and no `errors`.
     pub events: std::sync::atomic::AtomicU64,
+    /// `error` messages (the subscription ended with an error).
     pub errors: std::sync::atomic::AtomicU64,
+    /// `next` messages carrying `errors` (a field failed): not events.
+    pub field_errors: std::sync::atomic::AtomicU64,
+    /// Reads that failed (reset, broken pipe...): the socket is given up.
+    pub read_errors: std::sync::atomic::AtomicU64,
+    /// Sockets the server closed.
     pub closed: std::sync::atomic::AtomicU64,
+}
+
+/// What `run` saw, in the end.
+pub struct Received {
+    /// Delivery latencies (ms) recorded while `record` was set.
+    pub latencies: Vec<f64>,
+    /// The last measured message's size.
+    pub bytes: usize,
+    /// Events per subscriber while `record` was set, in connection order.
+    pub per_subscriber: Vec<u64>,
+    pub field_errors: u64,
+    pub errors: u64,
+    pub read_errors: u64,
+    pub closed: u64,
+}
+
+impl Received {
+    /// Subscribers that received fewer than `want` events.
+    pub fn short_of(&self, want: u64) -> usize {
+        self.per_subscriber.iter().filter(|&&n| n < want).count()
+    }
+
+    /// The fewest events any subscriber received.
+    pub fn fewest(&self) -> u64 {
+        self.per_subscriber.iter().copied().min().unwrap_or(0)
+    }
 }
 
 fn now_ms() -> f64 {
@@ -156,56 +194,74 @@ pub fn connect(port: u16, n: usize, graphql: bool, subscribe: &str) -> Clients {
     Clients { poll, conns }
 }
 
-/// Reads until `stop`; every text frame with an `"at":"…"` timestamp becomes a latency (ms)
-/// while `record` is set. Returns the latencies and the last measured message's size.
+/// Reads until `stop`; every event (a `next` with an `"at":"…"` timestamp and no `errors`)
+/// becomes a latency (ms) and counts for its subscriber while `record` is set. Returns
+/// everything it saw (`Received`).
 pub fn run(
     mut c: Clients,
     record: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     counters: Option<Arc<Counters>>,
-) -> (Vec<f64>, usize) {
+) -> Received {
     let mut events = Events::with_capacity(1024);
     let mut chunk = vec![0u8; 64 * 1024];
     let (mut lat, mut bytes) = (Vec::new(), 0);
+    let mut per_subscriber = vec![0u64; c.conns.len()];
+    let (mut field_errors, mut errors, mut read_errors, mut closed) = (0, 0, 0, 0);
+    let count = |f: fn(&Counters) -> &std::sync::atomic::AtomicU64| {
+        if let Some(k) = &counters {
+            f(k).fetch_add(1, Ordering::Relaxed);
+        }
+    };
     while !stop.load(Ordering::Relaxed) {
         c.poll
             .poll(&mut events, Some(Duration::from_millis(50)))
             .unwrap();
         for ev in events.iter() {
-            let (s, buf) = &mut c.conns[ev.token().0];
+            let who = ev.token().0;
+            let (s, buf) = &mut c.conns[who];
             loop {
                 match s.read(&mut chunk) {
                     Ok(0) => {
                         // The server closed this subscriber's socket.
-                        if let Some(k) = &counters {
-                            k.closed.fetch_add(1, Ordering::Relaxed);
-                        }
+                        closed += 1;
+                        count(|k| &k.closed);
                         let _ = c.poll.registry().deregister(s);
                         break;
                     }
                     Ok(n) => buf.extend_from_slice(&chunk[..n]),
                     Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(_) => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(_) => {
+                        // Reset or broken: counted, and this subscriber is given up.
+                        read_errors += 1;
+                        count(|k| &k.read_errors);
+                        let _ = c.poll.registry().deregister(s);
+                        break;
+                    }
                 }
             }
             let recording = record.load(Ordering::Relaxed);
             let reply = drain(buf, |t| {
-                if let Some(at) = t
+                let at = t
                     .split_once("\"at\":\"")
                     .and_then(|(_, rest)| rest.split_once('"'))
-                    .and_then(|(at, _)| chrono::DateTime::parse_from_rfc3339(at).ok())
-                {
-                    if let Some(k) = &counters {
-                        k.events.fetch_add(1, Ordering::Relaxed);
-                    }
+                    .and_then(|(at, _)| chrono::DateTime::parse_from_rfc3339(at).ok());
+                if t.contains("\"type\":\"error\"") {
+                    errors += 1;
+                    count(|k| &k.errors);
+                    None
+                } else if t.contains("\"errors\"") {
+                    // A `next` whose fields failed: the subscriber did not get the event.
+                    field_errors += 1;
+                    count(|k| &k.field_errors);
+                    None
+                } else if let Some(at) = at {
+                    count(|k| &k.events);
                     if recording {
+                        per_subscriber[who] += 1;
                         lat.push(now_ms() - at.timestamp_micros() as f64 / 1000.0);
                         bytes = t.len();
-                    }
-                    None
-                } else if t.contains("\"type\":\"error\"") {
-                    if let Some(k) = &counters {
-                        k.errors.fetch_add(1, Ordering::Relaxed);
                     }
                     None
                 } else if t.contains("\"ping\"") {
@@ -219,5 +275,13 @@ pub fn run(
             }
         }
     }
-    (lat, bytes)
+    Received {
+        latencies: lat,
+        bytes,
+        per_subscriber,
+        field_errors,
+        errors,
+        read_errors,
+        closed,
+    }
 }

@@ -1,6 +1,12 @@
 //! wrk (Debian's) driven from the benchmarks: one POST /graphql body (or a script's mix) for N
 //! seconds, its report parsed; and a process's resident memory. Shared by `load`, `scale` and
 //! `soak`.
+//!
+//! Every failure is counted, not only wrk's "Non-2xx or 3xx": a Lua `response` hook appended to
+//! every script reads every answer's body and counts those carrying GraphQL `"errors"` (a 200
+//! with errors is a failure too), and `done` prints socket errors (connect, read, write) and
+//! timeouts from wrk's own summary. Reading every body costs wrk some throughput; every row,
+//! ours and the peers', pays the same.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -9,7 +15,68 @@ use std::process::Command;
 use serde_json::json;
 
 /// wrk's numbers for one run.
-pub type WrkReport = (f64, f64, f64, u64);
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WrkReport {
+    pub rps: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    /// Answers whose status was not 2xx/3xx.
+    pub non_2xx: u64,
+    /// Connect, read and write errors.
+    pub socket_errors: u64,
+    /// Requests that got no answer within wrk's `--timeout`.
+    pub timeouts: u64,
+    /// Answers (any status) whose body carries GraphQL `"errors"`.
+    pub graphql_errors: u64,
+    /// Answers whose body was checked (all of them).
+    pub checked: u64,
+}
+
+impl WrkReport {
+    /// Every kind of failure, together.
+    pub fn failures(&self) -> u64 {
+        self.non_2xx + self.socket_errors + self.timeouts + self.graphql_errors
+    }
+
+    /// A run that could not happen (no wrk): NaN numbers, nothing checked.
+    pub fn skipped() -> Self {
+        Self {
+            rps: f64::NAN,
+            p50_ms: f64::NAN,
+            p99_ms: f64::NAN,
+            ..Self::default()
+        }
+    }
+}
+
+/// Appended to every script: counts GraphQL errors in every body, and reports them with the
+/// socket errors and timeouts of wrk's summary on one line `done` prints.
+const CHECKS: &str = r#"
+local idp_threads = {}
+function setup(thread)
+  table.insert(idp_threads, thread)
+end
+function init(args)
+  idp_graphql_errors = 0
+  idp_checked = 0
+end
+function response(status, headers, body)
+  idp_checked = idp_checked + 1
+  if body ~= nil and string.find(body, '"errors"', 1, true) then
+    idp_graphql_errors = idp_graphql_errors + 1
+  end
+end
+function done(summary, latency, requests)
+  local e, c = 0, 0
+  for _, t in ipairs(idp_threads) do
+    e = e + t:get("idp_graphql_errors")
+    c = c + t:get("idp_checked")
+  end
+  local s = summary.errors
+  io.write(string.format("idp-check: graphql_errors=%d checked=%d connect=%d read=%d write=%d timeout=%d status=%d\n",
+    e, c, s.connect, s.read, s.write, s.timeout, s.status))
+end
+"#;
 
 /// Runs wrk against `addr` with `query` and parses its report.
 pub fn wrk(
@@ -31,14 +98,20 @@ pub fn wrk(
     wrk_script(addr, &script, seconds, connections)
 }
 
-/// Runs wrk against `addr`'s `/graphql` with a Lua `script` (which sets the requests) and
-/// parses its report: (req/s, p50 ms, p99 ms, non-2xx/3xx responses).
+/// Runs wrk against `addr`'s `/graphql` with a Lua `script` (which sets the requests; it must
+/// not define `setup`, `init`, `response` or `done`, which the checks use) and parses its
+/// report.
 pub fn wrk_script(
     addr: SocketAddr,
     script: &std::path::Path,
     seconds: u64,
     connections: u32,
 ) -> WrkReport {
+    let checked = script.with_extension("checked.lua");
+    let mut text = std::fs::read_to_string(script).expect("the wrk script");
+    text.push_str(CHECKS);
+    std::fs::write(&checked, text).expect("the checked wrk script");
+    let script = &checked;
     let out = Command::new("wrk")
         .args([
             "-t2",
@@ -78,13 +151,33 @@ pub fn wrk_script(
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0);
-    let errors = text
+    // The checks' line; without it (wrk failed to run the script) the run counts as failed.
+    let check = text
         .lines()
-        .find(|l| l.contains("Non-2xx or 3xx responses:"))
-        .and_then(|l| l.split(':').nth(1))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    (rps, ms(field("50%")), ms(field("99%")), errors)
+        .find_map(|l| l.strip_prefix("idp-check: "))
+        .unwrap_or_else(|| {
+            panic!(
+                "wrk printed no checks: {text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    let count = |name: &str| -> u64 {
+        check
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {check}"))
+    };
+    WrkReport {
+        rps,
+        p50_ms: ms(field("50%")),
+        p99_ms: ms(field("99%")),
+        non_2xx: count("status"),
+        socket_errors: count("connect") + count("read") + count("write"),
+        timeouts: count("timeout"),
+        graphql_errors: count("graphql_errors"),
+        checked: count("checked"),
+    }
 }
 
 /// One `kB` line (`VmRSS:`, `VmHWM:`) of a `/proc/<pid>/status` file, in MiB (NaN if absent).

@@ -229,6 +229,8 @@ struct Inner {
     /// The destination cluster's objects of a namespace (kind, object), when the world has a
     /// cluster: resource trees are then built from it, with its names and UIDs.
     live: Mutex<Option<LiveObjects>>,
+    /// List requests answered (`GET /api/v1/applications`): how a test sees a re-list.
+    lists: std::sync::atomic::AtomicU64,
 }
 
 /// The objects of one namespace in the destination cluster, as (kind, object).
@@ -572,6 +574,7 @@ impl ArgoCdSim {
             garbage,
             synced,
             live: Mutex::new(None),
+            lists: Default::default(),
             deny_actions: Default::default(),
         });
         let router = Router::new()
@@ -761,6 +764,11 @@ impl ArgoCdSim {
             .store(deny, std::sync::atomic::Ordering::SeqCst);
     }
 
+    /// List requests answered so far (a watcher's re-lists among them).
+    pub fn list_count(&self) -> u64 {
+        self.inner.lists.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Open stream connections right now.
     pub fn open_streams(&self) -> usize {
         self.inner.events.receiver_count()
@@ -822,6 +830,9 @@ async fn list(
     }
     let items = selected(&inner, &raw);
     let rv = *inner.next_rv.lock();
+    inner
+        .lists
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     Json(json!({"metadata": {"resourceVersion": rv.to_string()}, "items": items})).into_response()
 }
 

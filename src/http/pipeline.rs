@@ -20,9 +20,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::parser::types::{
-    DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
+    DocumentOperations, ExecutableDocument, OperationDefinition, OperationType, Selection,
+    SelectionSet,
 };
-use async_graphql::{ServerError, Variables};
+use async_graphql::{Positioned, ServerError, Variables};
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
 use serde_json::Value;
@@ -141,6 +142,9 @@ pub struct Prepared {
     pub request: async_graphql::Request,
     pub operation_type: OperationType,
     pub principal: Arc<Principal>,
+    /// The shared-subscription group it may join (`shared_subscriptions::group_key`), computed
+    /// while the parsed document is at hand; `None`: executes on its own.
+    pub group: Option<super::response_cache::Key>,
     /// `graphql.operation`: the trace span the execution runs in (upstream calls are children).
     pub span: tracing::Span,
     /// The id errors and the audit trail name this request by.
@@ -355,11 +359,20 @@ impl Pipeline {
         if let Some(vars) = op.variables {
             request = request.variables(Variables::from_json(vars));
         }
+        let group = selected(&doc, request.operation_name.as_deref()).and_then(|selected| {
+            super::shared_subscriptions::group_key(
+                &selected.node,
+                &doc.fragments,
+                &request.variables,
+                &principal,
+            )
+        });
         request.set_parsed_query(doc);
         Ok(Prepared {
             request,
             operation_type: operation_type.unwrap_or(OperationType::Query),
             principal,
+            group,
             span,
             request_id,
         })
@@ -421,7 +434,8 @@ impl Pipeline {
         &self,
         p: Prepared,
     ) -> Result<BoxStream<'static, super::shared_subscriptions::Item>, RequestError> {
-        self.subscriptions.subscribe(p, |p| self.stream(p)).await
+        let key = p.group;
+        self.subscriptions.subscribe(key, self.stream(p)).await
     }
 
     /// Puts `null` where async-graphql left an errored field out (`field_errors.rs`).
@@ -488,15 +502,21 @@ fn ensure_code(err: &mut ServerError, refused: bool) {
 }
 
 fn selected_operation(doc: &ExecutableDocument, name: Option<&str>) -> Option<OperationType> {
+    selected(doc, name).map(|op| op.node.ty)
+}
+
+/// The operation the request runs: the named one, or the document's only one.
+fn selected<'d>(
+    doc: &'d ExecutableDocument,
+    name: Option<&str>,
+) -> Option<&'d Positioned<OperationDefinition>> {
     match (&doc.operations, name) {
-        (DocumentOperations::Single(op), _) => Some(op.node.ty),
+        (DocumentOperations::Single(op), _) => Some(op),
         (DocumentOperations::Multiple(ops), Some(name)) => ops
             .iter()
             .find(|(n, _)| n.as_str() == name)
-            .map(|(_, op)| op.node.ty),
-        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
-            ops.values().next().map(|op| op.node.ty)
-        }
+            .map(|(_, op)| op),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next(),
         _ => None,
     }
 }

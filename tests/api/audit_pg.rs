@@ -145,6 +145,47 @@ impl Postgres {
             .unwrap_or_else(|e| panic!("{e}"));
     }
 
+    /// Audit rows in the database, read with `psql` (not through any replica).
+    fn rows(&self) -> Vec<String> {
+        let exe = self.bin.join("psql");
+        let port = self.port.to_string();
+        let args = [
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "-tAc",
+            "SELECT action || ' ' || target FROM audit_log ORDER BY seq",
+        ];
+        let out = Command::new(&exe).args(args).output().expect("psql runs");
+        assert!(
+            out.status.success(),
+            "psql: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Runs one statement as the database's owner.
+    fn execute(&self, sql: &str) {
+        let exe = self.bin.join("psql");
+        let port = self.port.to_string();
+        let out = Command::new(&exe)
+            .args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-c", sql])
+            .output()
+            .expect("psql runs");
+        assert!(
+            out.status.success(),
+            "psql: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
@@ -156,6 +197,35 @@ impl Drop for Postgres {
     }
 }
 
+/// A replica running with the durable audit trail: its address, and how to stop it.
+struct Replica {
+    url: String,
+    shutdown: tokio_util::sync::CancellationToken,
+    server: tokio::task::JoinHandle<Result<(), idp_graph::app::AppError>>,
+}
+
+impl Replica {
+    /// Stops it and waits until it has (its listener closed, its audit writer ended).
+    async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(20), self.server)
+            .await
+            .expect("the replica stops in time")
+            .expect("the server task")
+            .expect("the server ends cleanly");
+    }
+}
+
+/// A server with the durable audit trail on `pg`, over `world`.
+async fn replica(world: &DemoWorld, pg: &Postgres, var: &str, buffer: usize) -> Replica {
+    let (url, shutdown, server) = start(world, pg, var, buffer).await;
+    Replica {
+        url,
+        shutdown,
+        server,
+    }
+}
+
 /// A server with the durable audit trail on `pg`, over `world`.
 async fn server(
     world: &DemoWorld,
@@ -163,6 +233,20 @@ async fn server(
     var: &str,
     buffer: usize,
 ) -> (String, tokio_util::sync::CancellationToken) {
+    let (url, token, _) = start(world, pg, var, buffer).await;
+    (url, token)
+}
+
+async fn start(
+    world: &DemoWorld,
+    pg: &Postgres,
+    var: &str,
+    buffer: usize,
+) -> (
+    String,
+    tokio_util::sync::CancellationToken,
+    tokio::task::JoinHandle<Result<(), idp_graph::app::AppError>>,
+) {
     // Edition 2021: setting a variable no other test reads is fine.
     std::env::set_var(var, pg.url());
     let opts = DemoOptions::for_tests();
@@ -173,9 +257,9 @@ async fn server(
     let app = App::build(settings, secrets).await.expect("app builds");
     let url = format!("http://{}", app.local_addr());
     let token = app.shutdown_token();
-    tokio::spawn(app.run_until_stopped());
+    let task = tokio::spawn(app.run_until_stopped());
     crate::helpers::wait_ready_at(&url, Duration::from_secs(20)).await;
-    (url, token)
+    (url, token, task)
 }
 
 async fn gql(url: &str, query: &str) -> Value {
@@ -218,29 +302,61 @@ const REFRESH: &str = r#"mutation { refreshApplication(input: {name: "my-app"}) 
 async fn audit_records_survive_a_restart_and_are_shared_by_replicas() {
     let pg = Postgres::start();
     let world = DemoWorld::start(&DemoOptions::for_tests()).await.unwrap();
-    let (a, stop_a) = server(&world, &pg, "IDP_TEST_AUDIT_PG_A", 100).await;
+    let a = replica(&world, &pg, "IDP_TEST_AUDIT_PG_A", 100).await;
     let r = gql(
-        &a,
+        &a.url,
         r#"mutation { syncApplication(input: {name: "sample-app"}) { auditId } }"#,
     )
     .await;
     assert!(r["errors"].is_null(), "{r}");
-    drained(&a).await;
-    // Another replica (and later the same one restarted) reads the same trail.
-    let (b, stop_b) = server(&world, &pg, "IDP_TEST_AUDIT_PG_A", 100).await;
-    stop_a.cancel();
-    let log = gql(&b, "{ auditLog { action target result decision } }").await;
-    assert!(
+    assert!(gql(&a.url, REFRESH).await["errors"].is_null());
+    drained(&a.url).await;
+    // A stops before B starts: B is a new process's state (an empty in-memory ring), so every
+    // record it lists comes from the database.
+    a.stop().await;
+    assert_eq!(
+        pg.rows(),
+        [
+            "syncApplication main/argocd/sample-app",
+            "refreshApplication main/argocd/my-app"
+        ],
+        "the database holds A's records"
+    );
+    let b = replica(&world, &pg, "IDP_TEST_AUDIT_PG_A", 100).await;
+    let actions = |log: &Value| -> Vec<String> {
         log["data"]["auditLog"]
             .as_array()
-            .unwrap()
+            .unwrap_or_else(|| panic!("{log}"))
             .iter()
-            .any(|e| e["action"] == "syncApplication"
-                && e["target"] == "main/argocd/sample-app"
-                && e["result"] == "ok"),
+            .map(|e| {
+                format!(
+                    "{} {} {}",
+                    e["action"].as_str().unwrap(),
+                    e["target"].as_str().unwrap(),
+                    e["result"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    let log = gql(&b.url, "{ auditLog { action target result decision } }").await;
+    assert_eq!(
+        actions(&log),
+        [
+            "refreshApplication main/argocd/my-app ok",
+            "syncApplication main/argocd/sample-app ok"
+        ],
+        "B lists A's records, newest first: {log}"
+    );
+    // And it reads them from the database each time: a row removed there is gone from B's
+    // answer (no copy of its own could know).
+    pg.execute("DELETE FROM audit_log WHERE action = 'syncApplication'");
+    let log = gql(&b.url, "{ auditLog { action target result decision } }").await;
+    assert_eq!(
+        actions(&log),
+        ["refreshApplication main/argocd/my-app ok"],
         "{log}"
     );
-    stop_b.cancel();
+    b.stop().await;
 }
 
 #[tokio::test]
@@ -269,7 +385,9 @@ async fn while_the_database_is_down_records_queue_and_a_full_buffer_refuses_muta
 
     pg.up();
     drained(&url).await;
-    let log = gql(&url, "{ auditLog { action result } }").await;
+    // Counted from the database: a replica started now has no records of its own.
+    let fresh = replica(&world, &pg, "IDP_TEST_AUDIT_PG_B", 2).await;
+    let log = gql(&fresh.url, "{ auditLog { action result } }").await;
     let refreshes = log["data"]["auditLog"]
         .as_array()
         .unwrap()
@@ -280,6 +398,7 @@ async fn while_the_database_is_down_records_queue_and_a_full_buffer_refuses_muta
         refreshes, 3,
         "every audited refresh is in the database: {log}"
     );
+    fresh.stop().await;
     // Room again: mutations run.
     assert!(gql(&url, REFRESH).await["errors"].is_null());
     stop.cancel();

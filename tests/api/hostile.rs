@@ -411,15 +411,36 @@ async fn websocket_garbage(addr: &str) -> usize {
             assert!(answered.is_ok(), "round {round}: no answer to {msgs:?}");
         }
     }
-    // 1,000 subscribes with one id on one connection: the second is refused (4409).
+    // 1,000 subscribes with one id on one connection: the second is refused (4409), which
+    // closes the connection (the rest may not even be sent).
     let mut ws = crate::helpers::ws_init(addr).await;
     ws.next().await;
     for _ in 0..1_000 {
         frames += 1;
-        let _ = ws
+        if ws
             .send(Message::text(json!({"type": "subscribe", "id": "same", "payload": {"query": "subscription { entityEvents { type } }"}}).to_string()))
-            .await;
+            .await
+            .is_err()
+        {
+            break;
+        }
     }
+    let close = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => {}
+                other => panic!("the connection ended without a close frame: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("a close in time");
+    assert_eq!(
+        close,
+        Some(4409),
+        "a duplicate subscription id closes with 4409"
+    );
     frames
 }
 

@@ -132,3 +132,100 @@ async fn identical_subscribers_share_one_execution_and_get_the_same_bytes() {
     })
     .await;
 }
+
+/// Subscribes `ws` under `id` and returns once the server has registered it (it answers a ping
+/// sent after the subscribe only once the subscribe is processed).
+async fn subscribe_registered(ws: &mut crate::helpers::Ws, id: &str, payload: Value) {
+    ws.send(Message::text(
+        json!({"id": id, "type": "subscribe", "payload": payload}).to_string(),
+    ))
+    .await
+    .unwrap();
+    ws.send(Message::text(json!({"type": "ping"}).to_string()))
+        .await
+        .unwrap();
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a pong in time")
+            .unwrap()
+            .unwrap();
+        if m.to_text().unwrap_or("").contains("pong") {
+            return;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_subscription_resuming_from_a_cursor_in_any_form_replays_on_its_own() {
+    let app = spawn_demo().await;
+    let addr = app.addr.to_string();
+    let live_q = r#"subscription { applicationEvents(filter: {names: ["app-3"]}) { cursor type current { health } } }"#;
+    let mut live = crate::helpers::ws_init(&addr).await;
+    live.next().await; // connection_ack
+    subscribe_registered(&mut live, "1", json!({"query": live_q})).await;
+    // Two changes: the cursor of the first is where every resumer starts, so each must be
+    // replayed the second (and only a private execution can replay it).
+    let argocd = &app.world.argocd;
+    argocd.set_health("app-3", "Degraded", Some("one"));
+    let first = next_for(&mut live, "1").await;
+    let c1 = first["data"]["applicationEvents"]["cursor"]
+        .as_str()
+        .expect("a cursor")
+        .to_string();
+    argocd.set_health("app-3", "Healthy", Some("two"));
+    let second = next_for(&mut live, "1").await;
+    let c2 = second["data"]["applicationEvents"]["cursor"].clone();
+    assert_eq!(
+        second["data"]["applicationEvents"]["current"]["health"],
+        "HEALTHY"
+    );
+
+    let select = "{ cursor type current { health } }";
+    let forms = [
+        (
+            "inline",
+            json!({"query": format!(r#"subscription {{ applicationEvents(filter: {{names: ["app-3"]}}, after: "{c1}") {select} }}"#)}),
+        ),
+        (
+            "a variable named $cursor",
+            json!({"query": format!(r#"subscription Resume($cursor: String) {{ applicationEvents(filter: {{names: ["app-3"]}}, after: $cursor) {select} }}"#),
+                   "variables": {"cursor": c1}}),
+        ),
+        (
+            "a variable's default",
+            json!({"query": format!(r#"subscription Resume($c: String = "{c1}") {{ applicationEvents(filter: {{names: ["app-3"]}}, after: $c) {select} }}"#)}),
+        ),
+    ];
+    let mut resumers = Vec::new();
+    for (form, payload) in &forms {
+        // Two identical resumers one after the other: the second must not join the first's
+        // execution, whose replay is already sent.
+        for n in 0..2 {
+            let mut ws = crate::helpers::ws_init(&addr).await;
+            ws.next().await; // connection_ack
+            ws.send(Message::text(
+                json!({"id": "r", "type": "subscribe", "payload": payload}).to_string(),
+            ))
+            .await
+            .unwrap();
+            // The replay is due at once; a member of a running group would wait for the next
+            // live change, which does not come.
+            let replayed = tokio::time::timeout(Duration::from_secs(5), next_for(&mut ws, "r"))
+                .await
+                .unwrap_or_else(|_| {
+                    panic!("resumer {n} with the cursor given {form} got no replay of {c2}")
+                });
+            assert_eq!(
+                replayed["data"]["applicationEvents"]["cursor"], c2,
+                "resumer {n} with the cursor given {form} got {replayed} instead of the replay of {c2}"
+            );
+            resumers.push(ws);
+        }
+    }
+    assert_eq!(
+        app.metric("idp_subscription_joined_total").await,
+        0,
+        "no resumer joined a running group"
+    );
+}

@@ -30,7 +30,8 @@ pub struct WatchChurnLayer {
     /// Per watched path: when its last watch started, and how many quick restarts in a row.
     recent: Arc<Mutex<HashMap<String, (Instant, u32)>>>,
     /// The source's health: churning watches are a failure `sources` must show (the watcher
-    /// sees no error). It recovers with the next event or re-list, as after any watch error.
+    /// sees no error), recorded on every spaced-out watch; it recovers with the next event or
+    /// re-list, as after any watch error, until the next quick restart records it again.
     health: Option<Arc<SourceHealth>>,
 }
 
@@ -68,9 +69,14 @@ impl WatchChurnLayer {
         };
         // The next start is measured from when this one really goes out.
         entry.0 = now + delay;
-        if quick == FREE + 1 {
+        if quick > FREE {
             let path = req.uri().path();
-            tracing::warn!(path, "watches end as soon as they start; spacing them out");
+            if quick == FREE + 1 {
+                tracing::warn!(path, "watches end as soon as they start; spacing them out");
+            }
+            // On every spaced-out watch, not only the first: a line or two that arrives before
+            // the cut counts as an event and clears the failure, and `sources` must not then
+            // say all is well while the watches still churn.
             if let Some(h) = &self.health {
                 h.record_failure(format!(
                     "watches of {path} end as soon as they start (cut-off or empty bodies?); spaced out"
