@@ -10,8 +10,10 @@
 # - `idp-graph check-config` accepts the config each kustomization ships in its ConfigMap, with
 #   the token variables its Deployment fills from the Secret.
 #
-# The cargo build keeps its target directory in target/image-check (IMAGE_CHECK_TARGET_DIR), so a
-# second run only recompiles the crate itself.
+# The cargo build keeps its target directory outside the checkout (IMAGE_CHECK_TARGET_DIR, default
+# ~/.cache/idp-graph/image-check), so a later run on the same machine, even from a fresh clone as
+# CI's is, recompiles only the crate itself: a full build of the dependencies takes most of the
+# time this check needs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -31,7 +33,7 @@ started=$SECONDS
 # What `docker build --build-arg VERSION=... --build-arg GIT_COMMIT=...` is given in a release.
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
-target_dir=${IMAGE_CHECK_TARGET_DIR:-$repo/target/image-check}
+target_dir=${IMAGE_CHECK_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/idp-graph/image-check}
 
 python3 scripts/dockerfile_stages.py --work "$work/build" \
   --build-arg "VERSION=$version" --build-arg "GIT_COMMIT=$commit" \
@@ -68,6 +70,7 @@ echo "--version: $line"
 
 echo "== the embedded UI, served by idp-graph demo"
 log="$work/demo.log"
+: >"$log" # before the background start: the loop below may read it before the child opens it
 "$bin" demo --listen 127.0.0.1:0 --no-weather >"$log" 2>&1 &
 demo_pid=$!
 # It prints its address once the listener is bound; wait for that line (or for it to die).
