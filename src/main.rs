@@ -12,10 +12,20 @@ use idp_graph::telemetry::{self, LogFormat};
 
 const EX_USAGE: u8 = 64;
 
+/// `idp-graph --version`: the crate's version and the commit it was built from (build.rs records
+/// it: the Docker build passes it in, release builds ask git), so a running image can be traced
+/// back to its source.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("IDP_GRAPH_GIT_COMMIT"),
+    ")"
+);
+
 #[derive(Parser)]
 #[command(
     name = "idp-graph",
-    version,
+    version = VERSION,
     about = "One GraphQL endpoint over Backstage, ArgoCD, Kubernetes and GitHub"
 )]
 struct Cli {
@@ -140,7 +150,11 @@ fn main() -> ExitCode {
             };
             run(async move {
                 let app = App::build(settings, secrets).await?;
-                tracing::info!(url = %format!("http://{}/graphql", app.local_addr()), "serving");
+                tracing::info!(
+                    url = %format!("http://{}/graphql", app.local_addr()),
+                    version = VERSION,
+                    "serving"
+                );
                 serve(app).await
             })
         }

@@ -1,4 +1,4 @@
-//! The command line: schema drift, config validation and its exit codes.
+//! The command line: schema drift, config validation and its exit codes, the version line.
 
 use std::process::Command;
 
@@ -96,4 +96,27 @@ fn bad_configs_name_the_key_and_exit_64() {
 fn unknown_commands_exit_64() {
     let out = bin().arg("frobnicate").output().unwrap();
     assert_eq!(out.status.code(), Some(64));
+}
+
+#[test]
+fn version_names_the_release_and_the_commit_it_was_built_from() {
+    let out = bin().arg("--version").output().unwrap();
+    assert!(out.status.success());
+    let line = String::from_utf8(out.stdout).unwrap();
+    let commit = line
+        .trim_end()
+        .strip_prefix(concat!(
+            "idp-graph ",
+            env!("CARGO_PKG_VERSION"),
+            " (commit "
+        ))
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("not `idp-graph <version> (commit <commit>)`: {line:?}"));
+    // build.rs hands the same value to every target of the crate, this test included.
+    assert_eq!(commit, env!("IDP_GRAPH_GIT_COMMIT"));
+    assert!(
+        commit == "unknown"
+            || (commit.len() == 40 && commit.bytes().all(|b| b.is_ascii_hexdigit())),
+        "a full commit id or `unknown`: {commit:?}"
+    );
 }
