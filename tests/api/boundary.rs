@@ -539,3 +539,214 @@ async fn cursors_are_opaque_and_still_resume() {
     assert!(text.contains("\"name\":\"app-3\""), "{text}");
     assert!(!text.contains("\"name\":\"argocd\""), "{text}");
 }
+
+/// The first result of a subscription over `transport` (`graphql-transport-ws`, the legacy
+/// `graphql-ws`, or `sse`), as `{data, errors}`: the door is the same on every transport.
+async fn first_result(
+    app: &TestApp,
+    transport: &str,
+    token: Option<&str>,
+    query: &str,
+    variables: Value,
+) -> Value {
+    if transport == "sse" {
+        let mut r = app
+            .http
+            .post(format!("{}/graphql/sse", app.url))
+            .header("accept", "text/event-stream")
+            .json(&json!({"query": query, "variables": variables}));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        let mut body = r.send().await.unwrap().bytes_stream();
+        let mut text = String::new();
+        return tokio::time::timeout(T, async {
+            loop {
+                let chunk = body.next().await.expect("an event").unwrap();
+                text.push_str(&String::from_utf8_lossy(&chunk));
+                for line in text.lines() {
+                    if let Some(data) = line.strip_prefix("data:") {
+                        if let Ok(v) = serde_json::from_str::<Value>(data.trim()) {
+                            if v.get("data").is_some() || v.get("errors").is_some() {
+                                return json!({"data": v["data"], "errors": v["errors"]});
+                            }
+                        }
+                    }
+                }
+            }
+        })
+        .await
+        .expect("an SSE result in time");
+    }
+    let mut ws = crate::helpers::ws_connect_with(&app.addr.to_string(), transport).await;
+    let payload = match token {
+        Some(t) => json!({ "Authorization": format!("Bearer {t}") }),
+        None => json!({}),
+    };
+    ws.send(Message::text(
+        json!({"type": "connection_init", "payload": payload}).to_string(),
+    ))
+    .await
+    .unwrap();
+    await_ack(&mut ws).await;
+    let start = if transport == "graphql-ws" {
+        "start"
+    } else {
+        "subscribe"
+    };
+    ws.send(Message::text(
+        json!({"id": "d", "type": start, "payload": {"query": query, "variables": variables}})
+            .to_string(),
+    ))
+    .await
+    .unwrap();
+    loop {
+        let m = tokio::time::timeout(T, ws.next())
+            .await
+            .expect("a result in time")
+            .unwrap()
+            .unwrap();
+        let Message::Text(t) = m else { continue };
+        let v: Value = serde_json::from_str(&t).unwrap();
+        match v["type"].as_str() {
+            Some("next" | "data") => {
+                return json!({"data": v["payload"]["data"], "errors": v["payload"]["errors"]})
+            }
+            Some("error") => {
+                let errors = if v["payload"].is_array() {
+                    v["payload"].clone()
+                } else {
+                    json!([v["payload"]])
+                };
+                return json!({"data": null, "errors": errors});
+            }
+            _ => {}
+        }
+    }
+}
+
+const TRANSPORTS: [&str; 3] = ["graphql-transport-ws", "graphql-ws", "sse"];
+
+#[tokio::test]
+async fn another_callers_template_task_is_missing_on_every_subscription_transport() {
+    let (app, who) = spawn_demo_auth().await;
+    let created = gql_as(
+        &app,
+        token(&who, "alice"),
+        r#"mutation { createFromTemplate(input: {templateRef: "service-template", values: {name: "alices-svc"}}) { id } }"#,
+    )
+    .await;
+    let id = created["data"]["createFromTemplate"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let q = "subscription($id: ID!) { templateTask(id: $id) { id type message } }";
+    for transport in TRANSPORTS {
+        let mine = first_result(&app, transport, token(&who, "alice"), q, json!({"id": id})).await;
+        assert!(
+            mine["errors"].is_null(),
+            "{transport}: alice follows hers: {mine}"
+        );
+        assert!(
+            mine["data"]["templateTask"]["type"].is_string(),
+            "{transport}: {mine}"
+        );
+        for persona in ["carol", "erin"] {
+            let hidden =
+                first_result(&app, transport, token(&who, persona), q, json!({"id": id})).await;
+            let missing = first_result(
+                &app,
+                transport,
+                token(&who, persona),
+                q,
+                json!({"id": "no-such-task"}),
+            )
+            .await;
+            assert!(
+                hidden["data"]["templateTask"].is_null(),
+                "{transport} {persona}: {hidden}"
+            );
+            assert_eq!(
+                hidden["errors"][0]["extensions"]["code"], "NOT_FOUND",
+                "{transport} {persona}: {hidden}"
+            );
+            assert_eq!(
+                hidden["errors"][0]["message"], missing["errors"][0]["message"],
+                "{transport} {persona}: hidden and missing alike"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn repository_events_of_a_private_repository_reach_only_who_may_see_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("webhook-secret");
+    std::fs::write(&path, "boundary-secret\n").unwrap();
+    let app = crate::helpers::spawn_with(
+        idp_graph::demo::DemoOptions {
+            auth: true,
+            ..idp_graph::demo::DemoOptions::for_tests()
+        },
+        move |s| {
+            s.github.as_mut().unwrap().webhook_secret_file = Some(path);
+        },
+    )
+    .await;
+    app.world
+        .github
+        .register_webhook(&format!("{}/webhooks/github", app.url), "boundary-secret");
+    let personas = app.world.persona_tokens();
+    let tok = |n: &str| personas.iter().find(|p| p.0 == n).unwrap().2.clone();
+    // A starting cursor: alice's first event of a push to the public repository (pushed again
+    // until her subscription, registered at some point, hears one).
+    let q = "subscription($after: String) { repositoryEvents(after: $after) { cursor type slug headMessage } }";
+    let alice = tok("alice");
+    let start = {
+        let first = first_result(&app, "graphql-transport-ws", Some(&alice), q, json!({}));
+        tokio::pin!(first);
+        loop {
+            app.world
+                .github
+                .push("yourcompany/sample-app", "warm up", "carol")
+                .await;
+            tokio::select! {
+                r = &mut first => break r,
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            }
+        }
+    };
+    let cursor = start["data"]["repositoryEvents"]["cursor"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // After it: a push to the private GitOps repository, then one to the public sample-app.
+    app.world
+        .github
+        .push("yourcompany/idp", "rotate the platform's keys", "alice")
+        .await;
+    app.world
+        .github
+        .push("yourcompany/sample-app", "hello again", "carol")
+        .await;
+    // Replayed from that cursor on every transport: alice's next event is the GitOps repo's,
+    // erin's is sample-app's — she never hears of the private one.
+    for transport in TRANSPORTS {
+        for (persona, expected, message) in [
+            ("alice", "yourcompany/idp", "rotate the platform's keys"),
+            ("erin", "yourcompany/sample-app", "hello again"),
+        ] {
+            let first = first_result(
+                &app,
+                transport,
+                Some(&tok(persona)),
+                q,
+                json!({"after": cursor}),
+            )
+            .await;
+            let e = &first["data"]["repositoryEvents"];
+            assert_eq!(e["slug"], expected, "{transport} {persona}: {first}");
+            assert_eq!(e["headMessage"], message, "{transport} {persona}: {first}");
+        }
+    }
+}
