@@ -313,3 +313,14 @@ pub enum Action {
     #[serde(alias = "create")]
     CreateFromTemplate,
 }
+
+impl Action {
+    pub const ALL: [Action; 6] = [
+        Action::Sync,
+        Action::Rollback,
+        Action::Refresh,
+        Action::Terminate,
+        Action::Restart,
+        Action::CreateFromTemplate,
+    ];
+}

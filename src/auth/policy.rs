@@ -83,14 +83,7 @@ pub struct Policy {
 impl Default for Policy {
     /// The seed's boundary (see the module doc).
     fn default() -> Self {
-        let all_actions = vec![
-            Action::Sync,
-            Action::Rollback,
-            Action::Refresh,
-            Action::Terminate,
-            Action::Restart,
-            Action::CreateFromTemplate,
-        ];
+        let all_actions = Action::ALL.to_vec();
         let roles = BTreeMap::from([
             (
                 "admin".to_string(),
@@ -471,14 +464,7 @@ mod tests {
         };
         let restart = [Action::Restart];
         let create = [Action::CreateFromTemplate];
-        let every_action = [
-            Action::Sync,
-            Action::Rollback,
-            Action::Refresh,
-            Action::Terminate,
-            Action::Restart,
-            Action::CreateFromTemplate,
-        ];
+        let every_action = Action::ALL;
         let none: &[String] = &[];
         let mut table = vec![
             row(

@@ -137,7 +137,7 @@ impl<'a> Viewer<'a> {
     }
 
     /// Group refs owning entities (`spec.owner`, resolved against each entity's namespace).
-    fn owners_of(entities: &[Arc<Entity>]) -> Vec<String> {
+    pub fn owners_of(entities: &[Arc<Entity>]) -> Vec<String> {
         let mut owners: Vec<String> = entities
             .iter()
             .filter_map(|e| {

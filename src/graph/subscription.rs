@@ -1009,17 +1009,7 @@ fn workload_events(
     if !matcher.matches_object(&cluster.name, &meta, &apps, &entities) {
         return Vec::new();
     }
-    let mut owners: Vec<String> = entities
-        .iter()
-        .filter_map(|e| {
-            let o = e.spec_str("owner")?;
-            crate::domain::EntityRef::parse_with_defaults(o, Some("group"), &e.namespace)
-                .ok()
-                .map(|r| r.to_string())
-        })
-        .collect();
-    owners.sort();
-    owners.dedup();
+    let owners = Viewer::owners_of(&entities);
     let snapshot = state.catalog.snapshot();
     o.troubles
         .iter()

@@ -116,8 +116,14 @@ pub fn metrics_router(http: HttpState) -> Router {
         .with_state(http)
 }
 
-/// 401 (with `WWW-Authenticate`) unless the request's bearer token is good or anonymous
-/// callers are allowed.
+/// The request's `Authorization` header, as text.
+fn authorization(request: &axum::extract::Request) -> Option<&str> {
+    request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+}
+
 /// Lets only callers with admin grants through (401 without a usable token, 403 with one
 /// that is not platform-team's).
 async fn require_admin(
@@ -126,12 +132,8 @@ async fn require_admin(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let authorization = request
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let has_token = authorization.is_some();
-    match http.pipeline.principal(authorization).await {
+    let has_token = authorization(&request).is_some();
+    match http.pipeline.principal(authorization(&request)).await {
         Ok(p) if p.grants().admin => next.run(request).await,
         Ok(_) => {
             let (status, code, message) = if has_token {
@@ -163,17 +165,15 @@ async fn require_admin(
     }
 }
 
+/// 401 (with `WWW-Authenticate`) unless the request's bearer token is good or anonymous
+/// callers are allowed.
 async fn require_caller(
     axum::extract::State(http): axum::extract::State<HttpState>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let authorization = request
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    match http.pipeline.principal(authorization).await {
+    match http.pipeline.principal(authorization(&request)).await {
         Ok(_) => next.run(request).await,
         Err(e) => (
             e.status(),
