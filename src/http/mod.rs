@@ -161,7 +161,15 @@ async fn require_admin(
                 .into_response()
         }
         // The outer guard answers bad tokens; this is only reached with a good one.
-        Err(e) => (e.status(), e.errors_json().to_string()).into_response(),
+        Err(e) => (
+            e.status(),
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "application/json; charset=utf-8",
+            )],
+            serde_json::json!({ "errors": e.errors_json() }).to_string(),
+        )
+            .into_response(),
     }
 }
 
