@@ -72,6 +72,9 @@ macro_rules! settings_with_sources {
             pub readiness: Readiness,
             #[serde(default)]
             pub events: EventSettings,
+            /// Replicas sharing one change log on Redis; absent: one process.
+            #[serde(default)]
+            pub cluster: Option<crate::cluster::ClusterSettings>,
             /// How long in-flight requests and streams get to finish after SIGTERM.
             #[serde(default = "default_shutdown_grace")]
             pub shutdown_grace_secs: u64,
@@ -93,6 +96,7 @@ macro_rules! settings_with_sources {
                     cache: Default::default(),
                     readiness: Readiness::default(),
                     events: EventSettings::default(),
+                    cluster: None,
                     shutdown_grace_secs: default_shutdown_grace(),
                 }
             }
@@ -209,6 +213,9 @@ impl Settings {
         self.limits.validate("limits")?;
         self.events.validate("events")?;
         self.readiness.validate("readiness")?;
+        if let Some(c) = &self.cluster {
+            c.validate("cluster")?;
+        }
         Ok(())
     }
 
@@ -216,6 +223,9 @@ impl Settings {
     /// first upstream call.
     pub fn resolve_secrets(&self) -> Result<ResolvedSecrets, ConfigError> {
         self.audit.postgres_url()?;
+        if let Some(c) = &self.cluster {
+            c.redis_url("cluster")?;
+        }
         let mut secrets = ResolvedSecrets::default();
         for (key, source) in self.sources() {
             if let Some(t) = source.token().resolve(&key)? {

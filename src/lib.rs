@@ -13,6 +13,8 @@
 //!          graph              the schema: visibility, nodes, actions through `sources::Upstreams`
 //!          auth  sources      who may see and do what │ one module per upstream (neither
 //!                             imports the other)
+//!          cluster            replicas on Redis: leases per upstream, the shared change log,
+//!                             the shared Redis handle (only with `cluster:` configured)
 //!          state              live indexes per source, freshness, the joins
 //!          events             change types, transitions derived once, the bus
 //!          domain             pure types and the join rules
@@ -45,6 +47,8 @@
 //!
 //! - [`domain`]: pure types and the join rules (entity refs, annotations, selectors). No I/O.
 //! - [`sources`]: one module per upstream with one entry point ([`sources::Source`]).
+//! - [`cluster`]: several replicas sharing one change log on Redis: one owner per upstream
+//!   instance, the log every replica applies and publishes from, snapshots for late starters.
 //! - [`state`]: live in-memory indexes, per-source health and the joins ([`state::joins`]);
 //!   [`state::reads`]: what an execution read and each store's change count (the cache's truth).
 //! - [`events`]: change types with derived transitions, and the bounded, ordered bus.
@@ -69,6 +73,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 pub mod app;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod domain;

@@ -15,7 +15,7 @@ pub const KUBERNETES_NAMESPACE: &str = "backstage.io/kubernetes-namespace";
 pub const GITHUB_PROJECT_SLUG: &str = "github.com/project-slug";
 
 /// The join keys of one entity, parsed once when the entity is stored.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct JoinKeys {
     /// `argocd/app-name`, split on commas, trimmed, empties dropped.
     pub argocd_app_names: Vec<String>,

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum SyncStatus {
     Synced,
     OutOfSync,
@@ -24,7 +26,9 @@ impl SyncStatus {
 }
 
 /// Ordered from best to worst, so the worst of several is their maximum.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum HealthStatus {
     Healthy,
     Suspended,
@@ -47,7 +51,7 @@ impl HealthStatus {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum OperationPhase {
     Running,
     Terminating,
@@ -73,7 +77,7 @@ impl OperationPhase {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct AppSource {
     pub repo_url: String,
     pub path: Option<String>,
@@ -81,14 +85,14 @@ pub struct AppSource {
     pub target_revision: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Destination {
     pub server: Option<String>,
     pub name: Option<String>,
     pub namespace: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HistoryEntry {
     pub id: i64,
     pub revision: Option<String>,
@@ -100,7 +104,7 @@ pub struct HistoryEntry {
     pub automated: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OperationState {
     pub phase: OperationPhase,
     pub message: Option<String>,
@@ -111,7 +115,7 @@ pub struct OperationState {
     pub automated: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ResourceStatus {
     pub group: String,
     pub version: String,
@@ -123,7 +127,7 @@ pub struct ResourceStatus {
     pub health_message: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Condition {
     pub kind: String,
     pub message: String,
@@ -131,7 +135,9 @@ pub struct Condition {
 }
 
 /// Identity of an application across instances: instance, app namespace, name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct AppKey {
     pub instance: String,
     pub namespace: String,
@@ -145,7 +151,7 @@ impl AppKey {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Application {
     pub key: AppKey,
     /// `key.render()`, kept for sorting and cursors.
@@ -251,7 +257,7 @@ impl Application {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProjectDestination {
     pub server: Option<String>,
     pub name: Option<String>,
@@ -307,7 +313,7 @@ impl ProjectDestination {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Project {
     pub instance: String,
     pub name: String,
@@ -329,7 +335,7 @@ impl Project {
 }
 
 /// A resource an action names (`group`/`kind`/`namespace`/`name`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ResourceRef {
     pub group: String,
     pub kind: String,
@@ -339,7 +345,7 @@ pub struct ResourceRef {
 }
 
 /// What a sync asks for (ArgoCD's `ApplicationSyncRequest`, minus the app's identity).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SyncOptions {
     /// Revision to sync to; `None`: the app's target revision.
     pub revision: Option<String>,
@@ -350,7 +356,7 @@ pub struct SyncOptions {
 }
 
 /// One node of an application's live resource tree (`/resource-tree`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ResourceNode {
     pub group: Option<String>,
     pub version: Option<String>,
@@ -366,7 +372,7 @@ pub struct ResourceNode {
 }
 
 /// An application's resource tree, as ArgoCD computed it.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct ResourceTree {
     pub nodes: Vec<ResourceNode>,
 }

@@ -9,7 +9,7 @@ use super::annotations::JoinKeys;
 use super::entity_ref::EntityRef;
 
 /// The kinds the graph types. Anything else is kept as `Other` and still served.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum EntityKind {
     Component,
     Api,
@@ -42,7 +42,9 @@ impl EntityKind {
 
 /// Relation types Backstage emits, each paired with its inverse so an edge stored on one side
 /// can be walked from the other.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum RelationType {
     OwnedBy,
     OwnerOf,
@@ -130,13 +132,15 @@ impl fmt::Display for RelationType {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Relation {
     pub kind: RelationType,
     pub target: EntityRef,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Link {
     pub url: String,
     pub title: Option<String>,
@@ -144,7 +148,7 @@ pub struct Link {
 }
 
 /// One catalog entity. Built by the Backstage source from the wire envelope; immutable after.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Entity {
     pub entity_ref: EntityRef,
     /// `entity_ref` rendered once: it is the sort key and the most-read field.

@@ -7,7 +7,9 @@
 use std::fmt;
 
 /// A canonical entity reference: all three parts lower-cased.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct EntityRef {
     kind: String,
     namespace: String,

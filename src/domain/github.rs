@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Repository {
     pub slug: String,
     pub url: String,
@@ -18,7 +18,7 @@ pub struct Repository {
     pub pushed_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Commit {
     pub sha: String,
     pub message: String,
@@ -29,7 +29,7 @@ pub struct Commit {
     pub url: String,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PullRequest {
     pub number: u64,
     pub title: String,
@@ -44,7 +44,7 @@ pub struct PullRequest {
     pub merged_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct WorkflowRun {
     pub id: u64,
     pub name: Option<String>,

@@ -16,7 +16,7 @@ use crate::domain::kubernetes::{DeploymentInfo, KubeObject, Rollout, RolloutStat
 use crate::domain::Entity;
 
 /// What happened to one object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ChangeKind {
     Added,
     Modified,
@@ -24,7 +24,7 @@ pub enum ChangeKind {
 }
 
 /// A catalog entity appeared, changed or disappeared between two polls.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct EntityChange {
     pub kind: ChangeKind,
     pub entity_ref: String,
@@ -33,7 +33,7 @@ pub struct EntityChange {
 }
 
 /// One status move of an application.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum AppTransition {
     Sync {
         from: SyncStatus,
@@ -51,7 +51,7 @@ pub enum AppTransition {
 }
 
 /// An application appeared, changed or disappeared.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct AppChange {
     pub kind: ChangeKind,
     pub key: AppKey,
@@ -107,7 +107,7 @@ pub fn app_transitions(prev: &Application, cur: &Application) -> Vec<AppTransiti
 }
 
 /// How a rollout moved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RolloutTransition {
     /// Under way (x of y updated, old replicas terminating).
     Progress,
@@ -130,12 +130,13 @@ impl RolloutTransition {
 }
 
 /// A Deployment's rollout moved (the `rolloutEvents` subscription's input).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RolloutChange {
     pub cluster: String,
     pub previous: Option<Rollout>,
     /// `None` when the Deployment was deleted.
     pub current: Option<Rollout>,
+    #[serde(with = "crate::domain::kubernetes::deployment_stored_form")]
     pub deployment: Arc<DeploymentInfo>,
     pub transition: RolloutTransition,
 }
@@ -158,7 +159,7 @@ impl RolloutChange {
 }
 
 /// A GitHub repository changed, as a webhook delivery told or a safety-net round found.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RepositoryChange {
     pub slug: String,
     pub cause: RepositoryCause,
@@ -168,7 +169,7 @@ pub struct RepositoryChange {
     pub head_message: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RepositoryCause {
     Push,
     PullRequest,
@@ -181,7 +182,7 @@ pub enum RepositoryCause {
 
 /// A Kubernetes object appeared, changed or went (every kept kind; a Deployment whose rollout
 /// moved also gives a `RolloutChange`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ObjectChange {
     pub cluster: String,
     pub kind: ChangeKind,
@@ -238,7 +239,7 @@ impl ObjectChange {
 }
 
 /// Everything the bus carries.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum Change {
     Entity(EntityChange),
     Application(AppChange),

@@ -39,7 +39,7 @@ pub struct EventBus {
     /// for both, because numbering, buffering and sending must happen together or a publisher
     /// could deliver out of order, and a subscriber joining with a cursor must see the buffer
     /// and the live channel meet without a gap. Never held across an await.
-    inner: Mutex<(u64, std::collections::VecDeque<Arc<Event>>)>,
+    inner: Mutex<Inner>,
     replay: usize,
     /// How old a buffered event may get before it is dropped (a cursor reaches back this far at
     /// most): the buffer's memory settles within this window instead of filling for hours.
@@ -49,6 +49,15 @@ pub struct EventBus {
     epoch: u32,
     /// Seals positions into opaque cursors (`cursor.rs`).
     cursor_key: CursorKey,
+}
+
+struct Inner {
+    /// The sequence number the next event gets (at least).
+    next: u64,
+    buffer: std::collections::VecDeque<Arc<Event>>,
+    /// Every event at or before this position is gone from the buffer, or was never held here
+    /// (a replica that joined the shared log later): a cursor before it must resync.
+    floor: u64,
 }
 
 /// A string that is not a cursor this server (or another epoch of it) issued.
@@ -77,10 +86,11 @@ impl EventBus {
         let (tx, _) = broadcast::channel(capacity.max(1));
         Self {
             tx,
-            inner: Mutex::new((
-                1,
-                std::collections::VecDeque::with_capacity(replay.min(1 << 16)),
-            )),
+            inner: Mutex::new(Inner {
+                next: 1,
+                buffer: std::collections::VecDeque::with_capacity(replay.min(1 << 16)),
+                floor: 0,
+            }),
             replay: replay.max(1),
             replay_age: chrono::Duration::from_std(replay_age).unwrap_or(chrono::Duration::MAX),
             epoch: rand::random::<u32>(),
@@ -94,21 +104,55 @@ impl EventBus {
         self
     }
 
+    /// The epoch cursors carry: replicas sharing one change log share it, so a cursor taken on
+    /// one resumes on another (its sequence numbers are log positions).
+    pub fn with_epoch(mut self, epoch: u32) -> Self {
+        self.epoch = epoch;
+        self
+    }
+
     /// Publishes changes in order. Having no subscriber is normal, not an error.
     pub fn publish(&self, changes: impl IntoIterator<Item = Change>) {
         let mut inner = self.inner.lock();
-        self.drop_aged(&mut inner.1);
-        for change in changes {
+        let first = inner.next;
+        self.push(&mut inner, first, changes);
+    }
+
+    /// Publishes changes at positions the shared change log gave them: `first`, `first + 1`…
+    /// Positions at or before the last one published are skipped (a log entry read twice).
+    pub fn publish_at(&self, first: u64, changes: impl IntoIterator<Item = Change>) {
+        let mut inner = self.inner.lock();
+        self.push(&mut inner, first, changes);
+    }
+
+    /// This bus joins the shared log at `position`: nothing at or before it is held here.
+    pub fn start_at(&self, position: u64) {
+        let mut inner = self.inner.lock();
+        if position >= inner.next {
+            inner.next = position + 1;
+            inner.floor = inner.floor.max(position);
+        }
+    }
+
+    fn push(&self, inner: &mut Inner, first: u64, changes: impl IntoIterator<Item = Change>) {
+        self.drop_aged(inner);
+        for (i, change) in changes.into_iter().enumerate() {
+            let seq = first + i as u64;
+            if seq < inner.next {
+                continue;
+            }
             let event = Arc::new(Event {
-                seq: inner.0,
+                seq,
                 at: Utc::now(),
                 change,
             });
-            inner.0 += 1;
-            if inner.1.len() == self.replay {
-                inner.1.pop_front();
+            inner.next = seq + 1;
+            if inner.buffer.len() == self.replay {
+                if let Some(gone) = inner.buffer.pop_front() {
+                    inner.floor = gone.seq;
+                }
             }
-            inner.1.push_back(event.clone());
+            inner.buffer.push_back(event.clone());
             let _ = self.tx.send(event);
         }
     }
@@ -121,7 +165,7 @@ impl EventBus {
     /// gap and no duplicate between them. `after: None` starts live.
     pub fn subscribe_after(&self, after: Option<u64>) -> Subscription {
         let mut inner = self.inner.lock();
-        self.drop_aged(&mut inner.1);
+        self.drop_aged(&mut inner);
         let live = self.tx.subscribe();
         let Some(after) = after else {
             return Subscription {
@@ -130,20 +174,26 @@ impl EventBus {
                 live,
             };
         };
-        let oldest = inner.1.front().map(|e| e.seq).unwrap_or(inner.0);
-        // Events after `after` start at after+1; if that is older than the buffer, some are gone.
-        let gap = after + 1 < oldest && after < inner.0 - 1;
-        let backlog = inner.1.iter().filter(|e| e.seq > after).cloned().collect();
+        // Events after `after` that are gone (or were never held here): some were missed.
+        let gap = after < inner.floor;
+        let backlog = inner
+            .buffer
+            .iter()
+            .filter(|e| e.seq > after)
+            .cloned()
+            .collect();
         Subscription { backlog, gap, live }
     }
 
     /// Drops buffered events older than `replay_age`.
-    fn drop_aged(&self, buffer: &mut std::collections::VecDeque<Arc<Event>>) {
+    fn drop_aged(&self, inner: &mut Inner) {
         let Some(oldest_kept) = Utc::now().checked_sub_signed(self.replay_age) else {
             return;
         };
-        while buffer.front().is_some_and(|e| e.at < oldest_kept) {
-            buffer.pop_front();
+        while inner.buffer.front().is_some_and(|e| e.at < oldest_kept) {
+            if let Some(gone) = inner.buffer.pop_front() {
+                inner.floor = gone.seq;
+            }
         }
     }
 
@@ -163,13 +213,13 @@ impl EventBus {
 
     /// The sequence number the next event will get.
     pub fn next_seq(&self) -> u64 {
-        self.inner.lock().0
+        self.inner.lock().next
     }
 
     /// Events published so far, and how many the replay buffer holds now (`/metrics`).
     pub fn counts(&self) -> (u64, usize) {
         let inner = self.inner.lock();
-        (inner.0 - 1, inner.1.len())
+        (inner.next - 1, inner.buffer.len())
     }
 }
 
@@ -217,7 +267,7 @@ mod tests {
     /// Makes every buffered event `by` older, as if that time had passed.
     fn age_buffer(bus: &EventBus, by: chrono::Duration) {
         let mut inner = bus.inner.lock();
-        for e in inner.1.iter_mut() {
+        for e in inner.buffer.iter_mut() {
             *e = Arc::new(Event {
                 at: e.at - by,
                 ..(**e).clone()

@@ -7,7 +7,7 @@
 use crate::domain::kubernetes::{ContainerState, EventInfo, PodInfo};
 
 /// What went wrong.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum TroubleKind {
     /// `CrashLoopBackOff`, or a container restarting again.
     CrashLoop,
@@ -22,7 +22,7 @@ pub enum TroubleKind {
 }
 
 /// One trouble of one object.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Trouble {
     pub kind: TroubleKind,
     /// The container it concerns (pods).

@@ -55,7 +55,8 @@ fn feed(
     after: Option<Option<u64>>,
 ) -> impl Stream<Item = Feed> + Send + 'static {
     let foreign = matches!(after, Some(None));
-    let sub = state.bus.subscribe_after(after.flatten());
+    let cursor = after.flatten();
+    let sub = state.bus.subscribe_after(cursor);
     let next = state.bus.next_seq();
     let head: Vec<Feed> = (sub.gap || foreign)
         .then(|| Feed::Resync(next.saturating_sub(1)))
@@ -68,7 +69,10 @@ fn feed(
             Feed::Event(e) => Some(e.seq),
             _ => None,
         })
-        .max();
+        .max()
+        // A cursor from a replica further along the shared log than this one: what it has
+        // seen arrives here later, live, and is skipped too.
+        .max(cursor);
     let state = state.clone();
     let live = futures::stream::unfold((sub.live, state), |(mut rx, state)| async move {
         match rx.recv().await {

@@ -203,6 +203,25 @@ macro_rules! stored {
                 0 $(+ self.$field.len())*
             }
 
+            /// Every stored object, kind by kind (a replica's snapshot of this cluster).
+            pub fn all_objects(&self) -> Vec<KubeObject> {
+                let mut out = Vec::with_capacity(self.object_count());
+                $(out.extend(self.$field.list(None).into_iter().map(KubeObject::$kind));)*
+                out
+            }
+
+            /// Makes every kind exactly what `objects` holds, marked synced (a replica starting
+            /// from another's snapshot). Publishes nothing; the generation moves if anything changed.
+            pub(super) fn import_objects(&self, objects: Vec<KubeObject>) {
+                $(let mut $field: BTreeMap<ObjKey, Arc<$ty>> = BTreeMap::new();)*
+                for o in objects {
+                    match o {
+                        $(KubeObject::$kind(o) => { $field.insert(obj_key(kube::Resource::meta(&*o)), o); })*
+                    }
+                }
+                $(self.replace_all($field);)*
+            }
+
             /// Namespaced objects of every kind in one namespace (range scans).
             pub fn objects_in_namespace(&self, namespace: &str) -> usize {
                 0 $(+ self.$field.list(Some(namespace)).len())*

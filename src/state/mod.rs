@@ -5,21 +5,47 @@ pub mod apps;
 pub mod catalog;
 pub mod joins;
 pub mod kubernetes;
+pub mod ownership;
 pub mod reads;
+pub mod replica;
 pub mod search;
 pub mod sources;
 pub mod template_tasks;
 pub mod writers;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use crate::events::EventBus;
+use crate::events::{Change, EventBus};
 
 pub use apps::AppStore;
 pub use catalog::{CatalogSnapshot, CatalogStore, Edge};
 pub use kubernetes::{ClusterStore, Clusters};
 pub use sources::{SourceHealth, SourceKind, SourceRegistry, SourceSnapshot};
 pub use writers::{AppWriter, CatalogWriter, GitHubWriter, KindWriter};
+
+/// Where writers hand their changes when replicas share one change log. The changes are
+/// already applied to this process's stores; the log gives them their positions and every
+/// replica (this one too) publishes them on its bus in log order.
+pub trait ChangeLog: Send + Sync {
+    /// `source`: the instance the changes are of ([`ownership::source_id`]).
+    fn append(&self, source: &str, record: LogBody);
+}
+
+/// What a writer appends to the shared log.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub enum LogBody {
+    /// Changes in order; `github_values`: a GitHub value the graph reads was replaced.
+    Changes {
+        changes: Vec<Change>,
+        #[serde(default)]
+        github_values: bool,
+    },
+    /// An ArgoCD instance's AppProjects (no event of their own; the policy reads them).
+    Projects {
+        instance: String,
+        projects: Vec<crate::domain::argocd::Project>,
+    },
+}
 
 /// Shared by every request and every source task; clone the `Arc`.
 pub struct State {
@@ -28,6 +54,11 @@ pub struct State {
     pub sources: SourceRegistry,
     pub clusters: Clusters,
     pub bus: EventBus,
+    /// Which upstream instances this process ingests (all of them, unless replicas share a log).
+    pub ownership: ownership::Ownership,
+    /// Set when replicas share one change log (`cluster`): writers append there instead of
+    /// publishing on the bus themselves; every replica publishes what it reads back.
+    pub change_log: OnceLock<Arc<dyn ChangeLog>>,
     /// Bumped when a GitHub webhook drops cached GitHub responses.
     pub github_cache: reads::Generation,
     /// Who started each scaffolder task (template tasks are their creator's).
@@ -56,6 +87,8 @@ impl State {
             sources: SourceRegistry::default(),
             clusters: Clusters::default(),
             bus,
+            ownership: Default::default(),
+            change_log: OnceLock::new(),
             github_cache: Default::default(),
             task_creators: Default::default(),
         })

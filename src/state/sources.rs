@@ -30,7 +30,7 @@ impl SourceKind {
 }
 
 /// A point-in-time copy of one source's health.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct SourceSnapshot {
     pub connected: bool,
     pub first_sync_done: bool,
@@ -96,6 +96,16 @@ impl SourceHealth {
         s.rate_limit = limit;
         s.rate_remaining = remaining;
         s.rate_reset = reset;
+    }
+
+    /// Takes the owning replica's view of the source (read from the shared change log).
+    pub fn adopt(&self, snapshot: SourceSnapshot) {
+        *self.state.lock() = snapshot;
+    }
+
+    /// `<kind>/<name>` (`ownership::source_id`).
+    pub fn id(&self) -> String {
+        super::ownership::source_id(self.kind, &self.name)
     }
 
     pub fn set_object_count(&self, n: u64) {

@@ -22,15 +22,28 @@ use std::sync::Arc;
 use chrono::Utc;
 
 use super::kubernetes::{obj_key, Changed, ClusterStore, ObjKey, Stored};
-use super::{CatalogSnapshot, SourceHealth, SourceKind, State};
+use super::ownership::source_id;
+use super::{CatalogSnapshot, LogBody, SourceHealth, SourceKind, State};
 use crate::domain::argocd::{AppKey, Application, Project};
 use crate::domain::Entity;
 use crate::events::{AppChange, Change, ChangeKind, EntityChange, ObjectChange, RepositoryChange};
 
-/// Publishes changes in order; an empty batch publishes nothing.
-fn publish(state: &State, changes: Vec<Change>) {
-    if !changes.is_empty() {
-        state.bus.publish(changes);
+/// Publishes changes in order; an empty batch publishes nothing. With replicas sharing one
+/// change log, appends them there instead: the log gives them their positions, and every
+/// replica, this one too, publishes them as it reads them back (`LogApplier`).
+fn publish(state: &State, source: &str, changes: Vec<Change>) {
+    if changes.is_empty() {
+        return;
+    }
+    match state.change_log.get() {
+        Some(log) => log.append(
+            source,
+            LogBody::Changes {
+                changes,
+                github_values: false,
+            },
+        ),
+        None => state.bus.publish(changes),
     }
 }
 
@@ -61,6 +74,7 @@ impl CatalogWriter {
         let n = changes.len();
         publish(
             &self.state,
+            SourceKind::Backstage.as_str(),
             changes.into_iter().map(Change::Entity).collect(),
         );
         self.health.record_success(count, duration_ms);
@@ -122,6 +136,8 @@ pub fn diff(old: &CatalogSnapshot, new: &CatalogSnapshot) -> Vec<EntityChange> {
 pub struct AppWriter {
     state: Arc<State>,
     instance: String,
+    /// `argocd/<instance>`.
+    source: String,
     /// The instance's health, for its object count (none in tests without a registered source).
     health: Option<Arc<SourceHealth>>,
 }
@@ -132,6 +148,7 @@ impl AppWriter {
         Self {
             state,
             instance: instance.to_string(),
+            source: source_id(SourceKind::ArgoCd, instance),
             health,
         }
     }
@@ -153,7 +170,16 @@ impl AppWriter {
     /// application changes.
     pub fn observe_list(&self, apps: Vec<Application>, projects: Vec<Project>) -> usize {
         let changes = self.state.apps.replace_instance(&self.instance, apps);
-        self.state.apps.set_projects(&self.instance, projects);
+        if self
+            .state
+            .apps
+            .set_projects(&self.instance, projects.clone())
+        {
+            if let Some(log) = self.state.change_log.get() {
+                let instance = self.instance.clone();
+                log.append(&self.source, LogBody::Projects { instance, projects });
+            }
+        }
         let n = changes.len();
         self.publish(changes);
         n
@@ -170,6 +196,7 @@ impl AppWriter {
         }
         publish(
             &self.state,
+            &self.source,
             changes.into_iter().map(Change::Application).collect(),
         );
         if let Some(h) = &self.health {
@@ -183,12 +210,15 @@ impl AppWriter {
 pub struct KindWriter<K: Stored> {
     state: Arc<State>,
     cluster: Arc<ClusterStore>,
+    /// `kubernetes/<cluster>`.
+    source: String,
     buffer: Option<BTreeMap<ObjKey, Arc<K>>>,
 }
 
 impl<K: Stored> KindWriter<K> {
     pub fn new(state: Arc<State>, cluster: Arc<ClusterStore>) -> Self {
         Self {
+            source: source_id(SourceKind::Kubernetes, &cluster.name),
             state,
             cluster,
             buffer: None,
@@ -249,7 +279,7 @@ impl<K: Stored> KindWriter<K> {
             )));
             out.extend(rollout.map(Change::Rollout));
         }
-        publish(&self.state, out);
+        publish(&self.state, &self.source, out);
         self.cluster
             .health
             .set_object_count(self.cluster.object_count() as u64);
@@ -273,9 +303,17 @@ impl GitHubWriter {
         if values_changed {
             self.state.github_cache.bump();
         }
-        publish(
-            &self.state,
-            changes.into_iter().map(Change::Repository).collect(),
-        );
+        let changes: Vec<Change> = changes.into_iter().map(Change::Repository).collect();
+        match self.state.change_log.get() {
+            Some(log) if values_changed || !changes.is_empty() => log.append(
+                SourceKind::GitHub.as_str(),
+                LogBody::Changes {
+                    changes,
+                    github_values: values_changed,
+                },
+            ),
+            Some(_) => {}
+            None => publish(&self.state, SourceKind::GitHub.as_str(), changes),
+        }
     }
 }

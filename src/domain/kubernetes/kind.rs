@@ -12,7 +12,9 @@ use kube::Resource;
 
 use super::{ConfigMapInfo, DeploymentInfo, EventInfo, PodInfo, ReplicaSetInfo, SecretInfo};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Kind {
     Namespace,
     Deployment,

@@ -134,6 +134,8 @@ macro_rules! projection_resource {
 
 // After the macro: the workload projections use it.
 mod kind;
+mod stored_form;
+pub use stored_form::deployment as deployment_stored_form;
 mod workloads;
 pub use kind::{Kind, KubeObject};
 pub use workloads::*;
@@ -280,7 +282,7 @@ pub fn to_chrono(
     chrono::DateTime::from_timestamp(t.0.as_second(), t.0.subsec_nanosecond().max(0) as u32)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ContainerState {
     Waiting,
     Running,
@@ -289,7 +291,7 @@ pub enum ContainerState {
 }
 
 /// One container of a pod, as the graph shows it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ContainerInfo {
     pub name: String,
     pub image: Option<String>,
@@ -305,7 +307,7 @@ pub struct ContainerInfo {
     pub init: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ConditionInfo {
     pub type_: String,
     pub status: String,

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::{ConditionInfo, RESTARTED_AT};
 
 /// A Deployment's replica counts: the spec's desire, the status's counts (absent = 0).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReplicaCounts {
     pub desired: i32,
     pub current: i32,
@@ -23,7 +23,7 @@ pub struct ReplicaCounts {
 }
 
 /// `spec.strategy`; surge and unavailability as written (`25%` or `1`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StrategyInfo {
     pub type_: String,
     pub max_surge: Option<String>,
@@ -133,7 +133,7 @@ impl From<ReplicaSet> for ReplicaSetInfo {
 
 projection_resource!(ReplicaSetInfo, "apps", "ReplicaSet", "replicasets");
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RolloutState {
     Complete,
     Progressing,
@@ -141,7 +141,7 @@ pub enum RolloutState {
 }
 
 /// Where a Deployment's rollout stands, computed as `kubectl rollout status` does.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Rollout {
     pub state: RolloutState,
     pub desired: i32,
