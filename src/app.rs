@@ -49,6 +49,8 @@ pub enum AppError {
     Persisted(String),
     #[error("server failed: {0}")]
     Serve(std::io::Error),
+    #[error("cannot set up the replicas' shared state: {0}")]
+    Cluster(String),
 }
 
 impl AppError {
@@ -63,6 +65,7 @@ impl AppError {
             | Self::AuditStore(_)
             | Self::Auth(_)
             | Self::Persisted(_)
+            | Self::Cluster(_)
             | Self::Serve(_) => 1,
         }
     }
@@ -96,14 +99,28 @@ impl App {
             source,
         })?;
         let cursor_key = settings.events.cursor_key("events")?;
-        let state = State::with_bus(
-            crate::events::EventBus::with_replay(
-                settings.events.capacity,
-                settings.events.replay,
-                std::time::Duration::from_secs_f64(settings.events.replay_secs),
-            )
-            .with_cursor_key(cursor_key),
-        );
+        let bus = crate::events::EventBus::with_replay(
+            settings.events.capacity,
+            settings.events.replay,
+            std::time::Duration::from_secs_f64(settings.events.replay_secs),
+        )
+        .with_cursor_key(cursor_key);
+        // Replicas (`cluster:`): one Redis for the change log and everything else they share.
+        let shared = match &settings.cluster {
+            None => None,
+            Some(c) => Some(
+                crate::cluster::Shared::connect(
+                    &c.redis_url("cluster")?,
+                    &c.key_prefix,
+                    Duration::from_secs_f64((c.lease_secs / 3.0).clamp(0.5, 2.0)),
+                )
+                .map_err(|e| AppError::Cluster(e.to_string()))?,
+            ),
+        };
+        let state = match &settings.cluster {
+            None => State::with_bus(bus),
+            Some(c) => State::replicated(bus.with_epoch(crate::cluster::epoch(&c.key_prefix))),
+        };
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
 
@@ -117,6 +134,7 @@ impl App {
                     tasks: &mut tasks,
                     token: secrets.get(source.kind(), source.name()),
                     upstreams: &mut upstreams,
+                    shared: shared.as_ref(),
                 })
                 .await?;
         }

@@ -215,6 +215,14 @@ impl Settings {
         self.readiness.validate("readiness")?;
         if let Some(c) = &self.cluster {
             c.validate("cluster")?;
+            // A cursor is resumed on whichever replica the client reaches next: every replica
+            // must seal and open it with the same key.
+            if self.events.cursor_key_env.is_none() && self.events.cursor_key_file.is_none() {
+                return Err(invalid(
+                    "events.cursor_key_env",
+                    "replicas (`cluster:`) need one cursor key for all of them: set events.cursor_key_env or events.cursor_key_file",
+                ));
+            }
         }
         Ok(())
     }

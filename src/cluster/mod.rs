@@ -24,6 +24,25 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// A connection manager that connects on first use and reconnects by itself; commands time
+    /// out after `timeout` instead of hanging while Redis is away.
+    pub fn connect(
+        url: &secrecy::SecretString,
+        prefix: &str,
+        timeout: std::time::Duration,
+    ) -> Result<Self, redis::RedisError> {
+        use secrecy::ExposeSecret;
+        let client = redis::Client::open(url.expose_secret())?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_min_delay(std::time::Duration::from_millis(50))
+            .set_max_delay(std::time::Duration::from_secs(2))
+            .set_number_of_retries(3);
+        let conn = redis::aio::ConnectionManager::new_lazy_with_config(client, config)?;
+        Ok(Self::new(conn, prefix))
+    }
+
     pub fn new(conn: redis::aio::ConnectionManager, prefix: &str) -> Self {
         Self {
             conn,
@@ -43,4 +62,12 @@ impl std::fmt::Debug for Shared {
             .field("prefix", &self.prefix)
             .finish_non_exhaustive()
     }
+}
+
+/// The cursor epoch of every replica sharing the log under `prefix` (cursors are log positions,
+/// the same on every replica).
+pub fn epoch(prefix: &str) -> u32 {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(format!("idp-graph cluster {prefix}").as_bytes());
+    u32::from_be_bytes([d[0], d[1], d[2], d[3]])
 }

@@ -29,6 +29,8 @@ pub struct StartContext<'a> {
     /// This source's credential, resolved from `token_env` / `token_file` (or given).
     pub token: Option<SecretString>,
     pub upstreams: &'a mut Upstreams,
+    /// Redis, when replicas share state (`cluster:`); `None` in one process.
+    pub shared: Option<&'a crate::cluster::Shared>,
 }
 
 /// A source could not be set up (bad kubeconfig, unusable URL...). Says which and why.

@@ -81,13 +81,22 @@ impl State {
     }
 
     pub fn with_bus(bus: EventBus) -> Arc<Self> {
+        Self::build(bus, ownership::Ownership::single())
+    }
+
+    /// A replica's state: every source's gate starts closed until its lease is held.
+    pub fn replicated(bus: EventBus) -> Arc<Self> {
+        Self::build(bus, ownership::Ownership::shared())
+    }
+
+    fn build(bus: EventBus, ownership: ownership::Ownership) -> Arc<Self> {
         Arc::new(Self {
             catalog: CatalogStore::default(),
             apps: AppStore::default(),
             sources: SourceRegistry::default(),
             clusters: Clusters::default(),
             bus,
-            ownership: Default::default(),
+            ownership,
             change_log: OnceLock::new(),
             github_cache: Default::default(),
             task_creators: Default::default(),
