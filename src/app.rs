@@ -139,6 +139,21 @@ impl App {
                 .await?;
         }
         let upstreams = Arc::new(upstreams);
+        // Replicas: the sources registered their gates above; now the log, leases and sharing.
+        let cluster = match (&settings.cluster, &shared) {
+            (Some(c), Some(shared)) => Some(
+                crate::cluster::start(
+                    c,
+                    &c.redis_url("cluster")?,
+                    shared.clone(),
+                    &state,
+                    &mut tasks,
+                    &shutdown,
+                )
+                .map_err(|e| AppError::Cluster(e.to_string()))?,
+            ),
+            _ => None,
+        };
         // Readiness waits for first syncs, but not forever.
         let wait = Duration::from_secs_f64(settings.readiness.initial_sync_timeout_secs);
         let (st, token) = (state.clone(), shutdown.clone());
@@ -209,6 +224,7 @@ impl App {
             state: state.clone(),
             metrics,
             limits,
+            cluster,
         };
         let metrics_server = match settings.http.metrics_listen {
             None => None,

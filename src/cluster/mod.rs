@@ -11,9 +11,168 @@
 //!   the log (persisted operations, rate-limit buckets, GitHub's conditional-request cache and
 //!   webhook deliveries).
 
+mod changelog;
+mod lease;
 mod settings;
+mod snapshots;
+mod status;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 pub use settings::ClusterSettings;
+pub use status::ClusterStatus;
+
+use crate::state::replica::LogApplier;
+use crate::state::State;
+
+/// Joins the replicas: the log's writer goes into `state` (writers append there from now on),
+/// and the tasks start — the reader (after loading the snapshots), leases, the appender, the
+/// sharing of snapshots and health. Nothing here waits for Redis: a replica that cannot reach
+/// it serves what it has and keeps trying.
+pub fn start(
+    settings: &ClusterSettings,
+    url: &secrecy::SecretString,
+    shared: Shared,
+    state: &Arc<State>,
+    tasks: &mut JoinSet<()>,
+    shutdown: &CancellationToken,
+) -> Result<Arc<ClusterStatus>, redis::RedisError> {
+    let replica = settings.replica_id();
+    let lease = Duration::from_secs_f64(settings.lease_secs);
+    let status = Arc::new(ClusterStatus::new(&replica));
+    let progress = Arc::new(changelog::Progress::default());
+    let (writer, rx, queued) = changelog::Appender::channel();
+    if state.change_log.set(Arc::new(writer)).is_err() {
+        tracing::error!("the change log was already set; replicas started twice?");
+    }
+    tasks.spawn(
+        changelog::Appender {
+            shared: shared.clone(),
+            replica: replica.clone(),
+            state: state.clone(),
+            progress: progress.clone(),
+            status: status.clone(),
+            max_entries: settings.log_max_entries,
+        }
+        .run(rx, queued.clone(), shutdown.clone()),
+    );
+    // The reader blocks up to a second per read: its own connection, a longer timeout.
+    let reader_conn = Shared::connect(url, &settings.key_prefix, Duration::from_secs(5))?.conn;
+    tasks.spawn(join_then_read(
+        shared.clone(),
+        reader_conn,
+        replica.clone(),
+        state.clone(),
+        progress.clone(),
+        status.clone(),
+        shutdown.clone(),
+    ));
+    tasks.spawn(
+        lease::LeaseManager {
+            shared: shared.clone(),
+            replica: replica.clone(),
+            state: state.clone(),
+            progress: progress.clone(),
+            status: status.clone(),
+            lease,
+            queued,
+        }
+        .run(shutdown.clone()),
+    );
+    tasks.spawn(
+        snapshots::Sharer {
+            shared,
+            state: state.clone(),
+            applier: LogApplier::new(state.clone()),
+            progress,
+            status: status.clone(),
+            every: Duration::from_secs_f64(settings.snapshot_secs),
+        }
+        .run(shutdown.clone()),
+    );
+    tracing::info!(replica = %replica, "replica mode: sharing one change log on Redis");
+    Ok(status)
+}
+
+/// Loads every source's snapshot, then reads the log from the oldest entry they cover.
+async fn join_then_read(
+    shared: Shared,
+    reader_conn: redis::aio::ConnectionManager,
+    replica: String,
+    state: Arc<State>,
+    progress: Arc<changelog::Progress>,
+    status: Arc<ClusterStatus>,
+    token: CancellationToken,
+) {
+    let ids = state.ownership.ids();
+    let mut backoff = Duration::from_millis(100);
+    let (snaps, end) = loop {
+        let attempt = async {
+            let end = changelog::end_position(&shared).await?;
+            let snaps = snapshots::load(&shared, &ids).await?;
+            Ok::<_, redis::RedisError>((snaps, end))
+        };
+        match attempt.await {
+            Ok(x) => break x,
+            Err(e) => {
+                status.set_available(false);
+                tracing::warn!(error = %e, "cannot reach Redis to join the replicas; retrying");
+                tokio::select! {
+                    _ = token.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    };
+    status.set_available(true);
+    let applier = LogApplier::new(state.clone());
+    let mut covered: HashMap<String, changelog::EntryId> = HashMap::new();
+    let mut newest = 0;
+    for (id, snap) in snaps {
+        let Some(entry) = changelog::parse_id(&snap.entry) else {
+            continue;
+        };
+        applier.import(snap.state);
+        covered.insert(id, entry);
+        newest = newest.max(snap.position);
+    }
+    // Every source has a snapshot: read from the oldest entry one covers. Otherwise from the
+    // log's start (what it still holds).
+    let start = if !ids.is_empty() && covered.len() == ids.len() {
+        covered.values().min().copied().unwrap_or((0, 0))
+    } else {
+        (0, 0)
+    };
+    // Events up to the newest snapshot are not all applied here as events: a cursor before it
+    // resyncs on this replica; after it, every event is published as on every other replica.
+    if newest > 0 {
+        state.bus.start_at(newest);
+    }
+    tracing::info!(
+        snapshots = covered.len(),
+        from = %changelog::render_id(start),
+        end,
+        "joining the change log"
+    );
+    changelog::Reader {
+        shared,
+        conn: reader_conn,
+        replica,
+        applier,
+        progress,
+        status,
+        covered,
+        join_end: end,
+    }
+    .run(start, token)
+    .await;
+}
 
 /// The Redis connection and key prefix shared by everything replicas keep in common. Cheap to
 /// clone (the connection manager multiplexes one connection and reconnects by itself).

@@ -49,8 +49,19 @@ pub async fn readyz(State(http): State<HttpState>) -> impl IntoResponse {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (
-        status,
-        Json(serde_json::json!({ "ready": pending.is_empty(), "waitingFor": pending })),
-    )
+    let mut body = serde_json::json!({ "ready": pending.is_empty(), "waitingFor": pending });
+    // Replicas: the shared log's state. An unreachable log does not make a replica unready —
+    // it keeps answering from what it applied (every replica would otherwise leave the Service
+    // at once); the body and `sources` say how stale that is.
+    if let Some(c) = &http.cluster {
+        body["cluster"] = serde_json::json!({
+            "replica": c.replica,
+            "logAvailable": c.available(),
+            "logUnavailableSince": c.unavailable_since(),
+            "applied": c.applied.load(std::sync::atomic::Ordering::Relaxed),
+            "owns": *c.owned.lock(),
+            "members": *c.members.lock(),
+        });
+    }
+    (status, Json(body))
 }

@@ -108,6 +108,9 @@ pub async fn render(State(http): State<HttpState>) -> impl IntoResponse {
              # HELP idp_events_buffered Events a reconnecting subscriber can resume from now (events.replay, events.replay_secs).\n# TYPE idp_events_buffered gauge\nidp_events_buffered {buffered}",
         );
     }
+    if let Some(c) = &http.cluster {
+        c.render(&mut out);
+    }
     if let Some(c) = &http.pipeline.cache {
         let _ = writeln!(
             out,

@@ -44,6 +44,8 @@ pub struct HttpState {
     pub audit: Arc<crate::auth::audit::AuditLog>,
     /// Fires on shutdown: websockets and SSE streams end cleanly.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// The replicas' shared state (`cluster:`), for `/readyz` and `/metrics`.
+    pub cluster: Option<Arc<crate::cluster::ClusterStatus>>,
 }
 
 /// The main router; `/metrics` is on it unless `http.metrics_listen` moves it to its own

@@ -203,6 +203,12 @@ macro_rules! stored {
                 0 $(+ self.$field.len())*
             }
 
+            /// Every kind counts as listed (a replica that receives this cluster through the
+            /// shared log once its owner has listed it).
+            pub(super) fn mark_synced(&self) {
+                $(self.$field.synced.store(true, Ordering::Release);)*
+            }
+
             /// Every stored object, kind by kind (a replica's snapshot of this cluster).
             pub fn all_objects(&self) -> Vec<KubeObject> {
                 let mut out = Vec::with_capacity(self.object_count());

@@ -105,7 +105,7 @@ pub async fn run_while_owned<F, Fut>(
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            r = gate.wait_for(|v| v.is_some()) => if r.is_err() { return },
+            open = async { gate.wait_for(|v| v.is_some()).await.is_ok() } => if !open { return },
         }
         let token = shutdown.child_token();
         let run = ingest(token.clone());
@@ -115,7 +115,7 @@ pub async fn run_while_owned<F, Fut>(
                 // Ingestion ends only at shutdown (its token); nothing more to do.
                 return;
             }
-            _ = gate.wait_for(|v| v.is_none()) => {
+            _ = async { gate.wait_for(|v| v.is_none()).await.is_ok() } => {
                 tracing::info!("lease lost or handed over; this replica stops ingesting");
                 token.cancel();
                 run.await;

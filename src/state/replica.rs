@@ -152,6 +152,17 @@ impl LogApplier {
             .replace(CatalogSnapshot::build(entities, Utc::now()));
     }
 
+    /// The owning replica's view of a source's health. A cluster whose owner finished its first
+    /// list counts as synced here too (its objects arrive through the log, not a list).
+    pub fn adopt_health(&self, health: &super::SourceHealth, s: super::SourceSnapshot) {
+        if health.kind == SourceKind::Kubernetes && s.first_sync_done {
+            if let Some(c) = self.state.clusters.get(&health.name) {
+                c.mark_synced();
+            }
+        }
+        health.adopt(s);
+    }
+
     /// The state of one source, for a replica that starts later (`None`: not held here).
     pub fn export(&self, kind: SourceKind, name: &str) -> Option<SourceState> {
         Some(match kind {

@@ -52,6 +52,8 @@ mod node;
 mod persisted;
 // One table of bad operations, the same code over every transport.
 mod pipeline;
+// Several `serve` processes sharing one change log on a real Redis (`cluster:`).
+mod replicas;
 // `entityEvents` over graphql-transport-ws: catalog changes arrive live.
 mod subscriptions;
 // OpenTelemetry: spans exported over OTLP, `traceparent` in and out.

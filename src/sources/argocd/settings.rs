@@ -1,6 +1,7 @@
 //! `argocd:` in the config (one entry per instance), and how an instance starts: a client, the
 //! list-then-stream watcher task, and the handle for actions and resource trees.
 
+use crate::state::ownership::run_while_owned;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -75,15 +76,24 @@ impl Source for ArgoCdSettings {
             .state
             .sources
             .register(&self.name, self.kind(), client.base_url());
-        let watcher = ArgoCdWatcher {
-            client: client.clone(),
-            writer: crate::state::AppWriter::new(ctx.state.clone(), &self.name),
-            health,
-            relist_every: Duration::from_secs_f64(self.relist_interval_secs),
-            max_backoff: Duration::from_secs_f64(self.max_backoff_secs),
-        };
+        // Ingested only while this process owns the instance (always, in one process).
+        let gate = ctx.state.ownership.gate(&health.id());
+        let (state, name, watch_client) = (ctx.state.clone(), self.name.clone(), client.clone());
+        let (relist_every, max_backoff) = (
+            Duration::from_secs_f64(self.relist_interval_secs),
+            Duration::from_secs_f64(self.max_backoff_secs),
+        );
         ctx.tasks.spawn(tracing::Instrument::instrument(
-            watcher.run(ctx.shutdown.clone()),
+            run_while_owned(gate, ctx.shutdown.clone(), move |token| {
+                ArgoCdWatcher {
+                    client: watch_client.clone(),
+                    writer: crate::state::AppWriter::new(state.clone(), &name),
+                    health: health.clone(),
+                    relist_every,
+                    max_backoff,
+                }
+                .run(token)
+            }),
             tracing::info_span!("source", kind = "argocd", name = %self.name),
         ));
         ctx.upstreams

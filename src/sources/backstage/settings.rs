@@ -85,15 +85,21 @@ impl Source for BackstageSettings {
             .sources
             .register(self.name(), self.kind(), client.base_url());
         let wake = Arc::new(Notify::new());
-        let poller = BackstagePoller {
-            client: client.clone(),
-            writer: crate::state::CatalogWriter::new(ctx.state.clone(), health.clone()),
-            health,
-            interval: Duration::from_secs_f64(self.poll_interval_secs),
-            wake: wake.clone(),
-        };
+        // Polled only while this process owns the catalog (always, in one process).
+        let gate = ctx.state.ownership.gate(&health.id());
+        let (state, poll_client, poll_wake) = (ctx.state.clone(), client.clone(), wake.clone());
+        let interval = Duration::from_secs_f64(self.poll_interval_secs);
         ctx.tasks.spawn(tracing::Instrument::instrument(
-            poller.run(ctx.shutdown.clone()),
+            crate::state::ownership::run_while_owned(gate, ctx.shutdown.clone(), move |token| {
+                BackstagePoller {
+                    client: poll_client.clone(),
+                    writer: crate::state::CatalogWriter::new(state.clone(), health.clone()),
+                    health: health.clone(),
+                    interval,
+                    wake: poll_wake.clone(),
+                }
+                .run(token)
+            }),
             tracing::info_span!("source", kind = "backstage", name = "backstage"),
         ));
         ctx.upstreams.backstage = Some(BackstageHandle {

@@ -184,11 +184,20 @@ impl Source for GitHubSettings {
                 .with_webhooks(webhook_secret, ctx.state.clone()),
         );
         if with_net {
-            ctx.tasks.spawn(
-                source
-                    .clone()
-                    .run_safety_net(secs(self.safety_net_secs), ctx.shutdown.clone()),
-            );
+            // Run only on the replica that owns GitHub (always, in one process).
+            let gate = ctx
+                .state
+                .ownership
+                .gate(&crate::state::ownership::source_id(
+                    self.kind(),
+                    self.name(),
+                ));
+            let (net_source, every) = (source.clone(), secs(self.safety_net_secs));
+            ctx.tasks.spawn(crate::state::ownership::run_while_owned(
+                gate,
+                ctx.shutdown.clone(),
+                move |token| net_source.clone().run_safety_net(every, token),
+            ));
         }
         ctx.upstreams.github = Some(source);
         Ok(())

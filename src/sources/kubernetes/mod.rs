@@ -104,6 +104,7 @@ impl kube::runtime::utils::Backoff for Backoff {
 }
 
 /// One cluster's watchers.
+#[derive(Clone)]
 pub struct ClusterSource {
     pub client: Client,
     pub cluster: Arc<ClusterStore>,

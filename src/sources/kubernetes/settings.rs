@@ -124,8 +124,12 @@ impl Source for KubernetesSettings {
             max_backoff: Duration::from_secs_f64(self.max_backoff_secs),
             strip: true,
         };
+        // Watched only while this process owns the cluster (always, in one process).
+        let gate = ctx.state.ownership.gate(&cluster.health.id());
         ctx.tasks.spawn(tracing::Instrument::instrument(
-            source.run(ctx.shutdown.clone()),
+            crate::state::ownership::run_while_owned(gate, ctx.shutdown.clone(), move |token| {
+                source.clone().run(token)
+            }),
             tracing::info_span!("source", kind = "kubernetes", name = %self.name),
         ));
         ctx.upstreams.clusters.insert(
