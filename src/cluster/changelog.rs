@@ -218,7 +218,7 @@ impl Appender {
         };
         let n = match body {
             LogBody::Changes { changes, .. } => changes.len(),
-            LogBody::Projects { .. } => 0,
+            LogBody::Projects { .. } | LogBody::State(_) => 0,
         };
         let record = Record {
             s: source.to_string(),

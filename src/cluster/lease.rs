@@ -48,7 +48,11 @@ if f <= floor then
   redis.call('SET', KEYS[2], f)
 end
 redis.call('SET', KEYS[1], ARGV[1] .. '|' .. f, 'PX', ARGV[2])
-return {f, tonumber(redis.call('GET', KEYS[3]) or '0')}
+local clean = redis.call('GET', KEYS[4])
+redis.call('DEL', KEYS[4])
+local handed = 0
+if clean or f == 1 then handed = 1 end
+return {f, tonumber(redis.call('GET', KEYS[3]) or '0'), handed}
 "#;
 
 const RENEW: &str = r#"
@@ -61,6 +65,7 @@ return 0
 
 const RELEASE: &str = r#"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[2], ARGV[1])
   return redis.call('DEL', KEYS[1])
 end
 return 0
@@ -160,6 +165,7 @@ impl LeaseManager {
                         self.drain().await;
                         let _: i64 = redis::Script::new(RELEASE)
                             .key(&lease_key)
+                            .key(self.shared.key(&format!("clean:{id}")))
                             .arg(&mine)
                             .invoke_async(&mut conn)
                             .await?;
@@ -167,19 +173,41 @@ impl LeaseManager {
                 }
                 None if best => {
                     let seen = self.progress.fences.lock().get(&id).copied().unwrap_or(0);
-                    let got: Option<(u64, u64)> = redis::Script::new(ACQUIRE)
+                    let got: Option<(u64, u64, u8)> = redis::Script::new(ACQUIRE)
                         .key(&lease_key)
                         .key(self.shared.key(&format!("fence:{id}")))
                         .key(self.shared.key("pos"))
+                        .key(self.shared.key(&format!("clean:{id}")))
                         .arg(&self.replica)
                         .arg(self.lease_ms())
                         .arg(seen)
                         .invoke_async(&mut conn)
                         .await?;
-                    if let Some((fence, end)) = got {
+                    if let Some((fence, end, handed_over)) = got {
                         // Apply what the previous owner appended before listing afresh.
                         if !self.progress.wait_for(end, self.lease).await {
                             tracing::warn!(source = %id, "log not applied up to the handover in time; starting anyway");
+                        }
+                        if handed_over == 0 {
+                            // The previous owner's lease lapsed (it died or lost Redis): what
+                            // changed upstream meanwhile was not observed one change at a time.
+                            // Subscribers are told so, before this owner's list shows the
+                            // differences.
+                            tracing::warn!(source = %id, "taking over after a lapsed lease: subscribers resync");
+                            if let Some(log) = self.state.change_log.get() {
+                                log.append(
+                                    &id,
+                                    crate::state::LogBody::Changes {
+                                        changes: vec![crate::events::Change::Gap {
+                                            source: id.clone(),
+                                        }],
+                                        github_values: false,
+                                    },
+                                );
+                                if let Some(s) = self.export(&id) {
+                                    log.append(&id, crate::state::LogBody::State(s));
+                                }
+                            }
                         }
                         tracing::info!(source = %id, fence, "lease acquired; ingesting");
                         self.state.ownership.set(&id, Some(fence));
@@ -191,6 +219,17 @@ impl LeaseManager {
         }
         *self.status.owned.lock() = owned;
         Ok(())
+    }
+
+    /// This replica's whole state of one source.
+    fn export(&self, id: &str) -> Option<crate::state::replica::SourceState> {
+        let h = self
+            .state
+            .sources
+            .all()
+            .into_iter()
+            .find(|h| h.id() == id)?;
+        crate::state::replica::LogApplier::new(self.state.clone()).export(h.kind, &h.name)
     }
 
     /// Waits (bounded) until this replica's queued records have reached the log.
@@ -216,6 +255,7 @@ impl LeaseManager {
         for (id, fence) in owned {
             let _: redis::RedisResult<i64> = redis::Script::new(RELEASE)
                 .key(self.shared.key(&format!("lease:{id}")))
+                .key(self.shared.key(&format!("clean:{id}")))
                 .arg(lease_value(&self.replica, fence))
                 .invoke_async(&mut conn)
                 .await;

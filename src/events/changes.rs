@@ -246,6 +246,12 @@ pub enum Change {
     Rollout(RolloutChange),
     Repository(RepositoryChange),
     Object(ObjectChange),
+    /// Changes of this source may have been missed (replicas: its owner died and another took
+    /// over after the lease lapsed, listing the upstream afresh). Every subscriber is told to
+    /// re-read its state (`RESYNC_REQUIRED`); what the new owner's list finds follows.
+    Gap {
+        source: String,
+    },
 }
 
 #[cfg(test)]

@@ -36,6 +36,16 @@ enum Feed {
     Resync(u64),
 }
 
+impl Feed {
+    /// A source's gap (`Change::Gap`) is a resync at its position for every subscriber.
+    fn of(e: Arc<Event>) -> Self {
+        match e.change {
+            crate::events::Change::Gap { .. } => Feed::Resync(e.seq),
+            _ => Feed::Event(e),
+        }
+    }
+}
+
 /// Where to start: `None` live; `Some(Some(seq))` after a cursor of this server's epoch;
 /// `Some(None)` a cursor from another epoch (restart, other replica): resync first.
 fn parse_cursor(state: &State, after: Option<String>) -> Result<Option<Option<u64>>> {
@@ -61,7 +71,7 @@ fn feed(
     let head: Vec<Feed> = (sub.gap || foreign)
         .then(|| Feed::Resync(next.saturating_sub(1)))
         .into_iter()
-        .chain(sub.backlog.into_iter().map(Feed::Event))
+        .chain(sub.backlog.into_iter().map(Feed::of))
         .collect();
     let last_backlog = head
         .iter()
@@ -76,7 +86,7 @@ fn feed(
     let state = state.clone();
     let live = futures::stream::unfold((sub.live, state), |(mut rx, state)| async move {
         match rx.recv().await {
-            Ok(e) => Some((Some(Feed::Event(e)), (rx, state))),
+            Ok(e) => Some((Some(Feed::of(e)), (rx, state))),
             Err(RecvError::Lagged(_)) => {
                 let seq = state.bus.next_seq().saturating_sub(1);
                 Some((Some(Feed::Resync(seq)), (rx, state)))
@@ -88,7 +98,8 @@ fn feed(
         // Skip live events the backlog already delivered.
         let keep = match &f {
             Some(Feed::Event(e)) => last_backlog.is_none_or(|l| e.seq > l),
-            _ => true,
+            Some(Feed::Resync(seq)) => last_backlog.is_none_or(|l| *seq > l),
+            None => true,
         };
         futures::future::ready(if keep { f } else { None })
     });

@@ -45,6 +45,10 @@ pub enum LogBody {
         instance: String,
         projects: Vec<crate::domain::argocd::Project>,
     },
+    /// A new owner's whole state of the source, after a lapsed lease: every replica takes it
+    /// as it is (what the previous owner observed but never got into the log is put right
+    /// everywhere), before the new owner's list publishes what changed upstream.
+    State(replica::SourceState),
 }
 
 /// Shared by every request and every source task; clone the `Arc`.

@@ -17,7 +17,7 @@ use crate::domain::Entity;
 use crate::events::{Change, EntityChange, ObjectChange};
 
 /// One source's whole state, as its owner writes it for replicas that start later.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum SourceState {
     Catalog {
         entities: Vec<Arc<Entity>>,
@@ -72,6 +72,11 @@ impl LogApplier {
                     self.state.apps.set_projects(&instance, projects);
                 }
             }
+            LogBody::State(s) => {
+                if !own {
+                    self.import(s);
+                }
+            }
             LogBody::Changes {
                 changes,
                 github_values,
@@ -103,7 +108,7 @@ impl LogApplier {
                     }
                 },
                 Change::Object(o) => self.apply_object(o),
-                Change::Rollout(_) | Change::Repository(_) => {}
+                Change::Rollout(_) | Change::Repository(_) | Change::Gap { .. } => {}
             }
         }
         if !entities.is_empty() {

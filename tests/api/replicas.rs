@@ -24,7 +24,12 @@ const T: Duration = Duration::from_secs(30);
 /// Every upstream instance of the test world (GitHub's: its safety-net rounds).
 const SOURCES: [&str; 4] = ["argocd/main", "backstage", "github", "kubernetes/demo"];
 
+/// The replica tests run one at a time: each starts three server processes and a Redis, and
+/// the machine has two cores.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 pub struct Replicas {
+    _turn: tokio::sync::MutexGuard<'static, ()>,
     pub redis: RedisServer,
     pub world: DemoWorld,
     pub servers: Vec<Option<ServeChild>>,
@@ -34,6 +39,7 @@ pub struct Replicas {
 impl Replicas {
     /// `None` (and a note) where `redis-server` is not installed.
     pub async fn start(n: usize, opts: DemoOptions) -> Option<Self> {
+        let turn = ONE_AT_A_TIME.lock().await;
         let Some(redis) = RedisServer::start(true) else {
             eprintln!("redis-server is not installed (.ci/run installs it): replica tests skipped");
             return None;
@@ -47,6 +53,7 @@ impl Replicas {
         )
         .unwrap();
         let mut r = Self {
+            _turn: turn,
             redis,
             world,
             servers: Vec::new(),
@@ -106,11 +113,6 @@ impl Replicas {
             }
             owners.sort();
             let ids: Vec<&str> = owners.iter().map(|(s, _)| s.as_str()).collect();
-            if ids != SOURCES {
-                for i in self.live() {
-                    eprintln!("r{i}: {}", self.cluster(i).await);
-                }
-            }
             (ids == SOURCES).then_some(owners)
         })
         .await
@@ -122,7 +124,11 @@ impl Replicas {
             json!({"query": query}),
         )
         .await;
-        assert!(body.get("errors").is_none(), "errors on r{i}: {body}");
+        assert!(
+            body.get("errors").is_none(),
+            "errors on r{i}: {}",
+            body["errors"]
+        );
         body["data"].clone()
     }
 
@@ -222,4 +228,452 @@ async fn three_replicas_own_each_upstream_once_and_a_cursor_resumes_on_every_oth
         .find(|a| a["name"] == "app-3")
         .cloned();
     assert_eq!(app3.unwrap()["health"]["status"], "HEALTHY");
+}
+
+const HEALTHS: [&str; 4] = ["Degraded", "Progressing", "Suspended", "Healthy"];
+const EVENTS_Q: &str = "subscription($after: String) { applicationEvents(filter: {names: [\"app-2\"]}, after: $after) { cursor type current { health } } }";
+
+/// What one subscriber received, in order: `Some((cursor, health))` per event, `None` per
+/// RESYNC_REQUIRED.
+type Received = Vec<Option<(String, String)>>;
+
+/// Subscribes (registered when this returns), then reads until `stop` is set and its last
+/// item is the final health or a resync.
+async fn follower(
+    addr: String,
+    registered: std::sync::Arc<tokio::sync::Semaphore>,
+    stop: tokio::sync::watch::Receiver<Option<String>>,
+) -> Received {
+    let mut ws = subscribe(&addr, EVENTS_Q, None).await;
+    ws.send(Message::text(json!({"type": "ping"}).to_string()))
+        .await
+        .unwrap();
+    let mut got: Received = Vec::new();
+    let mut pong = false;
+    loop {
+        if let Some(last) = stop.borrow().clone() {
+            match got.last() {
+                Some(None) => return got,
+                Some(Some((_, h))) if *h == last => return got,
+                _ => {}
+            }
+        }
+        let m = tokio::time::timeout(Duration::from_millis(500), ws.next()).await;
+        let Ok(m) = m else { continue };
+        let Some(Ok(Message::Text(t))) = m else {
+            panic!(
+                "a subscriber's stream ended after {} items: {m:?}",
+                got.len()
+            )
+        };
+        let v: Value = serde_json::from_str(&t).unwrap();
+        match v["type"].as_str() {
+            Some("pong") if !pong => {
+                pong = true;
+                registered.add_permits(1);
+            }
+            Some("next") => {
+                let e = &v["payload"]["data"]["applicationEvents"];
+                if e["type"] == "RESYNC_REQUIRED" {
+                    got.push(None);
+                } else {
+                    got.push(Some((
+                        e["cursor"].as_str().unwrap().to_string(),
+                        e["current"]["health"].as_str().unwrap().to_string(),
+                    )));
+                }
+            }
+            Some("error") if v["payload"][0]["extensions"]["code"] == "RESYNC_REQUIRED" => {
+                got.push(None)
+            }
+            Some("ping" | "pong" | "connection_ack") => {}
+            _ => panic!("unexpected {v}"),
+        }
+    }
+}
+
+fn graph_health(h: &str) -> String {
+    h.to_uppercase()
+}
+
+/// Every pod of the cluster as `namespace/name@resourceVersion`, upstream and on replica `i`
+/// (`None` while the replica's answer carries an error, e.g. a stale source's).
+async fn pods_on(r: &Replicas, i: usize) -> Option<(BTreeSet<String>, BTreeSet<String>)> {
+    let upstream = r
+        .world
+        .kubernetes
+        .list("pods")
+        .iter()
+        .map(|p| {
+            format!(
+                "{}/{}@{}",
+                p["metadata"]["namespace"].as_str().unwrap_or(""),
+                p["metadata"]["name"].as_str().unwrap_or(""),
+                p["metadata"]["resourceVersion"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    let body = post_json(
+        &format!("{}/graphql", r.base(i)),
+        json!({"query": r#"{ pods(filter: {cluster: "demo"}, first: 1000) { nodes { namespace name resourceVersion } } }"#}),
+    )
+    .await;
+    if body.get("errors").is_some() {
+        return None;
+    }
+    let graph = body["data"]["pods"]["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            format!(
+                "{}/{}@{}",
+                p["namespace"].as_str().unwrap(),
+                p["name"].as_str().unwrap(),
+                p["resourceVersion"].as_str().unwrap()
+            )
+        })
+        .collect();
+    Some((upstream, graph))
+}
+
+#[tokio::test]
+async fn killing_the_kubernetes_owner_moves_it_and_no_subscriber_misses_a_change_silently() {
+    const SUBSCRIBERS: usize = 1_000;
+    const ROUNDS: usize = 40;
+    const KILL_AT: usize = 8;
+    let Some(mut r) = Replicas::start(3, DemoOptions::for_tests()).await else {
+        return;
+    };
+    let owners = r.owners().await;
+    let dead = owners
+        .iter()
+        .find(|(s, _)| s == "kubernetes/demo")
+        .map(|(_, i)| *i)
+        .unwrap();
+    let survivors: Vec<usize> = (0..3).filter(|i| *i != dead).collect();
+    let dead_owned: Vec<&str> = owners
+        .iter()
+        .filter(|(_, i)| *i == dead)
+        .map(|(s, _)| s.as_str())
+        .collect();
+    eprintln!("killing r{dead}, the owner of {dead_owned:?}");
+
+    let registered = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(None::<String>);
+    let mut followers = Vec::new();
+    for n in 0..SUBSCRIBERS {
+        let a = addr(r.base(survivors[n % survivors.len()]));
+        followers.push(tokio::spawn(follower(
+            a,
+            registered.clone(),
+            stop_rx.clone(),
+        )));
+    }
+    let _ = tokio::time::timeout(T, registered.acquire_many(SUBSCRIBERS as u32))
+        .await
+        .expect("every subscriber registered");
+
+    // The weather: app-2's health moves every round and a pod changes; the owner of the
+    // Kubernetes source dies in the middle.
+    let mut sequence = Vec::new();
+    let mut killed_at = None;
+    for round in 0..ROUNDS {
+        if round == KILL_AT {
+            let mut child = r.servers[dead].take().unwrap();
+            // SIGKILL: no lease is released, nothing is flushed.
+            child.child.kill().unwrap();
+            let _ = child.child.wait();
+            killed_at = Some(std::time::Instant::now());
+        }
+        let health = HEALTHS[round % HEALTHS.len()];
+        assert!(r.world.argocd.set_health("app-2", health, None));
+        sequence.push(graph_health(health));
+        let mut pods = r.world.kubernetes.list("pods");
+        pods.sort_by_key(|p| p["metadata"]["name"].as_str().unwrap_or("").to_string());
+        let mut pod = pods[round % pods.len()].clone();
+        pod["metadata"]["labels"]["replica-round"] = json!(round.to_string());
+        r.world.kubernetes.upsert("pods", pod);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Another replica owns the Kubernetes source within lease_secs + 5 s of the kill.
+    let took = wait_for("a survivor owns kubernetes/demo", T, || async {
+        for i in r.live() {
+            if r.cluster(i).await["owns"]
+                .as_array()?
+                .iter()
+                .any(|s| s == "kubernetes/demo")
+            {
+                return Some(killed_at.unwrap().elapsed());
+            }
+        }
+        None
+    })
+    .await;
+    eprintln!("kubernetes/demo owned again {took:?} after the kill (or earlier)");
+    let final_health = sequence.last().unwrap().clone();
+    stop_tx.send(Some(final_health.clone())).unwrap();
+
+    let mut resyncs = 0;
+    let mut events = 0;
+    for (n, f) in followers.into_iter().enumerate() {
+        let got = tokio::time::timeout(T, f)
+            .await
+            .unwrap_or_else(|_| panic!("subscriber {n} never saw the final health"))
+            .unwrap();
+        // Between resyncs each event is the next health of the cycle (nothing skipped), and no
+        // cursor comes twice or goes back.
+        let mut last: Option<(String, String)> = None;
+        let mut cursors = BTreeSet::new();
+        for item in &got {
+            match item {
+                None => {
+                    resyncs += 1;
+                    last = None;
+                }
+                Some((cursor, health)) => {
+                    events += 1;
+                    assert!(
+                        cursors.insert(cursor.clone()),
+                        "subscriber {n}: {cursor} twice"
+                    );
+                    if let Some((_, prev)) = &last {
+                        let at = HEALTHS
+                            .iter()
+                            .position(|h| graph_health(h) == *prev)
+                            .unwrap();
+                        assert_eq!(
+                            *health,
+                            graph_health(HEALTHS[(at + 1) % HEALTHS.len()]),
+                            "subscriber {n} skipped a change silently: {got:?}"
+                        );
+                    }
+                    last = Some((cursor.clone(), health.clone()));
+                }
+            }
+        }
+        let without_resync = got.iter().all(Option::is_some);
+        if without_resync {
+            assert_eq!(got.len(), ROUNDS, "subscriber {n} got {got:?}");
+        }
+        let pattern: String = got
+            .iter()
+            .map(|g| match g {
+                None => "R".to_string(),
+                Some((c, h)) => format!("{}:{} ", &h[..1], &c[..6]),
+            })
+            .collect();
+        // One resync per source that changed hands after a lapsed lease (the dead replica's
+        // sources), and at most as many again for a subscriber that fell behind meanwhile.
+        assert!(
+            got.iter().filter(|g| g.is_none()).count() <= 2 * dead_owned.len(),
+            "subscriber {n} resynced more than twice per takeover: {pattern}"
+        );
+    }
+    eprintln!(
+        "{SUBSCRIBERS} subscribers on r{survivors:?}: {events} events, {resyncs} resyncs ({} rounds)",
+        ROUNDS
+    );
+    // Every survivor's state equals the upstream's, object by object.
+    for i in survivors {
+        wait_for("pods equal upstream on a survivor", T, || async {
+            let (up, graph) = pods_on(&r, i).await?;
+            (up == graph).then_some(())
+        })
+        .await;
+    }
+    let apps = r.agree(APPS).await;
+    let app2 = apps["applications"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "app-2")
+        .cloned()
+        .unwrap();
+    assert_eq!(app2["health"]["status"], final_health);
+}
+
+/// A replica's raw answer to `query` (bytes as sent).
+async fn raw(r: &Replicas, i: usize, query: &str) -> String {
+    reqwest::Client::new()
+        .post(format!("{}/graphql", r.base(i)))
+        .json(&json!({ "query": query }))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+const FIXED: [&str; 4] = [
+    APPS,
+    r#"{ pods(filter: {cluster: "demo"}, first: 1000) { nodes { namespace name resourceVersion phase } } }"#,
+    "{ entities(first: 1000) { nodes { ref } } }",
+    r#"{ deployments(filter: {cluster: "demo"}, first: 100) { nodes { namespace name replicas { desired ready } } } }"#,
+];
+
+#[tokio::test]
+async fn a_replica_started_later_answers_like_the_others_within_ten_seconds_of_readyz() {
+    let Some(mut r) = Replicas::start(2, DemoOptions::for_tests()).await else {
+        return;
+    };
+    r.owners().await;
+    // Changes before the newcomer starts: in the snapshots and the log it loads.
+    for (n, h) in ["Degraded", "Healthy", "Progressing"].iter().enumerate() {
+        assert!(r.world.argocd.set_health("app-3", h, None));
+        let mut pod = r.world.kubernetes.list("pods")[n].clone();
+        pod["metadata"]["labels"]["before-r2"] = json!(n.to_string());
+        r.world.kubernetes.upsert("pods", pod);
+    }
+    r.agree(APPS).await;
+    r.add(2);
+    wait_ready_at(r.base(2), T).await;
+    let ready = std::time::Instant::now();
+    let alike = wait_for("r2 answers byte for byte like r0 and r1", T, || async {
+        for q in FIXED {
+            let (a, b, c) = (
+                raw(&r, 0, q).await,
+                raw(&r, 1, q).await,
+                raw(&r, 2, q).await,
+            );
+            if !(a == b && b == c) || a.contains("\"errors\"") {
+                return None;
+            }
+        }
+        Some(ready.elapsed())
+    })
+    .await;
+    eprintln!("r2 answered alike {alike:?} after its /readyz");
+    assert!(alike <= Duration::from_secs(10), "took {alike:?}");
+}
+
+#[tokio::test]
+async fn redis_away_for_twenty_seconds_under_load_gives_no_5xx_and_every_replica_converges() {
+    let Some(mut r) = Replicas::start(3, DemoOptions::for_tests()).await else {
+        return;
+    };
+    r.owners().await;
+    let bases: Vec<String> = (0..3).map(|i| r.base(i).to_string()).collect();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut load = Vec::new();
+    for base in bases.clone() {
+        let stop = stop_rx.clone();
+        load.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let (mut ok, mut stale, mut failed) = (0u64, 0u64, Vec::new());
+            let mut n = 0;
+            while !*stop.borrow() {
+                let q = FIXED[n % FIXED.len()];
+                n += 1;
+                match http
+                    .post(format!("{base}/graphql"))
+                    .json(&json!({ "query": q }))
+                    .send()
+                    .await
+                {
+                    Ok(resp) if resp.status().is_success() => {
+                        let body: Value = resp.json().await.unwrap();
+                        let codes: Vec<&str> = body["errors"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|e| e["extensions"]["code"].as_str())
+                            .collect();
+                        let has_data = body["data"]
+                            .as_object()
+                            .is_some_and(|d| d.values().all(|v| !v.is_null()));
+                        if !has_data || codes.iter().any(|c| *c != "UPSTREAM_UNAVAILABLE") {
+                            failed.push(body.to_string());
+                        } else if codes.is_empty() {
+                            ok += 1;
+                        } else {
+                            // Served from the last applied state, and said so.
+                            stale += 1;
+                        }
+                    }
+                    Ok(resp) => failed.push(format!("HTTP {}", resp.status())),
+                    Err(e) => failed.push(e.to_string()),
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            (ok, stale, failed)
+        }));
+    }
+    r.redis.stop();
+    let away = std::time::Instant::now();
+    // The world keeps changing while Redis is away.
+    let mut round = 0;
+    while away.elapsed() < Duration::from_secs(20) {
+        let h = HEALTHS[round % HEALTHS.len()];
+        assert!(r.world.argocd.set_health("app-2", h, None));
+        let mut pods = r.world.kubernetes.list("pods");
+        pods.sort_by_key(|p| p["metadata"]["name"].as_str().unwrap_or("").to_string());
+        let mut pod = pods[round % pods.len()].clone();
+        pod["metadata"]["labels"]["redis-away"] = json!(round.to_string());
+        r.world.kubernetes.upsert("pods", pod);
+        round += 1;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Every replica says the log is away.
+    for i in 0..3 {
+        assert_eq!(r.cluster(i).await["logAvailable"], false, "r{i}");
+    }
+    r.redis.restart();
+    let back = std::time::Instant::now();
+    for i in 0..3 {
+        loop {
+            match pods_on(&r, i).await {
+                Some((up, graph)) if up == graph => break,
+                other => {
+                    if back.elapsed() > T {
+                        let diff = other.map(|(up, graph)| {
+                            (
+                                up.difference(&graph).cloned().collect::<Vec<_>>(),
+                                graph.difference(&up).cloned().collect::<Vec<_>>(),
+                            )
+                        });
+                        for j in 0..3 {
+                            eprintln!("r{j}: {}", r.cluster(j).await);
+                        }
+                        panic!("r{i} did not converge after Redis came back: {diff:?}");
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    eprintln!(
+        "every replica equals the upstream {:?} after Redis came back",
+        back.elapsed()
+    );
+    let apps = r.agree(APPS).await;
+    let app2 = apps["applications"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "app-2")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        app2["health"]["status"],
+        graph_health(HEALTHS[(round - 1) % HEALTHS.len()])
+    );
+    stop_tx.send(true).unwrap();
+    let mut total = 0;
+    for (i, l) in load.into_iter().enumerate() {
+        let (ok, stale, failed) = l.await.unwrap();
+        eprintln!(
+            "r{i}: {ok} answers, {stale} answers with a stale-source note (data present), {} failures (5xx, transport, no data)",
+            failed.len()
+        );
+        assert!(
+            failed.is_empty(),
+            "r{i}: {:?}",
+            &failed[..failed.len().min(3)]
+        );
+        total += ok;
+    }
+    assert!(total > 100, "the load ran ({total} answers)");
+    r.servers.clear();
 }
