@@ -635,6 +635,12 @@ async fn redis_away_for_twenty_seconds_under_load_gives_no_5xx_and_every_replica
                         });
                         for j in 0..3 {
                             eprintln!("r{j}: {}", r.cluster(j).await);
+                            let log = r.servers[j].as_ref().unwrap().log_tail(400);
+                            let keep: Vec<&str> = log
+                                .lines()
+                                .filter(|l| !l.contains("graphql") && !l.contains("request"))
+                                .collect();
+                            eprintln!("--- r{j} log\n{}", keep[keep.len().saturating_sub(40)..].join("\n"));
                         }
                         panic!("r{i} did not converge after Redis came back: {diff:?}");
                     }

@@ -18,6 +18,16 @@ pub struct ServeChild {
     _dir: tempfile::TempDir,
 }
 
+impl ServeChild {
+    /// The last `lines` lines the server logged.
+    #[allow(dead_code)] // Not every test binary shows logs.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(self._dir.path().join("stderr.log")).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
 impl Drop for ServeChild {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -54,7 +64,10 @@ pub fn spawn(world: &DemoWorld, poll_secs: f64, extra: &str) -> ServeChild {
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .env("IDP_CHILD_TOKEN", DEMO_TOKEN)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        // Kept in the child's directory: a failing test can show it (`log_tail`).
+        .stderr(Stdio::from(
+            std::fs::File::create(dir.path().join("stderr.log")).unwrap(),
+        ))
         .spawn()
         .expect("idp-graph serve starts");
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
