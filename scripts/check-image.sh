@@ -8,7 +8,8 @@
 # - `idp-graph demo` serves the embedded playground at / and the portal at /ui (not the page that
 #   says how to build them), and their scripts;
 # - `idp-graph check-config` accepts the config each kustomization ships in its ConfigMap, with
-#   the token variables its Deployment fills from the Secret.
+#   the variables its Deployment sets: its literal values (the `IDP_GRAPH__*` overrides, e.g. the
+#   `ha` component's `cluster:`), placeholders for what comes from a Secret, the pod's name.
 #
 # The cargo build keeps its target directory outside the checkout (IMAGE_CHECK_TARGET_DIR, default
 # ~/.cache/idp-graph/image-check), so a later run on the same machine, even from a fresh clone as
@@ -105,8 +106,9 @@ echo "== check-config on the config each kustomization ships in its ConfigMap"
 command -v kubectl >/dev/null || fail "kubectl is needed to render the kustomizations"
 for dir in deploy gitops/overlays/dev gitops/overlays/staging gitops/overlays/prod; do
   kubectl kustomize "$dir" >"$work/rendered.yaml"
-  # The ConfigMap's config.yaml, and the Deployment's variables that come from the Secret.
-  secret_vars=$(python3 - "$work/rendered.yaml" "$work/config.yaml" <<'PY'
+  # The ConfigMap's config.yaml, and the Deployment's variables as NAME=VALUE lines: literal
+  # values as they are, a placeholder of the right shape for each Secret key, the pod's name.
+  python3 - "$work/rendered.yaml" "$work/config.yaml" "$work/env" <<'PY'
 import sys, yaml
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
 maps = [d for d in docs if d["kind"] == "ConfigMap" and "config.yaml" in d.get("data", {})]
@@ -114,15 +116,25 @@ if len(maps) != 1:
     sys.exit(f"expected one ConfigMap with config.yaml, found {len(maps)}")
 open(sys.argv[2], "w").write(maps[0]["data"]["config.yaml"])
 deployment = next(d for d in docs if d["kind"] == "Deployment")
-env = deployment["spec"]["template"]["spec"]["containers"][0].get("env", [])
-print(" ".join(e["name"] for e in env if "secretKeyRef" in e.get("valueFrom", {})))
+placeholders = {
+    "redis-url": "redis://:placeholder@idp-graph-redis:6379/0",
+    "cursor-key": "placeholder-cursor-key-of-at-least-32-characters",
+}
+lines = []
+for e in deployment["spec"]["template"]["spec"]["containers"][0].get("env", []):
+    source = e.get("valueFrom", {})
+    if "value" in e:
+        lines.append(f"{e['name']}={e['value']}")
+    elif "secretKeyRef" in source:
+        lines.append(f"{e['name']}={placeholders.get(source['secretKeyRef']['key'], 'placeholder-from-the-secret')}")
+    elif source.get("fieldRef", {}).get("fieldPath") == "metadata.name":
+        lines.append(f"{e['name']}=idp-graph-0")
+open(sys.argv[3], "w").write("".join(line + "\n" for line in lines))
 PY
-  )
-  placeholders=()
-  for var in $secret_vars; do placeholders+=("$var=placeholder-from-the-secret"); done
-  out=$(env "${placeholders[@]}" "$bin" check-config --config "$work/config.yaml" 2>&1) ||
+  mapfile -t vars <"$work/env"
+  out=$(env -i "${vars[@]}" "$bin" check-config --config "$work/config.yaml" 2>&1) ||
     fail "$dir: check-config rejects the shipped config: $out"
-  echo "$dir: $out (with ${secret_vars:-no variables} from the Secret)"
+  echo "$dir: $out (with ${#vars[@]} variables from the Deployment)"
 done
 
 echo "check-image: ok in $((SECONDS - started)) s"

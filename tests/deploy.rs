@@ -31,16 +31,73 @@ fn docs(text: &str) -> Vec<serde_yaml::Value> {
 }
 
 fn render(dir: &str) -> Vec<serde_yaml::Value> {
+    docs(&render_text(&root().join(dir)))
+}
+
+/// `kubectl kustomize DIR`'s output.
+fn render_text(dir: &Path) -> String {
     let out = Command::new("kubectl")
-        .args(["kustomize", &root().join(dir).to_string_lossy()])
+        .args(["kustomize", &dir.to_string_lossy()])
         .output()
         .expect("kubectl is installed (it renders the kustomizations)");
     assert!(
         out.status.success(),
-        "kubectl kustomize {dir}: {}",
+        "kubectl kustomize {}: {}",
+        dir.display(),
         String::from_utf8_lossy(&out.stderr)
     );
-    docs(&String::from_utf8(out.stdout).unwrap())
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Renders a kustomization written for the test (in a temporary directory) over `resources` and
+/// `components` of this repo, with `extra` (more kustomization fields) appended. Kustomize takes
+/// only relative paths to other kustomizations, hence the walk up to `/`.
+fn render_with(resources: &[&str], components: &[&str], extra: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let up: PathBuf = dir
+        .path()
+        .components()
+        .skip(1)
+        .map(|_| Path::new(".."))
+        .collect();
+    let rel = |p: &str| {
+        let abs = root().join(p);
+        up.join(abs.strip_prefix("/").unwrap())
+            .to_string_lossy()
+            .into_owned()
+    };
+    let mut k = String::from(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n",
+    );
+    for r in resources {
+        k += &format!("  - {}\n", rel(r));
+    }
+    k += "components:\n";
+    for c in components {
+        k += &format!("  - {}\n", rel(c));
+    }
+    k += extra;
+    std::fs::write(dir.path().join("kustomization.yaml"), k).unwrap();
+    render_text(dir.path())
+}
+
+/// The schema check of `scripts/check-manifests.sh`: every built-in object validates against its
+/// Kubernetes schema (kubernetes-validate, offline, strict: unknown fields fail).
+fn assert_schema_valid(what: &str, rendered: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rendered.yaml");
+    std::fs::write(&file, rendered).unwrap();
+    let out = Command::new("kubernetes-validate")
+        .args(["--strict", "--quiet"])
+        .arg(&file)
+        .output()
+        .expect("kubernetes-validate is installed (pip install kubernetes-validate; .ci/run does)");
+    assert!(
+        out.status.success(),
+        "{what}: schema violations:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[derive(Debug, Deserialize)]
@@ -448,10 +505,11 @@ fn the_deployment_is_hardened_and_outlives_its_shutdown_grace() {
         assert!(c["resources"]["limits"].is_mapping() && c["resources"]["requests"].is_mapping());
         let cm = objs.iter().find(|o| o["kind"] == "ConfigMap").unwrap();
         let config = cm["data"]["config.yaml"].as_str().unwrap();
+        // With the Deployment's IDP_GRAPH__* overrides (prod's `ha` component sets `cluster:`).
         let settings = idp_graph::config::Settings::from_yaml_with_env(
             config,
             Path::new("configmap"),
-            Vec::new(),
+            literal_env(d),
         )
         .unwrap_or_else(|e| panic!("{overlay}: the shipped config is valid: {e}"));
         let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap();
@@ -487,4 +545,380 @@ fn the_deployment_is_hardened_and_outlives_its_shutdown_grace() {
             assert_eq!(ing["spec"]["rules"][0]["host"], "idp-graph.localhost");
         }
     }
+}
+
+/// The server container's variables with literal values (the `IDP_GRAPH__*` overrides and such).
+fn literal_env(deployment: &serde_yaml::Value) -> Vec<(String, String)> {
+    env_of(deployment)
+        .iter()
+        .filter_map(|e| {
+            Some((
+                e["name"].as_str()?.to_string(),
+                e["value"].as_str()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+fn env_of(deployment: &serde_yaml::Value) -> Vec<serde_yaml::Value> {
+    deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_sequence()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn find<'a>(objs: &'a [serde_yaml::Value], kind: &str, name: &str) -> &'a serde_yaml::Value {
+    objs.iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name}"))
+}
+
+/// Whether `selector.matchLabels` selects a pod labelled `labels`.
+fn selects(selector: &serde_yaml::Value, labels: &serde_yaml::Value) -> bool {
+    labels_match(&selector["matchLabels"], labels)
+}
+
+/// Whether every label of `want` (a non-empty mapping) is on `labels`.
+fn labels_match(want: &serde_yaml::Value, labels: &serde_yaml::Value) -> bool {
+    let want = want.as_mapping().expect("a label mapping");
+    !want.is_empty() && want.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+/// `check-config` with the variables a pod of `deployment` gets: literal values as they are, the
+/// Secret's keys as placeholders of the right shape, the downward API's pod name. Returns its
+/// success and output.
+fn check_config(
+    config: &str,
+    deployment: &serde_yaml::Value,
+    leave_out: &[&str],
+) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.yaml");
+    std::fs::write(&file, config).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_idp-graph"));
+    cmd.env_clear()
+        .args(["check-config", "--config"])
+        .arg(&file);
+    for e in env_of(deployment) {
+        let name = e["name"].as_str().unwrap();
+        if leave_out.contains(&name) {
+            continue;
+        }
+        let value = if let Some(v) = e["value"].as_str() {
+            v.to_string()
+        } else if e["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name" {
+            "idp-graph-7d9f8c6b5-x2x4q".to_string()
+        } else {
+            match e["valueFrom"]["secretKeyRef"]["key"].as_str().unwrap() {
+                "redis-url" => "redis://:placeholder@idp-graph-redis:6379/0".to_string(),
+                "cursor-key" => "placeholder-cursor-key-of-at-least-32-characters".to_string(),
+                _ => "placeholder-from-the-secret".to_string(),
+            }
+        };
+        cmd.env(name, value);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn every_kustomization_passes_the_schema_check() {
+    for dir in [
+        "deploy",
+        "deploy/namespaces",
+        "gitops/overlays/dev",
+        "gitops/overlays/staging",
+        "gitops/overlays/prod",
+    ] {
+        assert_schema_valid(dir, &render_text(&root().join(dir)));
+    }
+    assert_schema_valid(
+        "deploy + components/ha",
+        &render_with(&["deploy"], &["deploy/components/ha"], ""),
+    );
+}
+
+/// The checks of the `ha` component on a rendering that includes it.
+fn assert_ha(what: &str, objs: &[serde_yaml::Value]) {
+    let d = find(objs, "Deployment", "idp-graph");
+    let pod = &d["spec"]["template"];
+    let labels = &pod["metadata"]["labels"];
+    assert_eq!(d["spec"]["replicas"], 3, "{what}: three replicas");
+
+    // Spread: hard over nodes, soft over zones, both counting exactly the server's pods.
+    let spread = pod["spec"]["topologySpreadConstraints"]
+        .as_sequence()
+        .unwrap();
+    let by_key = |key: &str| {
+        spread
+            .iter()
+            .find(|c| c["topologyKey"] == key)
+            .unwrap_or_else(|| panic!("{what}: spread over {key}"))
+    };
+    let node = by_key("kubernetes.io/hostname");
+    assert_eq!(node["whenUnsatisfiable"], "DoNotSchedule", "{what}");
+    assert_eq!(node["maxSkew"], 1, "{what}");
+    let zone = by_key("topology.kubernetes.io/zone");
+    assert_eq!(zone["whenUnsatisfiable"], "ScheduleAnyway", "{what}");
+    for c in spread {
+        assert!(selects(&c["labelSelector"], labels), "{what}: {c:?}");
+    }
+    assert_eq!(spread.len(), 2, "{what}: the base's constraint is replaced");
+
+    // The replica's id from the downward API; the Redis URL and the cursor key from the Secret.
+    let env = env_of(d);
+    let var = |name: &str| {
+        env.iter()
+            .find(|e| e["name"] == name)
+            .unwrap_or_else(|| panic!("{what}: {name} is set"))
+    };
+    assert_eq!(
+        var("POD_NAME")["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.name",
+        "{what}"
+    );
+    for (name, key) in [("REDIS_URL", "redis-url"), ("CURSOR_KEY", "cursor-key")] {
+        let e = var(name);
+        assert!(e.get("value").is_none(), "{what}: {name} is not a literal");
+        assert_eq!(
+            e["valueFrom"]["secretKeyRef"]["name"], "idp-graph-cluster",
+            "{what}"
+        );
+        assert_eq!(e["valueFrom"]["secretKeyRef"]["key"], key, "{what}");
+    }
+    assert!(
+        objs.iter().all(|o| o["kind"] != "Secret"),
+        "{what}: no Secret in git (created out of band)"
+    );
+
+    // The config the pod runs with: the shipped file plus the Deployment's overrides.
+    let cm = objs
+        .iter()
+        .find(|o| o["kind"] == "ConfigMap" && o["data"]["config.yaml"].is_string())
+        .unwrap();
+    let config = cm["data"]["config.yaml"].as_str().unwrap();
+    let settings = idp_graph::config::Settings::from_yaml_with_env(
+        config,
+        Path::new("configmap"),
+        literal_env(d),
+    )
+    .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let cluster = settings.cluster.as_ref().expect("cluster: is configured");
+    assert_eq!(
+        cluster.redis_url_env.as_deref(),
+        Some("REDIS_URL"),
+        "{what}"
+    );
+    assert_eq!(cluster.lease_secs, 10.0, "{what}");
+    assert_eq!(
+        settings.events.cursor_key_env.as_deref(),
+        Some("CURSOR_KEY"),
+        "{what}"
+    );
+    let (ok, out) = check_config(config, d, &[]);
+    assert!(ok, "{what}: check-config rejects the shipped config: {out}");
+    assert!(out.trim_end().ends_with(": ok"), "{what}: {out}");
+    // It does read the cluster settings: without the Redis URL it refuses.
+    let (ok, out) = check_config(config, d, &["REDIS_URL"]);
+    assert!(!ok && out.contains("REDIS_URL"), "{what}: {out}");
+
+    // At least two replicas through voluntary disruptions; the HPA never goes below three.
+    let hpa = find(objs, "HorizontalPodAutoscaler", "idp-graph");
+    let min = hpa["spec"]["minReplicas"].as_u64().unwrap();
+    assert!(min >= 3, "{what}: HPA floor {min}");
+    assert!(hpa["spec"]["maxReplicas"].as_u64().unwrap() >= min);
+    let pdbs: Vec<_> = objs
+        .iter()
+        .filter(|o| o["kind"] == "PodDisruptionBudget" && selects(&o["spec"]["selector"], labels))
+        .collect();
+    assert_eq!(pdbs.len(), 1, "{what}: one PDB for the server");
+    let spec = &pdbs[0]["spec"];
+    let available = match (
+        spec["minAvailable"].as_u64(),
+        spec["maxUnavailable"].as_u64(),
+    ) {
+        (Some(n), None) => n,
+        (None, Some(n)) => min - n,
+        other => panic!("{what}: PDB {other:?}"),
+    };
+    assert!(available >= 2, "{what}: the PDB keeps {available} up");
+
+    // Redis: one instance, pinned, append-only on a volume, non-root, probed.
+    let sts = find(objs, "StatefulSet", "idp-graph-redis");
+    assert_eq!(sts["metadata"]["namespace"], "idp-graph", "{what}");
+    assert_eq!(sts["spec"]["replicas"], 1, "{what}");
+    let redis_labels = &sts["spec"]["template"]["metadata"]["labels"];
+    assert!(selects(&sts["spec"]["selector"], redis_labels));
+    assert!(
+        !selects(&d["spec"]["selector"], redis_labels)
+            && !selects(&sts["spec"]["selector"], labels),
+        "{what}: the server's and Redis' selectors are disjoint"
+    );
+    let rpod = &sts["spec"]["template"]["spec"];
+    let c = &rpod["containers"][0];
+    let image = c["image"].as_str().unwrap();
+    assert!(
+        image.starts_with("redis:7.") && image.ends_with("-alpine"),
+        "{what}: pinned redis 7 alpine, not {image}"
+    );
+    let args: Vec<&str> = c["args"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(
+        args.windows(2).any(|w| w == ["--appendonly", "yes"]),
+        "{what}: {args:?}"
+    );
+    let data = c["volumeMounts"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|m| m["mountPath"] == "/data")
+        .expect("/data is mounted");
+    assert!(
+        sts["spec"]["volumeClaimTemplates"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|t| t["metadata"]["name"] == data["name"]),
+        "{what}: /data is a PVC"
+    );
+    assert_eq!(rpod["securityContext"]["runAsNonRoot"], true, "{what}");
+    assert_ne!(rpod["securityContext"]["runAsUser"], 0, "{what}");
+    assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+    assert!(c["resources"]["limits"].is_mapping() && c["resources"]["requests"].is_mapping());
+    for probe in ["readinessProbe", "livenessProbe"] {
+        let cmd = format!("{:?}", c[probe]["exec"]["command"]);
+        assert!(cmd.contains("redis-cli ping"), "{what}: {probe} {cmd}");
+    }
+    let password = c["env"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "REDIS_PASSWORD")
+        .expect("Redis has a password");
+    assert_eq!(
+        password["valueFrom"]["secretKeyRef"]["name"],
+        "idp-graph-cluster"
+    );
+
+    // Its Service (what the Secret's redis-url names) and who may reach it.
+    let svc = find(objs, "Service", "idp-graph-redis");
+    assert_eq!(sts["spec"]["serviceName"], "idp-graph-redis");
+    assert!(labels_match(&svc["spec"]["selector"], redis_labels));
+    assert_eq!(svc["spec"]["ports"][0]["port"], 6379, "{what}");
+    let np = find(objs, "NetworkPolicy", "idp-graph-redis");
+    assert!(selects(&np["spec"]["podSelector"], redis_labels), "{what}");
+    let ingress = np["spec"]["ingress"].as_sequence().unwrap();
+    assert_eq!(ingress.len(), 1, "{what}");
+    let from = ingress[0]["from"].as_sequence().unwrap();
+    assert!(
+        from.iter().all(|f| f.get("namespaceSelector").is_none()
+            && f.get("ipBlock").is_none()
+            && selects(&f["podSelector"], labels)),
+        "{what}: only idp-graph's server pods reach Redis: {from:?}"
+    );
+    assert_eq!(ingress[0]["ports"][0]["port"], 6379);
+    // ... and the server's own policy lets them out to it.
+    let server_np = find(objs, "NetworkPolicy", "idp-graph");
+    assert!(
+        server_np["spec"]["egress"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|r| r["ports"][0]["port"] == 6379
+                && r["to"]
+                    .as_sequence()
+                    .is_some_and(|to| to.iter().any(|t| selects(&t["podSelector"], redis_labels)))),
+        "{what}: the server may reach Redis"
+    );
+}
+
+#[test]
+fn the_ha_component_runs_three_replicas_on_one_redis() {
+    let prod = render_text(&root().join("gitops/overlays/prod"));
+    assert_ha("gitops/overlays/prod", &docs(&prod));
+    let base = render_with(&["deploy"], &["deploy/components/ha"], "");
+    assert_ha("deploy + components/ha", &docs(&base));
+    // The component alone on the base: same objects as the base, plus Redis' three.
+    let plain: BTreeSet<(String, String)> = render("deploy")
+        .iter()
+        .map(|o| {
+            (
+                o["kind"].as_str().unwrap().into(),
+                o["metadata"]["name"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let with: BTreeSet<(String, String)> = docs(&base)
+        .iter()
+        .map(|o| {
+            (
+                o["kind"].as_str().unwrap().into(),
+                o["metadata"]["name"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let added: Vec<_> = with.difference(&plain).collect();
+    assert_eq!(
+        added,
+        [
+            &("NetworkPolicy".to_string(), "idp-graph-redis".to_string()),
+            &("Service".to_string(), "idp-graph-redis".to_string()),
+            &("StatefulSet".to_string(), "idp-graph-redis".to_string()),
+        ]
+    );
+    assert!(plain.is_subset(&with));
+}
+
+/// The external-Redis recipe in `deploy/components/ha/kustomization.yaml` (the commented
+/// `patches:` block) renders: no bundled Redis, the server may reach the external address.
+#[test]
+fn the_ha_component_works_with_an_external_redis() {
+    let text = read("deploy/components/ha/kustomization.yaml");
+    let recipe: String = text
+        .lines()
+        .skip_while(|l| *l != "#   patches:")
+        .take_while(|l| *l != "#")
+        .map(|l| {
+            let l = l
+                .strip_prefix("#   ")
+                .unwrap_or_else(|| panic!("the recipe's lines start with `#   `: {l}"));
+            format!("{l}\n")
+        })
+        .collect();
+    assert!(recipe.starts_with("patches:"), "the recipe is there");
+    let rendered = render_with(&["deploy"], &["deploy/components/ha"], &recipe);
+    assert_schema_valid("ha with an external Redis", &rendered);
+    let objs = docs(&rendered);
+    assert!(
+        objs.iter()
+            .all(|o| o["metadata"]["name"] != "idp-graph-redis"),
+        "the bundled Redis is gone"
+    );
+    let d = find(&objs, "Deployment", "idp-graph");
+    assert!(env_of(d).iter().any(|e| e["name"] == "REDIS_URL"));
+    let egress = find(&objs, "NetworkPolicy", "idp-graph")["spec"]["egress"]
+        .as_sequence()
+        .unwrap()
+        .clone();
+    assert!(egress
+        .iter()
+        .any(|r| r["ports"][0]["port"] == 6379 && r["to"][0]["ipBlock"]["cidr"].is_string()));
+    assert!(
+        egress.iter().all(|r| r["to"]
+            .as_sequence()
+            .is_none_or(|to| to.iter().all(|t| t["podSelector"].is_null()))),
+        "no rule for the bundled Redis is left"
+    );
 }
