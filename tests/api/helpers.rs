@@ -279,7 +279,10 @@ pub async fn post_as(
 }
 
 #[path = "../support/serve_child.rs"]
-mod serve_child;
+pub mod serve_child;
+
+#[path = "../support/redis_server.rs"]
+pub mod redis_server;
 
 /// A server as its own OS process (`idp-graph serve --config`), against `world`'s simulated
 /// upstreams (the catalog polled every 0.2 s), with `extra` YAML appended to the config.

@@ -12,13 +12,8 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::helpers::{next_for, post_json, wait_for, wait_ready_at, ws_init, Ws};
 use idp_graph::demo::{DemoOptions, DemoWorld};
 
-#[path = "../support/redis_server.rs"]
-mod redis_server;
-#[path = "../support/serve_child.rs"]
-mod serve_child;
-
-use redis_server::RedisServer;
-use serve_child::ServeChild;
+use crate::helpers::redis_server::RedisServer;
+use crate::helpers::serve_child::{self, ServeChild};
 
 const T: Duration = Duration::from_secs(30);
 /// Every upstream instance of the test world (GitHub's: its safety-net rounds).
@@ -640,7 +635,10 @@ async fn redis_away_for_twenty_seconds_under_load_gives_no_5xx_and_every_replica
                                 .lines()
                                 .filter(|l| !l.contains("graphql") && !l.contains("request"))
                                 .collect();
-                            eprintln!("--- r{j} log\n{}", keep[keep.len().saturating_sub(40)..].join("\n"));
+                            eprintln!(
+                                "--- r{j} log\n{}",
+                                keep[keep.len().saturating_sub(40)..].join("\n")
+                            );
                         }
                         panic!("r{i} did not converge after Redis came back: {diff:?}");
                     }
