@@ -231,6 +231,8 @@ struct Inner {
     live: Mutex<Option<LiveObjects>>,
     /// List requests answered (`GET /api/v1/applications`): how a test sees a re-list.
     lists: std::sync::atomic::AtomicU64,
+    /// Stream connections accepted (`/api/v1/stream/applications`).
+    streams: std::sync::atomic::AtomicU64,
 }
 
 /// The objects of one namespace in the destination cluster, as (kind, object).
@@ -575,6 +577,7 @@ impl ArgoCdSim {
             synced,
             live: Mutex::new(None),
             lists: Default::default(),
+            streams: Default::default(),
             deny_actions: Default::default(),
         });
         let router = Router::new()
@@ -767,6 +770,11 @@ impl ArgoCdSim {
     /// List requests answered so far (a watcher's re-lists among them).
     pub fn list_count(&self) -> u64 {
         self.inner.lists.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Stream connections accepted so far.
+    pub fn stream_count(&self) -> u64 {
+        self.inner.streams.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Open stream connections right now.
@@ -1105,6 +1113,9 @@ async fn stream(
     if let Err(r) = check_token(&inner, &headers) {
         return *r;
     }
+    inner
+        .streams
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let sse = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())

@@ -681,3 +681,79 @@ async fn redis_away_for_twenty_seconds_under_load_gives_no_5xx_and_every_replica
     assert!(total > 100, "the load ran ({total} answers)");
     r.servers.clear();
 }
+
+/// What the upstreams served: Kubernetes lists + watches, ArgoCD lists + stream connections,
+/// GitHub rate-limit points (requests that were not a free 304).
+fn upstream_counts(world: &DemoWorld) -> [u64; 3] {
+    let (gh_requests, gh_304) = world.github.counters();
+    [
+        world.kubernetes.list_count() + world.kubernetes.watch_count(),
+        world.argocd.list_count() + world.argocd.stream_count(),
+        gh_requests - gh_304,
+    ]
+}
+
+/// A cross-source page (catalog, ArgoCD, GitHub) every 500 ms on each server, for `secs`.
+async fn page_load(bases: Vec<String>, secs: u64) {
+    const PAGE: &str = "{ components(first: 50) { nodes { ref ... on Component { repository { stars latestCommit { sha } } applications { name health { status } } } } } }";
+    let until = std::time::Instant::now() + Duration::from_secs(secs);
+    while std::time::Instant::now() < until {
+        for b in &bases {
+            let body = post_json(&format!("{b}/graphql"), json!({"query": PAGE})).await;
+            assert!(body["data"]["components"].is_object(), "{body}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test]
+async fn three_replicas_load_the_upstreams_about_as_much_as_one() {
+    const SECS: u64 = 20;
+    let opts = DemoOptions {
+        weather: true,
+        ..DemoOptions::for_tests()
+    };
+    // One replica (a plain process, no `cluster:`) over SECS seconds of weather and pages.
+    let Some(mut r) = Replicas::start(0, opts).await else {
+        return;
+    };
+    let single = serve_child::spawn(&r.world, 0.2, "");
+    wait_ready_at(&single.base, T).await;
+    let before = upstream_counts(&r.world);
+    page_load(vec![single.base.clone()], SECS).await;
+    let after = upstream_counts(&r.world);
+    let one: Vec<u64> = (0..3).map(|k| after[k] - before[k]).collect();
+    drop(single);
+
+    // Three replicas sharing the log, once each source has its owner: the same minutes again.
+    for i in 0..3 {
+        r.add(i);
+    }
+    for i in 0..3 {
+        wait_ready_at(r.base(i), T).await;
+    }
+    r.owners().await;
+    let before = upstream_counts(&r.world);
+    page_load((0..3).map(|i| r.base(i).to_string()).collect(), SECS).await;
+    let after = upstream_counts(&r.world);
+    let three: Vec<u64> = (0..3).map(|k| after[k] - before[k]).collect();
+    eprintln!(
+        "over {SECS} s — kubernetes lists+watches, argocd lists+streams, github points: 1 replica {one:?}, 3 replicas {three:?}"
+    );
+    for (k, what) in [
+        "Kubernetes list/watch requests",
+        "ArgoCD lists and stream connections",
+        "GitHub points",
+    ]
+    .iter()
+    .enumerate()
+    {
+        // Within 1.2× (and one request of slack for a count as small as a single watch).
+        assert!(
+            three[k] as f64 <= one[k] as f64 * 1.2 + 1.0,
+            "{what}: 3 replicas {} vs 1 replica {}",
+            three[k],
+            one[k]
+        );
+    }
+}

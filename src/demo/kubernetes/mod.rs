@@ -104,6 +104,8 @@ struct Inner {
     expired: std::sync::atomic::AtomicU64,
     /// List requests served (pages count one each).
     lists: std::sync::atomic::AtomicU64,
+    /// Watch requests answered.
+    watches: std::sync::atomic::AtomicU64,
     /// Impersonated writes seen (`Impersonate-User`, `Impersonate-Group`s), and the users the
     /// cluster's RBAC refuses to let patch (a stand-in for RoleBindings).
     impersonation: Mutex<Impersonation>,
@@ -385,6 +387,7 @@ impl KubeSim {
             events_due: Default::default(),
             expired: Default::default(),
             lists: Default::default(),
+            watches: Default::default(),
             impersonation: Default::default(),
         });
         for (resource, obj) in objects {
@@ -791,6 +794,11 @@ async fn handle(
         };
     }
     let watching = matches!(param("watch").as_deref(), Some("true" | "1"));
+    if watching {
+        inner
+            .watches
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
     if !watching {
         inner
             .lists
@@ -1482,6 +1490,11 @@ impl KubeSim {
     /// List requests served so far.
     pub fn list_count(&self) -> u64 {
         self.inner.lists.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Watch requests answered so far.
+    pub fn watch_count(&self) -> u64 {
+        self.inner.watches.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// What an ArgoCD application's resource tree shows of one namespace: its Deployments,
