@@ -280,6 +280,7 @@ pub async fn post_as(
 
 #[path = "../support/serve_child.rs"]
 mod serve_child;
+pub use serve_child::ServeChild;
 
 /// A server as its own OS process (`idp-graph serve --config`), against `world`'s simulated
 /// upstreams (the catalog polled every 0.2 s), with `extra` YAML appended to the config.
@@ -287,6 +288,19 @@ mod serve_child;
 pub fn serve_process(world: &DemoWorld, extra: &str) -> serve_child::ServeChild {
     serve_child::spawn(world, 0.2, extra)
 }
+
+/// [`serve_process`] with `github_extra` (`, key: value` pairs) in its `github:` mapping.
+pub fn serve_process_with_github(
+    world: &DemoWorld,
+    github_extra: &str,
+    extra: &str,
+) -> serve_child::ServeChild {
+    serve_child::spawn_with_github(world, 0.2, github_extra, extra)
+}
+
+#[path = "../support/redis_server.rs"]
+mod redis_server;
+pub use redis_server::RedisServer;
 
 /// One of the project's npm peers (`tests/peers/<name>`), after checking `npm ci` installed
 /// `module` there (`.ci/run` does).

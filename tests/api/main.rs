@@ -52,6 +52,8 @@ mod node;
 mod persisted;
 // One table of bad operations, the same code over every transport.
 mod pipeline;
+// Replicas sharing state on a real Redis: APQ, one rate limit, webhooks once, GitHub's cache.
+mod shared_state;
 // `entityEvents` over graphql-transport-ws: catalog changes arrive live.
 mod subscriptions;
 // OpenTelemetry: spans exported over OTLP, `traceparent` in and out.
