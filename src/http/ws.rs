@@ -259,8 +259,11 @@ async fn serve(
                         // Prepared in the operation's task: the rate limit and a persisted
                         // operation may ask Redis (`cluster:`), which must not hold this loop.
                         let op = Operation::from_json(payload.clone());
+                        // Registered before the task can end and remove itself (a refusal).
+                        let mut running = subs.lock();
                         let task = tokio::spawn(run_operation(http.clone(), protocol, op, p, id.to_string(), out.clone(), subs.clone()));
-                        subs.lock().insert(id.to_string(), task.abort_handle());
+                        running.insert(id.to_string(), task.abort_handle());
+                        drop(running);
                     }
                     (Protocol::Transport, Some("complete")) | (Protocol::Legacy, Some("stop")) => {
                         if let Some(id) = m.get("id").and_then(Value::as_str) {

@@ -320,15 +320,19 @@ impl GitHubSource {
         .await;
         let mut ok = dropped;
         if event == "push" {
+            // Exactly what `apply_webhook` stored from the payload.
+            let mut paths = Vec::new();
+            if wire::push_repository_body(payload).is_some() {
+                paths.push(repo.clone());
+            }
+            if let Some((branch, _)) = wire::push_head_body(payload) {
+                paths.push(format!("{repo}/commits/{branch}"));
+            }
             let fresh: Vec<(String, Arc<Entry>)> = {
                 let entries = self.entries.lock();
-                entries
-                    .iter()
-                    .filter(|(p, e)| {
-                        (p.as_str() == repo || p.starts_with(&format!("{repo}/commits/")))
-                            && e.fetched.elapsed() < Duration::from_secs(5)
-                    })
-                    .map(|(p, e)| (p.clone(), e.clone()))
+                paths
+                    .into_iter()
+                    .filter_map(|p| entries.get(&p).cloned().map(|e| (p, e)))
                     .collect()
             };
             for (path, e) in fresh {
