@@ -299,9 +299,24 @@ async fn with_redis_stopped_each_replica_answers_alone_and_shares_again_once_it_
         "limits: { requests_per_minute: 60 }\n",
     )
     .await;
-    let (status, _) = post(&p.a, json!({"query": "{ __typename }"})).await;
+    let held =
+        json!({"query": r#"{ repository(slug: "yourcompany/app-3") { slug description } }"#});
+    let (status, first) = post(&p.b, held.clone()).await;
     assert_eq!(status, 200);
+    assert!(first["errors"].is_null(), "{first}");
+    let asked = world.github.counters().0;
     redis.stop();
+
+    // What B holds still serves until its TTL, past the horizon after which it would have
+    // looked at the shared copy: GitHub is not asked again (no more than without `cluster:`).
+    let since = std::time::Instant::now();
+    while since.elapsed() < Duration::from_millis(2500) {
+        let (status, again) = post(&p.b, held.clone()).await;
+        assert_eq!(status, 200);
+        assert_eq!(again, first);
+        assert_eq!(world.github.counters().0, asked, "GitHub asked again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // APQ: what A registers runs on A; B, which cannot see it, says so — no 5xx anywhere.
     let doc = "query WhileRedisIsAway { sources { name } }";

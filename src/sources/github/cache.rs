@@ -608,7 +608,15 @@ impl GitHubSource {
                     None => self.fell_back(),
                 }
             }
-            if fresh_now == Some(true) {
+            let serve_held = match fresh_now {
+                Some(fresh) => fresh,
+                // Redis failed: as without `cluster:`, what is held serves until its TTL.
+                None => cached.as_ref().is_some_and(|e| {
+                    e.fetched.elapsed() < ttl
+                        && (!force || e.fetched.elapsed() < Duration::from_millis(50))
+                }),
+            };
+            if serve_held {
                 if let Some(e) = cached.as_ref() {
                     self.refreshing.lock().remove(path);
                     self.keep(ttl.saturating_sub(e.fetched.elapsed()));
