@@ -263,11 +263,14 @@ async fn a_github_answer_fetched_by_one_replica_is_served_by_the_other_without_a
     let (status, on_b) = post(&p.b, q.clone()).await;
     assert_eq!(status, 200);
     assert_eq!(on_b, on_a);
-    assert_eq!(
-        world.github.counters().0,
-        asked,
-        "B served A's answers from the shared cache"
-    );
+    if world.github.counters().0 != asked {
+        panic!(
+            "B asked GitHub ({asked} → {}) instead of serving A's answers from the shared cache; fallbacks on A: {}, on B: {}",
+            world.github.counters().0,
+            fallbacks(&metrics(&p.a).await, "github"),
+            fallbacks(&metrics(&p.b).await, "github"),
+        );
+    }
     // And the budget A saw is what B's `sources` shows.
     let budget = |base: String| async move {
         let (_, v) = post(

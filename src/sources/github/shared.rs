@@ -20,8 +20,9 @@ use bytes::Bytes;
 
 use crate::cluster::Shared;
 
-/// How long a step waits for Redis.
-pub(super) const STEP: Duration = Duration::from_millis(250);
+/// How long a step waits for Redis (a GitHub request takes longer; after a failure Redis is
+/// left alone for a moment, so this is not paid on every read while it is away).
+pub(super) const STEP: Duration = Duration::from_millis(750);
 /// How long a refresh lock lasts (released as soon as the copy is written).
 const LOCK: Duration = Duration::from_secs(3);
 /// How long a tombstone and a repository's index live (longer than any TTL).
