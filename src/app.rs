@@ -205,7 +205,8 @@ impl App {
                 auth,
                 rate: crate::http::rate_limit::RateLimiter::new(
                     settings.limits.requests_per_minute,
-                ),
+                )
+                .map(|r| r.with_shared(shared.clone())),
                 subscriptions: crate::http::shared_subscriptions::SubscriptionHub::new(
                     settings.events.capacity,
                 ),
@@ -216,7 +217,8 @@ impl App {
                 persisted: crate::http::persisted::PersistedOperations::new(
                     settings.persisted.clone(),
                 )
-                .map_err(AppError::Persisted)?,
+                .map_err(AppError::Persisted)?
+                .with_shared(shared.clone()),
             }),
             shutdown: shutdown.clone(),
             upstreams: upstreams.clone(),

@@ -180,7 +180,15 @@ async fn join_then_read(
 pub struct Shared {
     pub conn: redis::aio::ConnectionManager,
     prefix: String,
+    /// After a failed step, Redis is not tried again before this instant (milliseconds since
+    /// `started`): while it is away every request falls back at once instead of each waiting
+    /// for its own timeout.
+    down_until: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    started: std::time::Instant,
 }
+
+/// How long Redis is left alone after a failed step.
+const BACK_OFF: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Shared {
     /// A connection manager that connects on first use and reconnects by itself; commands time
@@ -206,7 +214,49 @@ impl Shared {
         Self {
             conn,
             prefix: prefix.to_string(),
+            down_until: Default::default(),
+            started: std::time::Instant::now(),
         }
+    }
+
+    /// One step against Redis (`step` gets a clone of the connection), bounded by `limit`.
+    /// `None` when it failed or timed out, or when a recent failure says Redis is away (then
+    /// without trying): the caller falls back to what this replica knows alone. A failure is
+    /// logged once per outage, not once per request.
+    pub async fn attempt<T, F, Fut>(
+        &self,
+        what: &'static str,
+        limit: std::time::Duration,
+        step: F,
+    ) -> Option<T>
+    where
+        F: FnOnce(redis::aio::ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        use std::sync::atomic::Ordering;
+        let now = self.started.elapsed().as_millis() as u64;
+        if now < self.down_until.load(Ordering::Relaxed) {
+            return None;
+        }
+        let failure = match tokio::time::timeout(limit, step(self.conn.clone())).await {
+            Ok(Ok(v)) => {
+                self.down_until.store(0, Ordering::Relaxed);
+                return Some(v);
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {limit:?}"),
+        };
+        let until = self.started.elapsed().as_millis() as u64 + BACK_OFF.as_millis() as u64;
+        if self.down_until.swap(until, Ordering::Relaxed) == 0 {
+            tracing::warn!(step = what, error = %failure, "shared state on Redis unavailable; this replica falls back to its own");
+        }
+        None
+    }
+
+    /// Whether the last step failed (Redis is being left alone for a moment).
+    pub fn is_down(&self) -> bool {
+        let now = self.started.elapsed().as_millis() as u64;
+        now < self.down_until.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// A key under this deployment's prefix: `key("apq:abc")` → `idp-graph:apq:abc`.

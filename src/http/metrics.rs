@@ -126,6 +126,24 @@ pub async fn render(State(http): State<HttpState>) -> impl IntoResponse {
             c.len(),
         );
     }
+    {
+        // Replicas (`cluster:`): steps decided by this replica alone because Redis failed.
+        let p = &http.pipeline;
+        out.push_str("# HELP idp_shared_state_fallbacks_total Steps of the replicas' shared state (Redis) that failed and were decided by this replica alone.\n# TYPE idp_shared_state_fallbacks_total counter\n");
+        let github = http.upstreams.github().map(|g| g.shared_fallbacks());
+        for (step, n) in [
+            ("rate_limit", p.rate.as_ref().map(|r| r.fallbacks())),
+            ("apq", Some(p.persisted.fallbacks())),
+            ("github", github),
+        ] {
+            if let Some(n) = n {
+                let _ = writeln!(
+                    out,
+                    "idp_shared_state_fallbacks_total{{step=\"{step}\"}} {n}"
+                );
+            }
+        }
+    }
     out.push_str("# HELP idp_graphql_errors_total GraphQL errors by extensions.code.\n# TYPE idp_graphql_errors_total counter\n");
     for (code, n) in m.errors.lock().iter() {
         let _ = writeln!(

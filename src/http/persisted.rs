@@ -8,6 +8,10 @@
 //!   `apollo-persisted-query-manifest` format or the flat `{ "<sha256>": "<document>" }` map
 //!   GraphQL Codegen and Relay emit. With `mode: trusted`, only documents in it run
 //!   (`PERSISTED_QUERY_NOT_IN_LIST` otherwise) — for production.
+//!
+//! Replicas (`cluster:`) share APQ registrations on Redis (`<prefix>:apq:<sha256>`, 30 days):
+//! a hash registered on one replica runs on every other. A hash this replica does not hold is
+//! looked up there (and then held here too). Redis failing only means the local behaviour.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -17,6 +21,12 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::error::RequestError;
+use crate::cluster::Shared;
+
+/// How long a shared APQ registration lives in Redis (renewed by each registration).
+const SHARED_TTL_SECS: u64 = 30 * 24 * 3600;
+/// How long a lookup waits for Redis before answering from this replica alone.
+const SHARED_STEP: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// `persisted:` in the config.
 #[derive(Debug, Clone, Deserialize)]
@@ -54,6 +64,10 @@ pub struct PersistedOperations {
     trusted: HashMap<String, String>,
     /// APQ registrations: hash → document (bounded).
     registered: moka::sync::Cache<String, String>,
+    /// Registrations shared with the other replicas; `None`: this process alone.
+    shared: Option<Shared>,
+    /// Lookups and registrations Redis failed (`/metrics`).
+    fallbacks: std::sync::atomic::AtomicU64,
 }
 
 /// The lower-case hex SHA-256 of a document.
@@ -82,11 +96,98 @@ impl PersistedOperations {
             settings,
             trusted,
             registered: moka::sync::Cache::new(10_000),
+            shared: None,
+            fallbacks: Default::default(),
         })
     }
 
-    /// The document to run for an operation's `query` and `extensions`.
-    pub fn resolve(
+    /// Shares APQ registrations with the other replicas through Redis.
+    pub fn with_shared(mut self, shared: Option<Shared>) -> Self {
+        self.shared = shared;
+        self
+    }
+
+    /// Lookups and registrations that Redis failed (answered from this replica alone).
+    pub fn fallbacks(&self) -> u64 {
+        self.fallbacks.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn fell_back(&self) {
+        self.fallbacks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// [`resolve_local`](Self::resolve_local), with registrations shared between replicas: a
+    /// registration is written to Redis too, and a hash not held here is looked up there.
+    pub async fn resolve(
+        &self,
+        query: Option<String>,
+        extensions: Option<&Value>,
+    ) -> Result<String, RequestError> {
+        let Some(shared) = self.shared.as_ref().filter(|_| self.settings.apq) else {
+            return self.resolve_local(query, extensions);
+        };
+        let registering = query.is_some() && persisted_hash(extensions).is_some();
+        match self.resolve_local(query, extensions) {
+            // A registration (hash and document, checked): shared with the other replicas.
+            Ok(document) if registering => {
+                let hash = sha256_hex(&document);
+                let (key, doc) = (shared.key(&format!("apq:{hash}")), document.clone());
+                let stored = shared
+                    .attempt("apq register", SHARED_STEP, |mut conn| async move {
+                        redis::cmd("SET")
+                            .arg(key)
+                            .arg(doc)
+                            .arg("EX")
+                            .arg(SHARED_TTL_SECS)
+                            .query_async::<()>(&mut conn)
+                            .await
+                    })
+                    .await;
+                if stored.is_none() {
+                    self.fell_back();
+                }
+                Ok(document)
+            }
+            Err(RequestError::PersistedQueryNotFound) => {
+                let Some(hash) = persisted_hash(extensions) else {
+                    return Err(RequestError::PersistedQueryNotFound);
+                };
+                let key = shared.key(&format!("apq:{hash}"));
+                let found = shared
+                    .attempt("apq lookup", SHARED_STEP, |mut conn| async move {
+                        redis::cmd("GET")
+                            .arg(key)
+                            .query_async::<Option<String>>(&mut conn)
+                            .await
+                    })
+                    .await;
+                match found {
+                    // What Redis holds is checked like a registration: a document that does
+                    // not hash to its key is never run.
+                    Some(Some(document)) if sha256_hex(&document) == hash => {
+                        self.registered.insert(hash, document.clone());
+                        if self.settings.mode == PersistedMode::Trusted
+                            && !self.trusted.contains_key(&sha256_hex(&document))
+                        {
+                            return Err(RequestError::PersistedQueryNotInList);
+                        }
+                        Ok(document)
+                    }
+                    Some(_) => Err(RequestError::PersistedQueryNotFound),
+                    None => {
+                        self.fell_back();
+                        Err(RequestError::PersistedQueryNotFound)
+                    }
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// The document to run for an operation's `query` and `extensions`, from what this
+    /// replica holds.
+    pub fn resolve_local(
         &self,
         query: Option<String>,
         extensions: Option<&Value>,
@@ -138,6 +239,17 @@ impl PersistedOperations {
         }
         Ok(document)
     }
+}
+
+/// The lower-case `persistedQuery.sha256Hash` of version 1, when there is one.
+fn persisted_hash(extensions: Option<&Value>) -> Option<String> {
+    let p = extensions?.get("persistedQuery")?;
+    if p.get("version").and_then(Value::as_i64).unwrap_or(1) != 1 {
+        return None;
+    }
+    p.get("sha256Hash")
+        .and_then(Value::as_str)
+        .map(str::to_ascii_lowercase)
 }
 
 /// Apollo's manifest or a flat `hash → document` map.

@@ -195,24 +195,28 @@ impl Pipeline {
         Ok(self.auth.authenticate(authorization).await?)
     }
 
-    /// Step 3: the caller's request budget.
-    fn admit(&self, principal: &Principal) -> Result<(), RequestError> {
+    /// Step 3: the caller's request budget (shared by the replicas under `cluster:`).
+    async fn admit(&self, principal: &Principal) -> Result<(), RequestError> {
         if let Some(rate) = &self.rate {
-            rate.check(principal.subject.as_deref().unwrap_or("anonymous"))
+            rate.admit(principal.subject.as_deref().unwrap_or("anonymous"))
+                .await
                 .map_err(RequestError::RateLimited)?;
         }
         Ok(())
     }
 
     /// Steps 3 and 4: parse, choose, check the transport and the limits, attach the caller.
-    pub fn prepare(
+    pub async fn prepare(
         &self,
         op: Operation,
         principal: Arc<Principal>,
         transport: Transport,
     ) -> Result<Prepared, RequestError> {
-        self.admit(&principal)?;
-        let query = self.persisted.resolve(op.query, op.extensions.as_ref())?;
+        self.admit(&principal).await?;
+        let query = self
+            .persisted
+            .resolve(op.query, op.extensions.as_ref())
+            .await?;
         self.prepare_resolved(query, op.operation_name, op.variables, principal, transport)
     }
 
@@ -227,8 +231,11 @@ impl Pipeline {
         remote: &http::HeaderMap,
     ) -> Result<HttpAnswer, RequestError> {
         use super::response_cache::{Lookup, ResponseCache};
-        self.admit(&principal)?;
-        let query = self.persisted.resolve(op.query, op.extensions.as_ref())?;
+        self.admit(&principal).await?;
+        let query = self
+            .persisted
+            .resolve(op.query, op.extensions.as_ref())
+            .await?;
         let key = self.cache.as_ref().map(|c| {
             let key = ResponseCache::key(
                 &query,

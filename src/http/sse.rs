@@ -76,7 +76,7 @@ async fn run(
     let (results, expires_at) = match async {
         let principal = pipeline.principal(authorization).await?;
         let expires_at = principal.expires_at;
-        let prepared = pipeline.prepare(op?, principal, Transport::Sse)?;
+        let prepared = pipeline.prepare(op?, principal, Transport::Sse).await?;
         Ok((pipeline.stream(prepared).await?, expires_at))
     }
     .await

@@ -4,6 +4,10 @@
 //! is refused with 401 and changes nothing. A verified one drops exactly the cached GitHub
 //! responses its event makes stale (`GitHubSource::apply_webhook`), and with them every kept
 //! answer that showed GitHub values.
+//!
+//! Replicas (`cluster:`) apply each delivery once: its `X-GitHub-Delivery` id is claimed on
+//! Redis (`SET NX`, a day); a delivery already claimed is answered 200 `duplicate` and not
+//! applied. Redis failing means applying it (at least once).
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -18,6 +22,10 @@ use super::HttpState;
 
 /// GitHub caps deliveries at 25 MB; the events we use are far smaller.
 pub const MAX_DELIVERY_BYTES: usize = 5 << 20;
+
+/// How long replicas remember a delivery id (GitHub redelivers within days at most on request;
+/// a day covers its automatic retries).
+const DELIVERY_SEEN_SECS: u64 = 86_400;
 
 fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
     (
@@ -114,7 +122,49 @@ pub async fn github(State(http): State<HttpState>, headers: HeaderMap, body: Byt
         )
             .into_response();
     }
-    let dropped = source.apply_webhook(event, &payload);
+    // Replicas: a delivery is applied once, whichever replica it reaches and however often
+    // GitHub redelivers it. Redis failing means applying it (at least once).
+    if let (Some(shared), Some(id)) = (source.shared(), header("x-github-delivery")) {
+        let key = shared.key(&format!("delivery:{id}"));
+        let first = shared
+            .attempt(
+                "webhook delivery",
+                std::time::Duration::from_secs(1),
+                |mut conn| async move {
+                    redis::cmd("SET")
+                        .arg(key)
+                        .arg(1)
+                        .arg("NX")
+                        .arg("EX")
+                        .arg(DELIVERY_SEEN_SECS)
+                        .query_async::<Option<String>>(&mut conn)
+                        .await
+                },
+            )
+            .await;
+        match first {
+            Some(Some(_)) => {}
+            Some(None) => {
+                tracing::info!(
+                    event,
+                    delivery = id,
+                    "a webhook delivery seen before; not applied again"
+                );
+                return (
+                    StatusCode::OK,
+                    axum::Json(
+                        json!({ "ok": true, "event": event, "duplicate": true, "delivery": id }),
+                    ),
+                )
+                    .into_response();
+            }
+            None => {
+                source.fell_back();
+                tracing::warn!(event, delivery = id, "cannot tell whether this webhook delivery was applied before (Redis failed); applying it");
+            }
+        }
+    }
+    let dropped = source.apply_webhook_shared(event, &payload).await;
     tracing::info!(
         event,
         delivery = header("x-github-delivery").unwrap_or(""),

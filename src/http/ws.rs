@@ -28,9 +28,10 @@ use parking_lot::Mutex;
 use serde_json::{json, Value};
 
 use super::error::RequestError;
-use super::pipeline::{Operation, Prepared, Transport};
+use super::pipeline::{Operation, Transport};
 use super::shared_subscriptions::Item;
 use super::HttpState;
+use crate::auth::Principal;
 
 /// How long a client has to send `connection_init`.
 pub const INIT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -255,10 +256,14 @@ async fn serve(
                         if subs.lock().contains_key(id) {
                             break Some(close(4409, &format!("Subscriber for {id} already exists")));
                         }
-                        let prepared = Operation::from_json(payload.clone())
-                            .and_then(|op| http.pipeline.prepare(op, p, Transport::WebSocket));
-                        let task = tokio::spawn(run_operation(http.clone(), protocol, prepared, id.to_string(), out.clone(), subs.clone()));
-                        subs.lock().insert(id.to_string(), task.abort_handle());
+                        // Prepared in the operation's task: the rate limit and a persisted
+                        // operation may ask Redis (`cluster:`), which must not hold this loop.
+                        let op = Operation::from_json(payload.clone());
+                        // Registered before the task can end and remove itself (a refusal).
+                        let mut running = subs.lock();
+                        let task = tokio::spawn(run_operation(http.clone(), protocol, op, p, id.to_string(), out.clone(), subs.clone()));
+                        running.insert(id.to_string(), task.abort_handle());
+                        drop(running);
                     }
                     (Protocol::Transport, Some("complete")) | (Protocol::Legacy, Some("stop")) => {
                         if let Some(id) = m.get("id").and_then(Value::as_str) {
@@ -285,13 +290,21 @@ async fn serve(
 async fn run_operation(
     http: HttpState,
     protocol: Protocol,
-    prepared: Result<Prepared, RequestError>,
+    op: Result<Operation, RequestError>,
+    principal: Arc<Principal>,
     id: String,
     out: Out,
     subs: Running,
 ) {
-    let stream = match prepared {
-        Ok(p) => http.pipeline.subscribe(p).await,
+    let stream = match op {
+        Ok(op) => match http
+            .pipeline
+            .prepare(op, principal, Transport::WebSocket)
+            .await
+        {
+            Ok(p) => http.pipeline.subscribe(p).await,
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
     let mut results = match stream {

@@ -280,6 +280,7 @@ pub async fn post_as(
 
 #[path = "../support/serve_child.rs"]
 pub mod serve_child;
+pub use serve_child::ServeChild;
 
 #[path = "../support/redis_server.rs"]
 pub mod redis_server;
@@ -290,6 +291,17 @@ pub mod redis_server;
 pub fn serve_process(world: &DemoWorld, extra: &str) -> serve_child::ServeChild {
     serve_child::spawn(world, 0.2, extra)
 }
+
+/// [`serve_process`] with `github_extra` (`, key: value` pairs) in its `github:` mapping.
+pub fn serve_process_with_github(
+    world: &DemoWorld,
+    github_extra: &str,
+    extra: &str,
+) -> serve_child::ServeChild {
+    serve_child::spawn_with_github(world, 0.2, github_extra, extra)
+}
+
+pub use redis_server::RedisServer;
 
 /// One of the project's npm peers (`tests/peers/<name>`), after checking `npm ci` installed
 /// `module` there (`.ci/run` does).

@@ -54,6 +54,8 @@ mod persisted;
 mod pipeline;
 // Several `serve` processes sharing one change log on a real Redis (`cluster:`).
 mod replicas;
+// Replicas sharing state on a real Redis: APQ, one rate limit, webhooks once, GitHub's cache.
+mod shared_state;
 // `entityEvents` over graphql-transport-ws: catalog changes arrive live.
 mod subscriptions;
 // OpenTelemetry: spans exported over OTLP, `traceparent` in and out.

@@ -695,12 +695,12 @@ fn upstream_counts(world: &DemoWorld) -> [u64; 3] {
 
 /// A cross-source page (catalog, ArgoCD, GitHub) every 500 ms on each server, for `secs`.
 async fn page_load(bases: Vec<String>, secs: u64) {
-    const PAGE: &str = "{ components(first: 50) { nodes { ref ... on Component { repository { stars latestCommit { sha } } applications { name health { status } } } } } }";
+    const PAGE: &str = "{ entities(first: 50) { nodes { ref ... on Component { repository { stars latestCommit { sha } } applications { name health { status } } } } } }";
     let until = std::time::Instant::now() + Duration::from_secs(secs);
     while std::time::Instant::now() < until {
         for b in &bases {
             let body = post_json(&format!("{b}/graphql"), json!({"query": PAGE})).await;
-            assert!(body["data"]["components"].is_object(), "{body}");
+            assert!(body["data"]["entities"].is_object(), "{body}");
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }

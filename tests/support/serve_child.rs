@@ -38,10 +38,21 @@ impl Drop for ServeChild {
 /// Starts the server (it is not ready yet when this returns): the catalog polled every
 /// `poll_secs`, authentication off, and `extra` YAML appended to the config.
 pub fn spawn(world: &DemoWorld, poll_secs: f64, extra: &str) -> ServeChild {
+    spawn_with_github(world, poll_secs, "", extra)
+}
+
+/// [`spawn`], with `github_extra` (`, key: value` pairs) added to the `github:` mapping.
+#[allow(dead_code)] // The benchmarks do not use it.
+pub fn spawn_with_github(
+    world: &DemoWorld,
+    poll_secs: f64,
+    github_extra: &str,
+    extra: &str,
+) -> ServeChild {
     let config = format!(
         "backstage: {{ url: '{}', token_env: IDP_CHILD_TOKEN, poll_interval_secs: {poll_secs} }}\n\
          argocd: [{{ name: main, url: '{}', token_env: IDP_CHILD_TOKEN }}]\n\
-         github: {{ url: '{}', token_env: IDP_CHILD_TOKEN }}\n\
+         github: {{ url: '{}', token_env: IDP_CHILD_TOKEN{github_extra} }}\n\
          kubernetes: [{{ name: demo, url: '{}', argocd_destinations: [in-cluster, 'https://kubernetes.default.svc'] }}]\n\
          auth: {{ mode: none }}\n{extra}",
         world.backstage.url(),

@@ -1,5 +1,12 @@
 //! TTL caches over the GitHub client with conditional refresh, merged concurrent refreshes
 //! and stale-if-error (moka's `try_get_with` never stores errors, so stale-if-error is ours).
+//!
+//! Replicas (`cluster:`) share the raw answers on Redis (`shared.rs`): what this replica holds
+//! is served for at most [`HORIZON`] before it looks at the shared copy again (a newer copy
+//! replaces it, a delivery's tombstone drops it), a value it does not hold fresh is taken from
+//! the shared copy when that is within its TTL, and otherwise one replica revalidates it (with
+//! the shared ETag) while the others wait briefly for its copy. Redis failing means exactly
+//! the behaviour without `cluster:`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,7 +18,9 @@ use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 
 use super::client::{GetOutcome, GitHubClient};
+use super::shared::{self as gh_shared, Copy};
 use super::wire::{self, WireCommit, WirePull, WireRepo, WireRun, WireRuns};
+use crate::cluster::Shared;
 use crate::domain::github::{Commit, PullRequest, Repository, WorkflowRun};
 use crate::events::{RepositoryCause, RepositoryChange};
 use crate::sources::SourceError;
@@ -46,6 +55,30 @@ impl Default for GitHubTtls {
 }
 
 /// A value with its freshness. `value: None` means GitHub says 404.
+/// What a webhook delivery about a repository drops: `(slug, "/repos/{slug}", path prefixes,
+/// whether the repository itself)`; `None` for a delivery without a repository or an event
+/// that changes nothing held.
+fn webhook_scope(
+    event: &str,
+    payload: &serde_json::Value,
+) -> Option<(String, String, Vec<String>, bool)> {
+    let slug = payload
+        .pointer("/repository/full_name")
+        .and_then(|v| v.as_str())?;
+    let repo = format!("/repos/{slug}");
+    let prefixes: Vec<String> = match event {
+        "push" => vec![repo.clone() + "/commits"],
+        "pull_request" => vec![repo.clone() + "/pulls"],
+        "workflow_run" | "workflow_job" | "check_suite" => {
+            vec![repo.clone() + "/actions/runs"]
+        }
+        "repository" | "issues" => vec![repo.clone() + "/"],
+        _ => vec![],
+    };
+    let exact = matches!(event, "push" | "repository" | "issues");
+    Some((slug.to_string(), repo, prefixes, exact))
+}
+
 #[derive(Debug, Clone)]
 pub struct Fetched<T> {
     pub value: Option<T>,
@@ -64,6 +97,60 @@ struct Entry {
     next: Option<String>,
     fetched: Instant,
     observed_at: DateTime<Utc>,
+    /// When this replica last fetched it or saw that the shared copy is not newer
+    /// (`cluster:` only).
+    checked: Mutex<Instant>,
+}
+
+/// With `cluster:`, how long a value is served from this replica's memory before the shared
+/// copy is looked at again (what another replica's webhook delivery changed shows within it).
+pub const HORIZON: Duration = Duration::from_secs(1);
+
+impl Entry {
+    fn new(
+        body: Option<Bytes>,
+        etag: Option<String>,
+        next: Option<String>,
+        fetched: Instant,
+        observed_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            body,
+            etag,
+            next,
+            fetched,
+            observed_at,
+            checked: Mutex::new(Instant::now()),
+        }
+    }
+
+    fn fetched_ms(&self) -> i64 {
+        gh_shared::now_ms() - self.fetched.elapsed().as_millis() as i64
+    }
+
+    fn to_copy(&self) -> Copy {
+        Copy {
+            body: self.body.clone(),
+            etag: self.etag.clone(),
+            next: self.next.clone(),
+            fetched_ms: self.fetched_ms(),
+            observed_ms: self.observed_at.timestamp_millis(),
+            tombstone: false,
+        }
+    }
+
+    /// `None` when it was fetched before this machine's monotonic clock began (too old to
+    /// matter).
+    fn from_copy(c: &Copy) -> Option<Self> {
+        let age = Duration::from_millis((gh_shared::now_ms() - c.fetched_ms).max(0) as u64);
+        Some(Self::new(
+            c.body.clone(),
+            c.etag.clone(),
+            c.next.clone(),
+            Instant::now().checked_sub(age)?,
+            DateTime::from_timestamp_millis(c.observed_ms).unwrap_or_else(Utc::now),
+        ))
+    }
 }
 
 pub struct GitHubSource {
@@ -84,6 +171,10 @@ pub struct GitHubSource {
     /// Where a delivery's invalidation is counted (`State::github_cache`), so that kept
     /// answers that showed GitHub values go too.
     state: Option<Arc<crate::state::State>>,
+    /// The answers and budget shared by replicas (`cluster:`).
+    shared: Option<Shared>,
+    /// Shared steps that failed (Redis away): this replica answered from its own cache.
+    shared_fallbacks: std::sync::atomic::AtomicU64,
 }
 
 const MAX_ENTRIES: usize = 50_000;
@@ -101,7 +192,168 @@ impl GitHubSource {
             page_size: 100,
             webhook_secret: None,
             state: None,
+            shared: None,
+            shared_fallbacks: Default::default(),
         }
+    }
+
+    /// Shares the answers and the budget with the other replicas through Redis.
+    pub fn with_shared(mut self, shared: Option<Shared>) -> Self {
+        self.shared = shared;
+        self
+    }
+
+    /// The replicas' shared Redis, when there is one (webhook deliveries are applied once).
+    pub fn shared(&self) -> Option<&Shared> {
+        self.shared.as_ref()
+    }
+
+    /// Shared steps that failed, answered from this replica's own cache (`/metrics`).
+    pub fn shared_fallbacks(&self) -> u64 {
+        self.shared_fallbacks
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn fell_back(&self) {
+        self.shared_fallbacks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// An answer built from a value may be kept that long — with `cluster:` no longer than
+    /// the horizon, after which another replica's change may show.
+    fn keep(&self, remaining: Duration) {
+        keep_for(match &self.shared {
+            Some(_) => remaining.min(HORIZON),
+            None => remaining,
+        });
+    }
+
+    /// Whether a held value may be served without looking at the shared copy: always without
+    /// `cluster:` or while Redis is away; else within the horizon of the last look.
+    fn confirmed(&self, e: &Entry) -> bool {
+        match &self.shared {
+            None => true,
+            Some(s) => s.is_down() || e.checked.lock().elapsed() < HORIZON,
+        }
+    }
+
+    fn insert_local(&self, path: &str, entry: Arc<Entry>) {
+        let mut entries = self.entries.lock();
+        if entries.len() >= MAX_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(path.to_string(), entry);
+    }
+
+    /// Looks at the shared copy of `path`: a newer one replaces `cached` (and what is held
+    /// here), a newer tombstone drops what is held here (`cached` stays for its ETag and for
+    /// stale-if-error); an older or missing one confirms what is held. Takes the shared
+    /// budget. `Some(true)` when `cached` may now be served as fresh; `None` when Redis failed.
+    async fn look_shared(
+        &self,
+        shared: &Shared,
+        path: &str,
+        cached: &mut Option<Arc<Entry>>,
+        ttl: Duration,
+        force: bool,
+    ) -> Option<bool> {
+        let Some((copy, budget)) = gh_shared::load(shared, path).await else {
+            self.fell_back();
+            return None;
+        };
+        self.client
+            .merge_budget(budget.limit, budget.remaining, budget.reset);
+        let b = self.client.budget();
+        self.health.set_rate_limit(b.limit, b.remaining, b.reset);
+        let held_ms = cached.as_ref().map(|e| e.fetched_ms());
+        match copy {
+            Some(c) if held_ms.is_none_or(|h| c.fetched_ms > h) => {
+                if c.tombstone {
+                    self.entries.lock().remove(path);
+                    return Some(false);
+                }
+                if let Some(e) = Entry::from_copy(&c) {
+                    let e = Arc::new(e);
+                    self.insert_local(path, e.clone());
+                    *cached = Some(e);
+                }
+            }
+            _ => {
+                if let Some(e) = cached.as_ref() {
+                    *e.checked.lock() = Instant::now();
+                }
+            }
+        }
+        Some(cached.as_ref().is_some_and(|e| {
+            e.fetched.elapsed() < ttl && (!force || e.fetched.elapsed() < Duration::from_millis(50))
+        }))
+    }
+
+    /// How long Redis keeps a shared answer: past its TTL, so that an expired one can still be
+    /// revalidated with its ETag or served stale.
+    fn shared_expiry(ttl: Duration) -> Duration {
+        (ttl * 2 + Duration::from_secs(60)).min(Duration::from_secs(24 * 3600))
+    }
+
+    fn shared_budget(&self) -> gh_shared::Budget {
+        let b = self.client.budget();
+        gh_shared::Budget {
+            limit: b.limit,
+            remaining: b.remaining,
+            reset: b.reset,
+        }
+    }
+
+    /// [`apply_webhook`](Self::apply_webhook), and with `cluster:` the same on the shared
+    /// copies: what it drops becomes a tombstone, what a push stores is shared as fresh.
+    pub async fn apply_webhook_shared(&self, event: &str, payload: &serde_json::Value) -> usize {
+        let touched = self.apply_webhook(event, payload);
+        let Some(shared) = &self.shared else {
+            return touched;
+        };
+        let Some((slug, repo, prefixes, exact)) = webhook_scope(event, payload) else {
+            return touched;
+        };
+        let dropped = gh_shared::drop_paths(shared, &slug, |path| {
+            (exact && path == repo) || prefixes.iter().any(|p| path.starts_with(p.as_str()))
+        })
+        .await;
+        let mut ok = dropped;
+        if event == "push" {
+            // Exactly what `apply_webhook` stored from the payload.
+            let mut paths = Vec::new();
+            if wire::push_repository_body(payload).is_some() {
+                paths.push(repo.clone());
+            }
+            if let Some((branch, _)) = wire::push_head_body(payload) {
+                paths.push(format!("{repo}/commits/{branch}"));
+            }
+            let fresh: Vec<(String, Arc<Entry>)> = {
+                let entries = self.entries.lock();
+                paths
+                    .into_iter()
+                    .filter_map(|p| entries.get(&p).cloned().map(|e| (p, e)))
+                    .collect()
+            };
+            for (path, e) in fresh {
+                let expiry = Self::shared_expiry(self.ttls.repository.max(self.ttls.latest_commit));
+                ok &= gh_shared::store(
+                    shared,
+                    &path,
+                    Some(&e.to_copy()),
+                    expiry,
+                    gh_shared::Budget::default(),
+                )
+                .await;
+            }
+        }
+        if !ok {
+            tracing::warn!(
+                event,
+                "a webhook delivery was applied here but not on the shared cache (Redis failed)"
+            );
+        }
+        touched
     }
 
     /// Items per list page; lists longer than this follow `Link: rel="next"`.
@@ -125,23 +377,10 @@ impl GitHubSource {
     /// run lists and the run; a repository or issues event everything under the repository.
     /// Returns the number of entries dropped or replaced.
     pub fn apply_webhook(&self, event: &str, payload: &serde_json::Value) -> usize {
-        let Some(slug) = payload
-            .pointer("/repository/full_name")
-            .and_then(|v| v.as_str())
-        else {
+        let Some((slug, repo, prefixes, exact)) = webhook_scope(event, payload) else {
             return 0;
         };
-        let repo = format!("/repos/{slug}");
-        let prefixes: Vec<String> = match event {
-            "push" => vec![repo.clone() + "/commits"],
-            "pull_request" => vec![repo.clone() + "/pulls"],
-            "workflow_run" | "workflow_job" | "check_suite" => {
-                vec![repo.clone() + "/actions/runs"]
-            }
-            "repository" | "issues" => vec![repo.clone() + "/"],
-            _ => vec![],
-        };
-        let exact = matches!(event, "push" | "repository" | "issues");
+        let slug = slug.as_str();
         let cause = match event {
             "push" => RepositoryCause::Push,
             "pull_request" => RepositoryCause::PullRequest,
@@ -225,21 +464,15 @@ impl GitHubSource {
                 if matches!((&e.body, &body), (None, None))
                     || matches!((&e.body, &body), (Some(a), Some(b)) if same(a, b)) =>
             {
-                Entry {
-                    body: e.body.clone(),
-                    etag: e.etag.clone(),
-                    next: None,
-                    fetched: Instant::now(),
-                    observed_at: e.observed_at,
-                }
+                Entry::new(
+                    e.body.clone(),
+                    e.etag.clone(),
+                    None,
+                    Instant::now(),
+                    e.observed_at,
+                )
             }
-            _ => Entry {
-                body,
-                etag: None,
-                next: None,
-                fetched: Instant::now(),
-                observed_at: Utc::now(),
-            },
+            _ => Entry::new(body, None, None, Instant::now(), Utc::now()),
         };
         let changed = held.is_some_and(|h| h.body != entry.body);
         if entries.len() >= MAX_ENTRIES {
@@ -322,17 +555,18 @@ impl GitHubSource {
         force: bool,
     ) -> Result<Fetched<Bytes>, SourceError> {
         let ttl = self.effective(ttl);
-        let fresh = |e: &Entry| !force && e.fetched.elapsed() < ttl;
+        let served = |e: &Entry| Fetched {
+            value: e.body.clone(),
+            stale: false,
+            error: None,
+            observed_at: e.observed_at,
+            next_page: e.next.clone(),
+        };
+        let fresh = |e: &Entry| !force && e.fetched.elapsed() < ttl && self.confirmed(e);
         let cached = self.entries.lock().get(path).cloned();
         if let Some(e) = cached.as_ref().filter(|e| fresh(e)) {
-            keep_for(ttl.saturating_sub(e.fetched.elapsed()));
-            return Ok(Fetched {
-                value: e.body.clone(),
-                stale: false,
-                error: None,
-                observed_at: e.observed_at,
-                next_page: e.next.clone(),
-            });
+            self.keep(ttl.saturating_sub(e.fetched.elapsed()));
+            return Ok(served(e));
         }
         let lock = self
             .refreshing
@@ -341,20 +575,53 @@ impl GitHubSource {
             .or_default()
             .clone();
         let _guard = lock.lock().await;
-        let cached = self.entries.lock().get(path).cloned();
+        let mut cached = self.entries.lock().get(path).cloned();
         if let Some(e) = cached.as_ref() {
             // Someone refreshed it while we waited.
             if e.fetched.elapsed() < ttl
                 && (!force || e.fetched.elapsed() < Duration::from_millis(50))
+                && self.confirmed(e)
             {
-                keep_for(ttl.saturating_sub(e.fetched.elapsed()));
-                return Ok(Fetched {
-                    value: e.body.clone(),
-                    stale: false,
-                    error: None,
-                    observed_at: e.observed_at,
-                    next_page: e.next.clone(),
-                });
+                self.keep(ttl.saturating_sub(e.fetched.elapsed()));
+                return Ok(served(e));
+            }
+        }
+        // Replicas: the shared copy, or another replica's refresh of it.
+        let mut shared_lock = None;
+        if let Some(shared) = &self.shared {
+            let mut fresh_now = self
+                .look_shared(shared, path, &mut cached, ttl, force)
+                .await;
+            if fresh_now == Some(false) {
+                match gh_shared::lock(shared, path).await {
+                    Some(true) => shared_lock = Some(shared),
+                    Some(false) => {
+                        // Another replica is asking GitHub: wait a little for its copy.
+                        let deadline = Instant::now() + gh_shared::WAIT_FOR_OTHER;
+                        while fresh_now == Some(false) && Instant::now() < deadline {
+                            tokio::time::sleep(Duration::from_millis(25)).await;
+                            fresh_now = self
+                                .look_shared(shared, path, &mut cached, ttl, false)
+                                .await;
+                        }
+                    }
+                    None => self.fell_back(),
+                }
+            }
+            let serve_held = match fresh_now {
+                Some(fresh) => fresh,
+                // Redis failed: as without `cluster:`, what is held serves until its TTL.
+                None => cached.as_ref().is_some_and(|e| {
+                    e.fetched.elapsed() < ttl
+                        && (!force || e.fetched.elapsed() < Duration::from_millis(50))
+                }),
+            };
+            if serve_held {
+                if let Some(e) = cached.as_ref() {
+                    self.refreshing.lock().remove(path);
+                    self.keep(ttl.saturating_sub(e.fetched.elapsed()));
+                    return Ok(served(e));
+                }
             }
         }
         let etag = cached.as_ref().and_then(|e| e.etag.clone());
@@ -374,40 +641,26 @@ impl GitHubSource {
         let now = (Instant::now(), Utc::now());
         let entry = match outcome {
             Ok(GetOutcome::NotModified) => match cached {
-                Some(e) => Entry {
-                    body: e.body.clone(),
-                    etag: e.etag.clone(),
-                    next: e.next.clone(),
-                    fetched: now.0,
-                    observed_at: now.1,
-                },
-                None => Entry {
-                    body: None,
-                    etag: None,
-                    next: None,
-                    fetched: now.0,
-                    observed_at: now.1,
-                },
+                Some(e) => Entry::new(e.body.clone(), e.etag.clone(), e.next.clone(), now.0, now.1),
+                None => Entry::new(None, None, None, now.0, now.1),
             },
-            Ok(GetOutcome::Modified { body, etag, next }) => Entry {
-                body: Some(body),
-                etag,
-                next,
-                fetched: now.0,
-                observed_at: now.1,
-            },
-            Ok(GetOutcome::NotFound) => Entry {
-                body: None,
-                etag: None,
-                next: None,
-                fetched: now.0,
-                observed_at: now.1,
-            },
+            Ok(GetOutcome::Modified { body, etag, next }) => {
+                Entry::new(Some(body), etag, next, now.0, now.1)
+            }
+            Ok(GetOutcome::NotFound) => Entry::new(None, None, None, now.0, now.1),
             Err(err) => {
                 // Failures must not leave the per-key lock behind (it is removed on success
                 // only after the new entry is stored, so no caller refetches in between).
                 self.refreshing.lock().remove(path);
                 self.record(&Err(err.clone()));
+                if let Some(shared) = &self.shared {
+                    // The budget (a rate limit, say) is every replica's news.
+                    gh_shared::store(shared, path, None, Duration::ZERO, self.shared_budget())
+                        .await;
+                    if shared_lock.is_some() {
+                        gh_shared::unlock(shared, path).await;
+                    }
+                }
                 // A stale value must not outlive this answer.
                 keep_for(Duration::ZERO);
                 return match cached {
@@ -423,23 +676,27 @@ impl GitHubSource {
             }
         };
         let entry = Arc::new(entry);
-        {
-            let mut entries = self.entries.lock();
-            if entries.len() >= MAX_ENTRIES {
-                entries.clear();
+        self.insert_local(path, entry.clone());
+        if let Some(shared) = &self.shared {
+            let stored = gh_shared::store(
+                shared,
+                path,
+                Some(&entry.to_copy()),
+                Self::shared_expiry(ttl),
+                self.shared_budget(),
+            )
+            .await;
+            if !stored {
+                self.fell_back();
             }
-            entries.insert(path.to_string(), entry.clone());
+            if shared_lock.is_some() {
+                gh_shared::unlock(shared, path).await;
+            }
         }
         self.refreshing.lock().remove(path);
         self.record(&Ok(()));
-        keep_for(ttl);
-        Ok(Fetched {
-            value: entry.body.clone(),
-            stale: false,
-            error: None,
-            observed_at: entry.observed_at,
-            next_page: entry.next.clone(),
-        })
+        self.keep(ttl);
+        Ok(served(&entry))
     }
 
     async fn get_typed<W: DeserializeOwned, T>(
@@ -492,10 +749,10 @@ impl GitHubSource {
         let path = format!("/repos/{slug}");
         let e = self.entries.lock().get(&path).cloned()?;
         let ttl = self.repository_ttl();
-        if e.fetched.elapsed() >= ttl {
+        if e.fetched.elapsed() >= ttl || !self.confirmed(&e) {
             return None;
         }
-        keep_for(ttl.saturating_sub(e.fetched.elapsed()));
+        self.keep(ttl.saturating_sub(e.fetched.elapsed()));
         let value = match &e.body {
             None => None,
             Some(b) => Some(Repository::from(

@@ -105,6 +105,28 @@ impl GitHubClient {
         self.budget.lock().clone()
     }
 
+    /// Takes the budget another replica saw (replicas share one credential, so one budget)
+    /// when it is newer than this one's: a later window, or fewer points left in the same one.
+    pub fn merge_budget(&self, limit: Option<u64>, remaining: Option<u64>, reset: Option<i64>) {
+        let (Some(remaining), Some(reset)) = (remaining, reset) else {
+            return;
+        };
+        let mut b = self.budget.lock();
+        let newer = match (b.reset, b.remaining) {
+            (Some(r), _) if reset > r => true,
+            (Some(r), Some(left)) if reset == r => remaining < left,
+            (None, _) | (Some(_), None) => true,
+            _ => false,
+        };
+        if newer {
+            b.reset = Some(reset);
+            b.remaining = Some(remaining);
+            if limit.is_some() {
+                b.limit = limit;
+            }
+        }
+    }
+
     /// GitHub's web host for this API (`api.github.com` → `github.com`; Enterprise keeps its host).
     pub fn web_host(&self) -> String {
         let host = url::Url::parse(&self.base)

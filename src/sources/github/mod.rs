@@ -15,6 +15,7 @@ mod batch;
 mod cache;
 mod client;
 mod settings;
+mod shared;
 mod wire;
 
 /// The wire decoders on raw upstream text, for the generative tests (`tests/decoders.rs`).

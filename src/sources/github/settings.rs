@@ -181,7 +181,8 @@ impl Source for GitHubSettings {
         let source = Arc::new(
             GitHubSource::new(client, ttls, health)
                 .with_page_size(self.page_size)
-                .with_webhooks(webhook_secret, ctx.state.clone()),
+                .with_webhooks(webhook_secret, ctx.state.clone())
+                .with_shared(ctx.shared.cloned()),
         );
         if with_net {
             // Run only on the replica that owns GitHub (always, in one process).
