@@ -717,13 +717,21 @@ async fn three_replicas_load_the_upstreams_about_as_much_as_one() {
     let Some(mut r) = Replicas::start(0, opts).await else {
         return;
     };
+    let start = upstream_counts(&r.world);
     let single = serve_child::spawn(&r.world, 0.2, "");
     wait_ready_at(&single.base, T).await;
     let before = upstream_counts(&r.world);
     page_load(vec![single.base.clone()], SECS).await;
     let after = upstream_counts(&r.world);
     let one: Vec<u64> = (0..3).map(|k| after[k] - before[k]).collect();
+    let one_from_start: Vec<u64> = (0..3).map(|k| after[k] - start[k]).collect();
+    let one_streams = r.world.argocd.open_streams();
     drop(single);
+    wait_for("the single server's stream closed", T, || async {
+        (r.world.argocd.open_streams() == 0).then_some(())
+    })
+    .await;
+    let start = upstream_counts(&r.world);
 
     // Three replicas sharing the log, once each source has its owner: the same minutes again.
     for i in 0..3 {
@@ -737,8 +745,17 @@ async fn three_replicas_load_the_upstreams_about_as_much_as_one() {
     page_load((0..3).map(|i| r.base(i).to_string()).collect(), SECS).await;
     let after = upstream_counts(&r.world);
     let three: Vec<u64> = (0..3).map(|k| after[k] - before[k]).collect();
+    let three_from_start: Vec<u64> = (0..3).map(|k| after[k] - start[k]).collect();
+    let three_streams = r.world.argocd.open_streams();
     eprintln!(
-        "over {SECS} s — kubernetes lists+watches, argocd lists+streams, github points: 1 replica {one:?}, 3 replicas {three:?}"
+        "kubernetes lists+watches, argocd lists+streams, github points over {SECS} s of weather and pages: \
+         1 replica {one:?}, 3 replicas {three:?}; from process start (initial lists, startup handovers): \
+         1 replica {one_from_start:?}, 3 replicas {three_from_start:?}; open ArgoCD streams {one_streams} vs {three_streams}"
+    );
+    assert_eq!(
+        (one_streams, three_streams),
+        (1, 1),
+        "one ArgoCD stream, held by its owner only"
     );
     for (k, what) in [
         "Kubernetes list/watch requests",
