@@ -27,7 +27,8 @@ mod serve_child;
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-const Q: &str = r#"subscription { applicationEvents(filter: {names: ["app-2"]}) { type current { health } } }"#;
+const Q: &str =
+    r#"subscription { applicationEvents(filter: {names: ["app-2"]}) { type current { health } } }"#;
 
 async fn ready(base: &str) {
     let started = Instant::now();

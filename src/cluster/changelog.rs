@@ -236,7 +236,8 @@ impl Appender {
         let floor = self.progress.position.load(Ordering::Acquire);
         let mut conn = self.shared.conn.clone();
         let started = Instant::now();
-        let r: redis::RedisResult<String> = script
+        let mut invocation = script.prepare_invoke();
+        invocation
             .key(self.shared.key("log"))
             .key(self.shared.key("pos"))
             .key(self.shared.key(&format!("lease:{source}")))
@@ -244,9 +245,16 @@ impl Appender {
             .arg(floor)
             .arg(n)
             .arg(self.max_entries)
-            .arg(data)
-            .invoke_async(&mut conn)
-            .await;
+            .arg(data);
+        let append = invocation.invoke_async::<String>(&mut conn);
+        let r = tokio::time::timeout(Duration::from_secs(5), append)
+            .await
+            .unwrap_or_else(|_| {
+                Err(redis::RedisError::from((
+                    redis::ErrorKind::Io,
+                    "append timed out",
+                )))
+            });
         self.status.observe_rtt(started.elapsed());
         r.map(|_| ())
     }
@@ -288,7 +296,7 @@ impl Reader {
             let ids = [&after];
             let reply: redis::RedisResult<Option<redis::streams::StreamReadReply>> = tokio::select! {
                 _ = token.cancelled() => return,
-                r = self.conn.xread_options(&keys, &ids, &opts) => r,
+                r = tokio::time::timeout(Duration::from_secs(5), self.conn.xread_options(&keys, &ids, &opts)) => r.unwrap_or_else(|_| Err(redis::RedisError::from((redis::ErrorKind::Io, "log read timed out")))),
             };
             match reply {
                 Ok(reply) => {

@@ -96,7 +96,17 @@ impl LeaseManager {
         let tick = self.lease / 3;
         let mut last_ok = Instant::now();
         loop {
-            match self.round().await {
+            // Bounded as a whole: a round that hangs (Redis half away) must not keep this
+            // replica ingesting on a lease it can no longer renew.
+            let round = tokio::time::timeout(self.lease / 2, self.round())
+                .await
+                .unwrap_or_else(|_| {
+                    Err(redis::RedisError::from((
+                        redis::ErrorKind::Io,
+                        "lease round timed out",
+                    )))
+                });
+            match round {
                 Ok(()) => last_ok = Instant::now(),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot renew leases; Redis unreachable");

@@ -44,7 +44,15 @@ impl Sharer {
                 _ = token.cancelled() => return,
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
-            if let Err(e) = self.round(&mut written).await {
+            let round = tokio::time::timeout(Duration::from_secs(5), self.round(&mut written))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(redis::RedisError::from((
+                        redis::ErrorKind::Io,
+                        "sharing round timed out",
+                    )))
+                });
+            if let Err(e) = round {
                 tracing::debug!(error = %e, "cannot share snapshots and health this round");
                 self.mark_log_away();
             }

@@ -294,42 +294,25 @@ fn graph_health(h: &str) -> String {
 /// Every pod of the cluster as `namespace/name@resourceVersion`, upstream and on replica `i`
 /// (`None` while the replica's answer carries an error, e.g. a stale source's).
 async fn pods_on(r: &Replicas, i: usize) -> Option<(BTreeSet<String>, BTreeSet<String>)> {
-    let upstream = r
-        .world
-        .kubernetes
-        .list("pods")
-        .iter()
-        .map(|p| {
-            format!(
-                "{}/{}@{}",
-                p["metadata"]["namespace"].as_str().unwrap_or(""),
-                p["metadata"]["name"].as_str().unwrap_or(""),
-                p["metadata"]["resourceVersion"].as_str().unwrap_or("")
-            )
-        })
-        .collect();
+    let upstream = crate::truth::upstream_pods(&r.world.kubernetes);
     let body = post_json(
         &format!("{}/graphql", r.base(i)),
-        json!({"query": r#"{ pods(filter: {cluster: "demo"}, first: 1000) { nodes { namespace name resourceVersion } } }"#}),
+        json!({"query": crate::truth::PODS_QUERY}),
     )
     .await;
     if body.get("errors").is_some() {
         return None;
     }
-    let graph = body["data"]["pods"]["nodes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|p| {
-            format!(
-                "{}/{}@{}",
-                p["namespace"].as_str().unwrap(),
-                p["name"].as_str().unwrap(),
-                p["resourceVersion"].as_str().unwrap()
-            )
-        })
-        .collect();
-    Some((upstream, graph))
+    Some((upstream, crate::truth::graph_pods(&body["data"])))
+}
+
+/// Changes one pod upstream (a label `key: round`), round by round a different one.
+fn touch_pod(r: &Replicas, key: &str, round: usize) {
+    let mut pods = r.world.kubernetes.list("pods");
+    pods.sort_by_key(|p| p["metadata"]["name"].as_str().unwrap_or("").to_string());
+    let mut pod = pods[round % pods.len()].clone();
+    pod["metadata"]["labels"][key] = json!(round.to_string());
+    r.world.kubernetes.upsert("pods", pod);
 }
 
 #[tokio::test]
@@ -384,11 +367,7 @@ async fn killing_the_kubernetes_owner_moves_it_and_no_subscriber_misses_a_change
         let health = HEALTHS[round % HEALTHS.len()];
         assert!(r.world.argocd.set_health("app-2", health, None));
         sequence.push(graph_health(health));
-        let mut pods = r.world.kubernetes.list("pods");
-        pods.sort_by_key(|p| p["metadata"]["name"].as_str().unwrap_or("").to_string());
-        let mut pod = pods[round % pods.len()].clone();
-        pod["metadata"]["labels"]["replica-round"] = json!(round.to_string());
-        r.world.kubernetes.upsert("pods", pod);
+        touch_pod(&r, "replica-round", round);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // Another replica owns the Kubernetes source within lease_secs + 5 s of the kill.
@@ -517,9 +496,7 @@ async fn a_replica_started_later_answers_like_the_others_within_ten_seconds_of_r
     // Changes before the newcomer starts: in the snapshots and the log it loads.
     for (n, h) in ["Degraded", "Healthy", "Progressing"].iter().enumerate() {
         assert!(r.world.argocd.set_health("app-3", h, None));
-        let mut pod = r.world.kubernetes.list("pods")[n].clone();
-        pod["metadata"]["labels"]["before-r2"] = json!(n.to_string());
-        r.world.kubernetes.upsert("pods", pod);
+        touch_pod(&r, "before-r2", n);
     }
     r.agree(APPS).await;
     r.add(2);
@@ -602,11 +579,7 @@ async fn redis_away_for_twenty_seconds_under_load_gives_no_5xx_and_every_replica
     while away.elapsed() < Duration::from_secs(20) {
         let h = HEALTHS[round % HEALTHS.len()];
         assert!(r.world.argocd.set_health("app-2", h, None));
-        let mut pods = r.world.kubernetes.list("pods");
-        pods.sort_by_key(|p| p["metadata"]["name"].as_str().unwrap_or("").to_string());
-        let mut pod = pods[round % pods.len()].clone();
-        pod["metadata"]["labels"]["redis-away"] = json!(round.to_string());
-        r.world.kubernetes.upsert("pods", pod);
+        touch_pod(&r, "redis-away", round);
         round += 1;
         tokio::time::sleep(Duration::from_millis(500)).await;
     }

@@ -65,12 +65,12 @@ pub async fn applications(app: &TestApp) -> (BTreeMap<String, Value>, BTreeMap<S
     (upstream, graph)
 }
 
-/// `namespace/name@resourceVersion` of every pod, upstream and in the graph.
-pub async fn pods(app: &TestApp) -> (BTreeSet<String>, BTreeSet<String>) {
-    let upstream = app
-        .world
-        .kubernetes
-        .list("pods")
+/// The query whose answer [`graph_pods`] reads.
+pub const PODS_QUERY: &str = r#"{ pods(filter: {cluster: "demo"}, first: 1000) { nodes { namespace name resourceVersion } } }"#;
+
+/// `namespace/name@resourceVersion` of every pod the simulated cluster holds.
+pub fn upstream_pods(kube: &idp_graph::demo::kubernetes::KubeSim) -> BTreeSet<String> {
+    kube.list("pods")
         .iter()
         .map(|p| {
             let s = |k: &str| {
@@ -86,11 +86,12 @@ pub async fn pods(app: &TestApp) -> (BTreeSet<String>, BTreeSet<String>) {
                 s("/metadata/resourceVersion")
             )
         })
-        .collect();
-    let d = app
-        .gql(r#"{ pods(filter: {cluster: "demo"}, first: 1000) { nodes { namespace name resourceVersion } } }"#)
-        .await["data"].clone();
-    let graph = d["pods"]["nodes"]
+        .collect()
+}
+
+/// The same of every pod in an answer to [`PODS_QUERY`] (its `data`).
+pub fn graph_pods(data: &Value) -> BTreeSet<String> {
+    data["pods"]["nodes"]
         .as_array()
         .into_iter()
         .flatten()
@@ -102,8 +103,14 @@ pub async fn pods(app: &TestApp) -> (BTreeSet<String>, BTreeSet<String>) {
                 p["resourceVersion"].as_str().unwrap()
             )
         })
-        .collect();
-    (upstream, graph)
+        .collect()
+}
+
+/// `namespace/name@resourceVersion` of every pod, upstream and in the graph.
+pub async fn pods(app: &TestApp) -> (BTreeSet<String>, BTreeSet<String>) {
+    let upstream = upstream_pods(&app.world.kubernetes);
+    let d = app.gql(PODS_QUERY).await["data"].clone();
+    (upstream, graph_pods(&d))
 }
 
 /// Every catalog entity's ref, upstream and in the graph.
