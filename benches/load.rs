@@ -23,12 +23,14 @@ use std::time::Duration;
 #[path = "hive/peer.rs"]
 mod hive;
 // Shared with other benches; this one uses part of it.
+#[path = "support/static_bytes.rs"]
+mod static_bytes;
 #[allow(dead_code)]
 #[path = "support/wrk.rs"]
 mod wrk;
+use static_bytes::static_server;
 use wrk::{peak_rss_mib, wrk, WrkReport};
 
-use axum::routing::post;
 use idp_graph::app::App;
 use idp_graph::demo::{DemoOptions, DemoWorld};
 use serde_json::{json, Value};
@@ -212,22 +214,6 @@ async fn post_body(addr: SocketAddr, query: &str) -> Vec<u8> {
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert!(v["errors"].is_null(), "{query}: {v}");
     body
-}
-
-/// An axum server answering every POST with `body`: the ceiling for that answer.
-async fn static_server(body: Vec<u8>) -> SocketAddr {
-    let body = bytes::Bytes::from(body);
-    let app = axum::Router::new().route(
-        "/graphql",
-        post(move || {
-            let body = body.clone();
-            async move { ([("content-type", "application/json")], body) }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    addr
 }
 
 async fn measure(addr: SocketAddr, query: &str, seconds: u64, dir: &std::path::Path) -> WrkReport {
