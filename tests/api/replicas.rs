@@ -127,6 +127,18 @@ impl Replicas {
         body["data"].clone()
     }
 
+    /// `app`'s health once every live replica answers the application list alike.
+    pub async fn agreed_health(&self, app: &str) -> String {
+        let apps = self.agree(APPS).await;
+        apps["applications"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == app)
+            .map(|a| a["health"]["status"].as_str().unwrap().to_string())
+            .unwrap_or_else(|| panic!("{app} in {apps}"))
+    }
+
     /// Waits until every live replica answers `query` with the same data; returns it.
     pub async fn agree(&self, query: &str) -> Value {
         wait_for("every replica answers alike", T, || async {
@@ -215,14 +227,7 @@ async fn three_replicas_own_each_upstream_once_and_a_cursor_resumes_on_every_oth
         );
     }
     // And the state agrees everywhere.
-    let after = r.agree(APPS).await;
-    let app3 = after["applications"]["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == "app-3")
-        .cloned();
-    assert_eq!(app3.unwrap()["health"]["status"], "HEALTHY");
+    assert_eq!(r.agreed_health("app-3").await, "HEALTHY");
 }
 
 const HEALTHS: [&str; 4] = ["Degraded", "Progressing", "Suspended", "Healthy"];
@@ -467,15 +472,7 @@ async fn killing_the_kubernetes_owner_moves_it_and_no_subscriber_misses_a_change
         })
         .await;
     }
-    let apps = r.agree(APPS).await;
-    let app2 = apps["applications"]["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == "app-2")
-        .cloned()
-        .unwrap();
-    assert_eq!(app2["health"]["status"], final_health);
+    assert_eq!(r.agreed_health("app-2").await, final_health);
 }
 
 /// A replica's raw answer to `query` (bytes as sent).
@@ -635,16 +632,8 @@ async fn redis_away_for_twenty_seconds_under_load_gives_no_5xx_and_every_replica
         "every replica equals the upstream {:?} after Redis came back",
         back.elapsed()
     );
-    let apps = r.agree(APPS).await;
-    let app2 = apps["applications"]["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == "app-2")
-        .cloned()
-        .unwrap();
     assert_eq!(
-        app2["health"]["status"],
+        r.agreed_health("app-2").await,
         graph_health(HEALTHS[(round - 1) % HEALTHS.len()])
     );
     stop_tx.send(true).unwrap();
