@@ -66,19 +66,43 @@ pub(super) struct Progress {
     pub caught_up_notify: Notify,
     /// Highest fencing number seen per source (records below it are a lapsed owner's).
     pub fences: Mutex<HashMap<String, u64>>,
+    /// `position`, for those who wait for it to reach a point.
+    applied: tokio::sync::watch::Sender<u64>,
 }
 
 impl Progress {
     /// Waits until the reader has applied every change up to `position` (bounded).
     pub async fn wait_for(&self, position: u64, within: Duration) -> bool {
-        let deadline = Instant::now() + within;
-        while self.position.load(Ordering::Acquire) < position {
-            if Instant::now() >= deadline {
-                return false;
+        let mut applied = self.applied.subscribe();
+        tokio::time::timeout(within, applied.wait_for(|p| *p >= position))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Waits until the reader has caught up with the log as it was at joining.
+    pub async fn wait_caught_up(&self) {
+        loop {
+            let notified = self.caught_up_notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.caught_up.load(Ordering::Acquire) {
+                return;
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            notified.await;
         }
-        true
+    }
+
+    /// Records that every change up to `position` is applied here.
+    fn applied_up_to(&self, position: u64) {
+        let now = self
+            .position
+            .fetch_max(position, Ordering::AcqRel)
+            .max(position);
+        self.applied.send_if_modified(|p| {
+            let moved = *p != now;
+            *p = now;
+            moved
+        });
     }
 }
 
@@ -374,9 +398,7 @@ impl Reader {
                 self.applier.apply(first, record.b, own || covered, true);
             }
         }
-        self.progress
-            .position
-            .fetch_max(last_position, Ordering::AcqRel);
+        self.progress.applied_up_to(last_position);
         self.status.applied.store(
             self.progress.position.load(Ordering::Acquire),
             Ordering::Relaxed,

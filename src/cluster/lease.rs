@@ -71,6 +71,16 @@ end
 return 0
 "#;
 
+fn script(
+    source: &'static str,
+    cell: &'static std::sync::OnceLock<redis::Script>,
+) -> &'static redis::Script {
+    cell.get_or_init(|| redis::Script::new(source))
+}
+static ACQUIRE_SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
+static RENEW_SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
+static RELEASE_SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
+
 pub(super) struct LeaseManager {
     pub shared: Shared,
     pub replica: String,
@@ -86,12 +96,9 @@ impl LeaseManager {
     pub async fn run(self, token: CancellationToken) {
         // Own nothing before the log has been applied: a new owner's first list is compared
         // with the state every replica got from the log.
-        while !self.progress.caught_up.load(Ordering::Acquire) {
-            tokio::select! {
-                _ = token.cancelled() => return,
-                _ = self.progress.caught_up_notify.notified() => {}
-                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-            }
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = self.progress.wait_caught_up() => {}
         }
         let tick = self.lease / 3;
         let mut last_ok = Instant::now();
@@ -157,7 +164,7 @@ impl LeaseManager {
                 Some(fence) => {
                     let mine = lease_value(&self.replica, fence);
                     if best {
-                        let renewed: i64 = redis::Script::new(RENEW)
+                        let renewed: i64 = script(RENEW, &RENEW_SCRIPT)
                             .key(&lease_key)
                             .arg(&mine)
                             .arg(self.lease_ms())
@@ -173,7 +180,7 @@ impl LeaseManager {
                         tracing::info!(source = %id, "handing the source over to another replica");
                         self.state.ownership.set(&id, None);
                         self.drain().await;
-                        let _: i64 = redis::Script::new(RELEASE)
+                        let _: i64 = script(RELEASE, &RELEASE_SCRIPT)
                             .key(&lease_key)
                             .key(self.shared.key(&format!("clean:{id}")))
                             .arg(&mine)
@@ -183,7 +190,7 @@ impl LeaseManager {
                 }
                 None if best => {
                     let seen = self.progress.fences.lock().get(&id).copied().unwrap_or(0);
-                    let got: Option<(u64, u64, u8)> = redis::Script::new(ACQUIRE)
+                    let got: Option<(u64, u64, u8)> = script(ACQUIRE, &ACQUIRE_SCRIPT)
                         .key(&lease_key)
                         .key(self.shared.key(&format!("fence:{id}")))
                         .key(self.shared.key("pos"))
@@ -263,7 +270,7 @@ impl LeaseManager {
         self.drain().await;
         let mut conn = self.shared.conn.clone();
         for (id, fence) in owned {
-            let _: redis::RedisResult<i64> = redis::Script::new(RELEASE)
+            let _: redis::RedisResult<i64> = script(RELEASE, &RELEASE_SCRIPT)
                 .key(self.shared.key(&format!("lease:{id}")))
                 .key(self.shared.key(&format!("clean:{id}")))
                 .arg(lease_value(&self.replica, fence))
