@@ -128,15 +128,42 @@ impl Replicas {
     }
 
     /// `app`'s health once every live replica answers the application list alike.
-    pub async fn agreed_health(&self, app: &str) -> String {
-        let apps = self.agree(APPS).await;
-        apps["applications"]["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["name"] == app)
-            .map(|a| a["health"]["status"].as_str().unwrap().to_string())
-            .unwrap_or_else(|| panic!("{app} in {apps}"))
+    /// Waits until every live replica shows `app` with `health` (an answer carrying a stale
+    /// source's error counts as not yet). Agreement alone is not enough: right after an
+    /// outage or a takeover every replica may still agree on the state before the new owner's
+    /// first list.
+    pub async fn wait_health(&self, app: &str, health: &str) {
+        let deadline = tokio::time::Instant::now() + T;
+        loop {
+            let mut seen = Vec::new();
+            for i in self.live() {
+                let body = post_json(
+                    &format!("{}/graphql", self.base(i)),
+                    json!({ "query": APPS }),
+                )
+                .await;
+                let status = body["data"]["applications"]["nodes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|a| a["name"] == app)
+                    .and_then(|a| a["health"]["status"].as_str())
+                    .map(str::to_string);
+                seen.push((status, body.get("errors").is_some()));
+            }
+            if seen
+                .iter()
+                .all(|(s, errors)| !errors && s.as_deref() == Some(health))
+            {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out after {T:?} waiting for every replica to show {app} {health}; \
+                 last seen (status, with errors) per replica: {seen:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Waits until every live replica answers `query` with the same data; returns it.
@@ -227,7 +254,7 @@ async fn three_replicas_own_each_upstream_once_and_a_cursor_resumes_on_every_oth
         );
     }
     // And the state agrees everywhere.
-    assert_eq!(r.agreed_health("app-3").await, "HEALTHY");
+    r.wait_health("app-3", "HEALTHY").await;
 }
 
 const HEALTHS: [&str; 4] = ["Degraded", "Progressing", "Suspended", "Healthy"];
@@ -472,7 +499,7 @@ async fn killing_the_kubernetes_owner_moves_it_and_no_subscriber_misses_a_change
         })
         .await;
     }
-    assert_eq!(r.agreed_health("app-2").await, final_health);
+    r.wait_health("app-2", &final_health).await;
 }
 
 /// A replica's raw answer to `query` (bytes as sent).
@@ -632,10 +659,8 @@ async fn redis_away_for_twenty_seconds_under_load_gives_no_5xx_and_every_replica
         "every replica equals the upstream {:?} after Redis came back",
         back.elapsed()
     );
-    assert_eq!(
-        r.agreed_health("app-2").await,
-        graph_health(HEALTHS[(round - 1) % HEALTHS.len()])
-    );
+    r.wait_health("app-2", &graph_health(HEALTHS[(round - 1) % HEALTHS.len()]))
+        .await;
     stop_tx.send(true).unwrap();
     let mut total = 0;
     for (i, l) in load.into_iter().enumerate() {
