@@ -110,6 +110,7 @@ pub async fn run(server: &str, webhook: &str, max_events: Option<usize>) -> Resu
         // A bot runs one known operation: send its hash (the text only when the server asks),
         // so it also works against a server that only runs trusted documents.
         persisted: true,
+        after: None,
     };
     let mut lines = Lines(tx, Vec::new());
     let result = idp_graph::watch::run(opts, &mut lines)
