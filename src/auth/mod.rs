@@ -296,9 +296,10 @@ impl Authenticator {
             return Err(AuthError::DelegationNotGranted);
         }
         let unknown = || AuthError::UnknownUser(named.chars().take(200).collect());
-        let user_ref = crate::domain::EntityRef::parse_with_defaults(named, Some("user"), "default")
-            .map_err(|_| unknown())?
-            .to_string();
+        let user_ref =
+            crate::domain::EntityRef::parse_with_defaults(named, Some("user"), "default")
+                .map_err(|_| unknown())?
+                .to_string();
         let state = self.state.as_ref().ok_or_else(unknown)?;
         let mut groups: Vec<String> = {
             let snapshot = state.catalog.snapshot();

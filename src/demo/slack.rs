@@ -100,14 +100,8 @@ impl SlackSim {
         });
         let router = Router::new()
             .route("/api/chat.postMessage", post(post_message))
-            .route(
-                "/api/users.info",
-                post(users_info).get(users_info_get),
-            )
-            .route(
-                "/api/conversations.history",
-                post(history).get(history_get),
-            )
+            .route("/api/users.info", post(users_info).get(users_info_get))
+            .route("/api/conversations.history", post(history).get(history_get))
             .route("/commands/{id}", post(response_url))
             .fallback(|| async {
                 (
@@ -204,7 +198,11 @@ fn arguments(headers: &HeaderMap, body: &[u8]) -> Option<Value> {
     Some(Value::Object(out))
 }
 
-async fn post_message(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn post_message(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let scripted = inner.scripted.lock().pop_front();
     if let Some((status, retry_after)) = scripted {
         inner.attempts.lock().push(Attempt {

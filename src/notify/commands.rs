@@ -153,7 +153,12 @@ async fn slash_command(
         tokio::spawn(async move {
             let answer = run(&c, &user_id, command).await;
             if let Err(answer) = tx.send(answer) {
-                let r = c.http.post(&response_url).json(&reply(&answer)).send().await;
+                let r = c
+                    .http
+                    .post(&response_url)
+                    .json(&reply(&answer))
+                    .send()
+                    .await;
                 if let Err(e) = r {
                     tracing::warn!(error = %e, "cannot answer through response_url");
                 }
@@ -184,7 +189,15 @@ async fn run(c: &Commands, user_id: &str, command: Command) -> String {
         }
         Command::Rollback(app, id) => {
             let q = "mutation($name: String!, $id: Int!) { rollbackApplication(input: {name: $name, id: $id}) { auditId application { name operationState { phase } } } }";
-            act(c, &user, &format!("roll back (to #{id})"), &app, q, json!({"name": app, "id": id})).await
+            act(
+                c,
+                &user,
+                &format!("roll back (to #{id})"),
+                &app,
+                q,
+                json!({"name": app, "id": id}),
+            )
+            .await
         }
         Command::Help => String::new(),
     }
@@ -192,7 +205,12 @@ async fn run(c: &Commands, user_id: &str, command: Command) -> String {
 
 /// The catalog user (`user:default/carol`) whose e-mail is the Slack user's.
 async fn catalog_user(c: &Commands, slack_user: &str) -> Result<Option<String>, String> {
-    let Some(email) = c.slack.user_email(slack_user).await.map_err(|e| e.to_string())? else {
+    let Some(email) = c
+        .slack
+        .user_email(slack_user)
+        .await
+        .map_err(|e| e.to_string())?
+    else {
         return Ok(None);
     };
     let q = r#"query { entities(filter: {kind: "User"}, first: 1000) { nodes { ref ... on User { email } } } }"#;
@@ -224,7 +242,10 @@ async fn status(c: &Commands, user: &str, app: &str) -> String {
         Ok(body) => {
             let a = &body["data"]["application"];
             if a.is_null() {
-                return format!("{}: there is no application `{app}` that you can see.", who(user));
+                return format!(
+                    "{}: there is no application `{app}` that you can see.",
+                    who(user)
+                );
             }
             let commit = a["sync"]["commit"]["shortSha"]
                 .as_str()
@@ -232,7 +253,9 @@ async fn status(c: &Commands, user: &str, app: &str) -> String {
                     format!(
                         ", commit `{s}` {} by {}",
                         a["sync"]["commit"]["title"].as_str().unwrap_or(""),
-                        a["sync"]["commit"]["author"]["name"].as_str().unwrap_or("?")
+                        a["sync"]["commit"]["author"]["name"]
+                            .as_str()
+                            .unwrap_or("?")
                     )
                 })
                 .unwrap_or_default();
@@ -319,10 +342,30 @@ mod tests {
     fn only_fresh_requests_signed_with_the_secret_pass() {
         let now = 1_700_000_000;
         let body = "command=%2Fidp&text=sync+sample-app";
-        assert!(verify(b"s3cret", &signed("s3cret", now, body), body.as_bytes(), now));
-        assert!(!verify(b"s3cret", &signed("other", now, body), body.as_bytes(), now));
-        assert!(!verify(b"s3cret", &signed("s3cret", now - 301, body), body.as_bytes(), now));
-        assert!(!verify(b"s3cret", &signed("s3cret", now, body), b"tampered", now));
+        assert!(verify(
+            b"s3cret",
+            &signed("s3cret", now, body),
+            body.as_bytes(),
+            now
+        ));
+        assert!(!verify(
+            b"s3cret",
+            &signed("other", now, body),
+            body.as_bytes(),
+            now
+        ));
+        assert!(!verify(
+            b"s3cret",
+            &signed("s3cret", now - 301, body),
+            body.as_bytes(),
+            now
+        ));
+        assert!(!verify(
+            b"s3cret",
+            &signed("s3cret", now, body),
+            b"tampered",
+            now
+        ));
         assert!(!verify(b"s3cret", &HeaderMap::new(), body.as_bytes(), now));
     }
 
@@ -330,7 +373,10 @@ mod tests {
     fn commands_parse_or_fall_back_to_help() {
         assert_eq!(parse("sync sample-app"), Command::Sync("sample-app".into()));
         assert_eq!(parse(" status  app-2 "), Command::Status("app-2".into()));
-        assert_eq!(parse("rollback app-2 3"), Command::Rollback("app-2".into(), 3));
+        assert_eq!(
+            parse("rollback app-2 3"),
+            Command::Rollback("app-2".into(), 3)
+        );
         assert_eq!(parse("rollback app-2 x"), Command::Help);
         assert_eq!(parse("delete everything"), Command::Help);
     }

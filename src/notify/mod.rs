@@ -187,28 +187,32 @@ impl Write for Lines {
     }
 }
 
-impl Bot {
-    /// Settles the posts a crash left pending: found in their channel, they were sent.
-    async fn recover_pending(&self) -> Result<(), NotifyError> {
-        for p in self.state.pending() {
-            let channel = self
-                .state
-                .channel_id(&p.channel)
-                .unwrap_or_else(|| p.channel.clone());
-            match self.slack.has_message_with_key(&channel, &p.key).await {
-                Ok(true) => {
-                    tracing::info!(key = %p.key, "a post pending at the last stop had gone through");
-                    self.state.finish(&p.key, "sent")?;
-                }
-                Ok(false) => self.state.abandon(&p.key)?,
-                Err(e) => {
-                    // Cannot tell: sending again is better than losing it.
-                    tracing::warn!(key = %p.key, error = %e, "cannot check a pending post; it will be sent again");
-                    self.state.abandon(&p.key)?;
-                }
+/// Settles the posts a crash left pending: a message carrying the key (its `metadata`) in its
+/// channel means it went through (handled); none means it did not (it is sent again when its
+/// event is replayed). When Slack cannot tell, it is sent again: a repeat beats a loss.
+pub async fn settle_pending(state: &NotifyState, slack: &SlackClient) -> Result<(), StateError> {
+    for p in state.pending() {
+        let channel = state
+            .channel_id(&p.channel)
+            .unwrap_or_else(|| p.channel.clone());
+        match slack.has_message_with_key(&channel, &p.key).await {
+            Ok(true) => {
+                tracing::info!(key = %p.key, "a post pending at the last stop had gone through");
+                state.finish(&p.key, "sent")?;
+            }
+            Ok(false) => state.abandon(&p.key)?,
+            Err(e) => {
+                tracing::warn!(key = %p.key, error = %e, "cannot check a pending post; it will be sent again");
+                state.abandon(&p.key)?;
             }
         }
-        Ok(())
+    }
+    Ok(())
+}
+
+impl Bot {
+    async fn recover_pending(&self) -> Result<(), NotifyError> {
+        Ok(settle_pending(&self.state, &self.slack).await?)
     }
 
     /// Follows one subscription from its durable cursor until the bot stops.
@@ -267,8 +271,10 @@ impl Bot {
                     .run(triggers::WORKFLOW_QUERY, json!({ "slug": slug }), None)
                     .await
                 {
-                    Ok(body) => notices
-                        .extend(triggers::workflow_failure(event, &body["data"]["repository"])),
+                    Ok(body) => notices.extend(triggers::workflow_failure(
+                        event,
+                        &body["data"]["repository"],
+                    )),
                     Err(e) => tracing::warn!(slug, error = %e, "cannot read the workflow runs"),
                 }
             }
@@ -335,10 +341,7 @@ impl Bot {
         let channel = routing::channel_for(notice, self.settings.default_channel.as_deref());
         for hook in &self.webhooks {
             let body = webhook::payload(notice, channel.as_deref());
-            if let Err(e) = hook
-                .deliver(&self.http, &self.settings.retry, &body)
-                .await
-            {
+            if let Err(e) = hook.deliver(&self.http, &self.settings.retry, &body).await {
                 tracing::warn!(url = %hook.url, key = %notice.key, error = %e, "webhook delivery failed");
             }
         }

@@ -21,7 +21,9 @@ pub fn channel_for(notice: &Notice, default_channel: Option<&str>) -> Option<Str
 fn normalise(channel: &str) -> String {
     let is_id = channel.len() >= 9
         && channel.starts_with(['C', 'G'])
-        && channel[1..].chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+        && channel[1..]
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
     if channel.starts_with('#') || is_id {
         channel.to_string()
     } else {

@@ -55,11 +55,7 @@ impl SlackClient {
         }
     }
 
-    async fn call(
-        &self,
-        method: &'static str,
-        body: &Value,
-    ) -> Result<Value, SlackError> {
+    async fn call(&self, method: &'static str, body: &Value) -> Result<Value, SlackError> {
         let url = format!("{}/{method}", self.api);
         let answer = retry::send(&self.retry, method, || {
             self.http
@@ -118,7 +114,9 @@ impl SlackClient {
 
 /// Escapes text for Slack's `mrkdwn` (`&`, `<`, `>`).
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// At most `n` characters (Block Kit's limits are in characters).
@@ -133,7 +131,11 @@ fn cut(s: &str, n: usize) -> String {
 }
 
 fn link(url: &str, label: &str) -> String {
-    format!("<{}|{}>", url.replace('|', "%7C").replace('>', "%3E"), esc(label))
+    format!(
+        "<{}|{}>",
+        url.replace('|', "%7C").replace('>', "%3E"),
+        esc(label)
+    )
 }
 
 /// The portal page of a catalog entity (`<portal>/ui/entity/<kind>/<namespace>/<name>`).
@@ -196,7 +198,8 @@ pub fn render(notice: &Notice, channel: &str, portal: &str) -> Value {
         .as_deref()
         .map(|d| esc(d))
         .unwrap_or_else(|| format!("*{}*", esc(&notice.app)));
-    let mut section = json!({"type": "section", "text": {"type": "mrkdwn", "text": cut(&detail, 3000)}});
+    let mut section =
+        json!({"type": "section", "text": {"type": "mrkdwn", "text": cut(&detail, 3000)}});
     if !fields.is_empty() {
         section["fields"] = Value::Array(fields);
     }
@@ -285,7 +288,10 @@ mod tests {
         assert_eq!(m["channel"], "#app-team");
         assert_eq!(m["metadata"]["event_payload"]["key"], n.key);
         let text = m["blocks"].to_string();
-        assert!(text.contains("app-team") && text.contains("Carol Chen"), "{text}");
+        assert!(
+            text.contains("app-team") && text.contains("Carol Chen"),
+            "{text}"
+        );
         assert!(text.contains("x &lt; y &amp; z"), "escaped: {text}");
         assert!(text.contains("http://127.0.0.1:8080/ui/entity/component/default/app-3"));
         assert!(text.contains("https://github.com/o/app-3/commit/abcdef0123"));

@@ -117,7 +117,7 @@ impl Stream {
             Self::Workloads => format!(
                 "subscription($after: String) {{ workloadEvents(kinds: [CRASH_LOOP, OOM_KILLED, IMAGE_PULL_FAILING], after: $after) {{ \
                  cursor type at cluster namespace objectKind objectName container reason message count \
-                 applications {{ name instance project }} entities {{ {ENTITY} }} owners }} }}"
+                 pod {{ deployment {{ name }} }} applications {{ name instance project }} entities {{ {ENTITY} }} owners }} }}"
             ),
             Self::Rollouts => format!(
                 "subscription($after: String) {{ rolloutEvents(after: $after) {{ \
@@ -277,14 +277,9 @@ fn health(cursor: &str, t: &Value) -> Option<Notice> {
             }
         }
     }
-    let revision = deployed_rev
-        .clone()
-        .or_else(|| s(&app["sync"]["revision"]));
+    let revision = deployed_rev.clone().or_else(|| s(&app["sync"]["revision"]));
     let (headline, detail) = match trigger {
-        Trigger::Degraded => (
-            format!("{name} is Degraded"),
-            s(&app["health"]["message"]),
-        ),
+        Trigger::Degraded => (format!("{name} is Degraded"), s(&app["health"]["message"])),
         Trigger::Recovered => (format!("{name} recovered: Healthy"), None),
         Trigger::SyncFailed => (
             format!("Sync of {name} failed"),
@@ -377,6 +372,9 @@ fn workload(cursor: &str, w: &Value) -> Option<Notice> {
         ),
         ("Reason".to_string(), s(&w["reason"]).unwrap_or_default()),
     ];
+    if let Some(d) = s(&w["pod"]["deployment"]["name"]) {
+        facts.push(("Deployment".into(), d));
+    }
     if let Some(c) = s(&w["container"]) {
         facts.push(("Container".into(), c));
     }
@@ -422,9 +420,8 @@ fn rollout(cursor: &str, r: &Value) -> Option<Notice> {
     Some(Notice {
         key: format!("{}|{cursor}|{name}", Stream::Rollouts.name()),
         trigger: Trigger::RolloutStalled,
-        place: s(&app_v["instance"]).map(|i| {
-            format!("{i}/{}", s(&app_v["project"]).unwrap_or_default())
-        }),
+        place: s(&app_v["instance"])
+            .map(|i| format!("{i}/{}", s(&app_v["project"]).unwrap_or_default())),
         detail_key: name.clone(),
         headline: format!("The rollout of {app} stalled"),
         detail: s(&cur["message"]),
@@ -469,7 +466,9 @@ pub fn workflow_failure(event: &Value, repo: &Value) -> Option<Notice> {
                 run["conclusion"].as_str(),
                 Some("failure" | "timed_out" | "startup_failure")
             )
-            && head.as_deref().is_none_or(|h| run["headSha"].as_str() == Some(h))
+            && head
+                .as_deref()
+                .is_none_or(|h| run["headSha"].as_str() == Some(h))
     })?;
     let first = repo["components"]
         .as_array()
@@ -486,7 +485,10 @@ pub fn workflow_failure(event: &Value, repo: &Value) -> Option<Notice> {
     Some(Notice {
         key: format!("{}|{cursor}|{run_id}", Stream::Repositories.name()),
         trigger: Trigger::WorkflowFailed,
-        app: component.as_ref().map(|c| c.name.clone()).unwrap_or(slug.clone()),
+        app: component
+            .as_ref()
+            .map(|c| c.name.clone())
+            .unwrap_or(slug.clone()),
         place: None,
         detail_key: run_id.to_string(),
         headline: format!("{run_name} failed on {default_branch} of {slug}"),
@@ -495,7 +497,10 @@ pub fn workflow_failure(event: &Value, repo: &Value) -> Option<Notice> {
         owner,
         commit: None,
         facts: vec![
-            ("Conclusion".to_string(), s(&run["conclusion"]).unwrap_or_default()),
+            (
+                "Conclusion".to_string(),
+                s(&run["conclusion"]).unwrap_or_default(),
+            ),
             (
                 "Commit".to_string(),
                 head.as_deref().map(short).unwrap_or("?").to_string(),
@@ -531,7 +536,10 @@ mod tests {
         let n = &n[0];
         assert_eq!(n.trigger, Trigger::Degraded);
         assert_eq!(n.app, "app-3");
-        assert_eq!(n.owner.as_ref().unwrap().channel.as_deref(), Some("#app-team"));
+        assert_eq!(
+            n.owner.as_ref().unwrap().channel.as_deref(),
+            Some("#app-team")
+        );
         let c = n.commit.as_ref().unwrap();
         assert_eq!(c.author.as_deref(), Some("Carol Chen"));
         assert_eq!(
@@ -546,7 +554,11 @@ mod tests {
         let mut t = degraded();
         t["to"] = json!("PROGRESSING");
         assert!(notices(Stream::Health, &t).is_empty());
-        assert!(notices(Stream::Health, &json!({"cursor": "c", "type": "RESYNC_REQUIRED"})).is_empty());
+        assert!(notices(
+            Stream::Health,
+            &json!({"cursor": "c", "type": "RESYNC_REQUIRED"})
+        )
+        .is_empty());
     }
 
     #[test]
@@ -571,7 +583,10 @@ mod tests {
         let n = &notices(Stream::Workloads, &w)[0];
         assert_eq!(n.trigger, Trigger::CrashLoop);
         assert_eq!(n.app, "backstage");
-        assert_eq!(n.component.as_ref().unwrap().entity_ref, "component:default/backstage");
+        assert_eq!(
+            n.component.as_ref().unwrap().entity_ref,
+            "component:default/backstage"
+        );
         assert!(n.headline.contains("backstage"));
     }
 }

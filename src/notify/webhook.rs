@@ -69,7 +69,10 @@ impl Webhook {
         } else {
             Err(DeliveryError::Refused {
                 status: answer.status,
-                body: String::from_utf8_lossy(&answer.body).chars().take(200).collect(),
+                body: String::from_utf8_lossy(&answer.body)
+                    .chars()
+                    .take(200)
+                    .collect(),
             })
         }
     }

@@ -163,8 +163,7 @@ async fn check_with_slack_sdk(app: &TestApp) {
 /// `slack_sdk` is missing.
 async fn python(args: &[&str], stdin: String) -> Value {
     use tokio::io::AsyncWriteExt;
-    let script =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/slack_check.py");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/slack_check.py");
     let mut child = tokio::process::Command::new("python3")
         .arg(&script)
         .args(args)
@@ -201,25 +200,36 @@ async fn notifications_reach_the_channel_the_catalog_names_once_with_owner_commi
         "Degraded",
         Some("Deployment \"app-3\" exceeded its progress deadline"),
     );
-    let degraded = wait_for("app-3's degradation in #app-team", Duration::from_secs(20), || {
-        let slack = slack.clone();
-        async move {
-            slack.messages().into_iter().find(|m| {
-                payload(m)["app"] == "app-3" && payload(m)["trigger"] == "degraded"
-            })
-        }
-    })
+    let degraded = wait_for(
+        "app-3's degradation in #app-team",
+        Duration::from_secs(20),
+        || {
+            let slack = slack.clone();
+            async move {
+                slack
+                    .messages()
+                    .into_iter()
+                    .find(|m| payload(m)["app"] == "app-3" && payload(m)["trigger"] == "degraded")
+            }
+        },
+    )
     .await;
     assert_eq!(degraded.channel_name, "#app-team");
     let blocks = degraded.blocks.to_string();
     assert!(blocks.contains("app-team"), "the owner: {blocks}");
     assert!(blocks.contains("*Commit*"), "the commit: {blocks}");
-    assert!(blocks.contains("https://github.com/yourcompany/app-3/commit/"), "a commit link: {blocks}");
+    assert!(
+        blocks.contains("https://github.com/yourcompany/app-3/commit/"),
+        "a commit link: {blocks}"
+    );
     assert!(
         blocks.contains(&format!("{}/ui/entity/component/default/app-3", app.url)),
         "a portal link: {blocks}"
     );
-    assert!(blocks.contains("exceeded its progress deadline"), "{blocks}");
+    assert!(
+        blocks.contains("exceeded its progress deadline"),
+        "{blocks}"
+    );
     argo.set_health("app-3", "Healthy", None);
     argo.set_health("app-3", "Degraded", Some("again"));
     argo.set_health("app-3", "Healthy", None);
@@ -242,28 +252,44 @@ async fn notifications_reach_the_channel_the_catalog_names_once_with_owner_commi
         .iter()
         .filter(|m| payload(m)["app"] == "app-3" && payload(m)["trigger"] == "degraded")
         .count();
-    assert_eq!(app3_degraded, 1, "app-3's degradation reaches #app-team once");
+    assert_eq!(
+        app3_degraded, 1,
+        "app-3's degradation reaches #app-team once"
+    );
 
     // A platform app's pod crash-loops: #platform, naming the app and the component.
-    assert!(app.world.kubernetes.set_crashloop("backstage", "backstage", true));
-    let crash = wait_for("backstage's crash loop in #platform", Duration::from_secs(20), || {
-        let slack = slack.clone();
-        async move {
-            slack.messages().into_iter().find(|m| {
-                payload(m)["app"] == "backstage" && payload(m)["trigger"] == "crash_loop"
-            })
-        }
-    })
+    assert!(app
+        .world
+        .kubernetes
+        .set_crashloop("backstage", "backstage", true));
+    let crash = wait_for(
+        "backstage's crash loop in #platform",
+        Duration::from_secs(20),
+        || {
+            let slack = slack.clone();
+            async move {
+                slack.messages().into_iter().find(|m| {
+                    payload(m)["app"] == "backstage" && payload(m)["trigger"] == "crash_loop"
+                })
+            }
+        },
+    )
     .await;
     assert_eq!(crash.channel_name, "#platform");
     let blocks = crash.blocks.to_string();
-    assert!(blocks.contains("A pod of backstage is crash-looping"), "{blocks}");
+    assert!(
+        blocks.contains("A pod of backstage is crash-looping"),
+        "{blocks}"
+    );
     assert!(blocks.contains("*Component*"), "{blocks}");
     assert!(
         blocks.contains("/ui/entity/component/default/backstage"),
         "the component: {blocks}"
     );
-    assert!(blocks.contains("application `backstage` on main/platform"), "{blocks}");
+    assert!(
+        blocks.contains("application `backstage` on main/platform"),
+        "{blocks}"
+    );
 
     check_with_slack_sdk(&app).await;
 }
@@ -292,7 +318,10 @@ async fn slack_answering_429_gets_the_message_once_after_retry_after() {
         bot.log_tail()
     );
     let waited = attempts[1].at.duration_since(attempts[0].at);
-    assert!(waited >= Duration::from_millis(1950), "Retry-After: 2 honoured, waited {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(1950),
+        "Retry-After: 2 honoured, waited {waited:?}"
+    );
     // Nothing else comes: the message was delivered once.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(slack.messages().len(), 1);
@@ -301,13 +330,18 @@ async fn slack_answering_429_gets_the_message_once_after_retry_after() {
 }
 
 /// A websocket subscriber as the bot's persona: the list of transitions the server sent.
-async fn record_transitions(app: &TestApp, token: String) -> tokio::sync::mpsc::UnboundedReceiver<Value> {
+async fn record_transitions(
+    app: &TestApp,
+    token: String,
+) -> tokio::sync::mpsc::UnboundedReceiver<Value> {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let mut req = format!("ws://{}/graphql/ws", app.addr)
         .into_client_request()
         .unwrap();
-    req.headers_mut()
-        .insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
     let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
     ws.send(Message::text(
         json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}})
@@ -328,7 +362,9 @@ async fn record_transitions(app: &TestApp, token: String) -> tokio::sync::mpsc::
                     let _ = ws.send(Message::text(sub.to_string())).await;
                 }
                 Some("ping") => {
-                    let _ = ws.send(Message::text(json!({"type": "pong"}).to_string())).await;
+                    let _ = ws
+                        .send(Message::text(json!({"type": "pong"}).to_string()))
+                        .await;
                 }
                 Some("next") => {
                     let _ = tx.send(v["payload"]["data"]["healthTransitions"].clone());
@@ -349,8 +385,12 @@ fn expected_key(t: &Value) -> Option<String> {
             | ("HEALTH", Some("DEGRADED" | "MISSING"), "HEALTHY")
             | ("OPERATION", _, "FAILED" | "ERROR" | "SUCCEEDED")
     );
-    (t["type"] == "TRANSITION" && notified)
-        .then(|| format!("healthTransitions|{}|{kind}|{to}", t["cursor"].as_str().unwrap_or("")))
+    (t["type"] == "TRANSITION" && notified).then(|| {
+        format!(
+            "healthTransitions|{}|{kind}|{to}",
+            t["cursor"].as_str().unwrap_or("")
+        )
+    })
 }
 
 #[tokio::test]
@@ -399,7 +439,11 @@ async fn a_kill_9_mid_weather_neither_loses_nor_repeats_a_notification() {
             expected.insert(k);
         }
     }
-    assert!(expected.len() >= 40, "the weather made {} transitions", expected.len());
+    assert!(
+        expected.len() >= 40,
+        "the weather made {} transitions",
+        expected.len()
+    );
     let keys = || {
         slack
             .messages()
@@ -418,10 +462,20 @@ async fn a_kill_9_mid_weather_neither_loses_nor_repeats_a_notification() {
         *counts.entry(k).or_default() += 1;
     }
     let repeated: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(repeated.is_empty(), "repeated: {repeated:?}\n{}", bot.log_tail());
+    assert!(
+        repeated.is_empty(),
+        "repeated: {repeated:?}\n{}",
+        bot.log_tail()
+    );
     let posted: BTreeSet<String> = posted.into_iter().collect();
     let lost: Vec<_> = expected.difference(&posted).collect();
-    assert!(lost.is_empty(), "lost {} of {}: {lost:?}\n{}", lost.len(), expected.len(), bot.log_tail());
+    assert!(
+        lost.is_empty(),
+        "lost {} of {}: {lost:?}\n{}",
+        lost.len(),
+        expected.len(),
+        bot.log_tail()
+    );
     let extra: Vec<_> = posted.difference(&expected).collect();
     assert!(extra.is_empty(), "never sent by the server: {extra:?}");
     assert!(
@@ -466,7 +520,10 @@ async fn slash(bot: &Bot, user_id: &str, text: &str, timestamp: i64, secret: &st
         .expect("the bot answers");
     let status = r.status().as_u16();
     let text = r.text().await.unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 async fn audit_log(app: &TestApp) -> Vec<Value> {
@@ -482,7 +539,10 @@ async fn audit_log(app: &TestApp) -> Vec<Value> {
         .json()
         .await
         .unwrap();
-    r["data"]["auditLog"].as_array().cloned().unwrap_or_default()
+    r["data"]["auditLog"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }
 
 #[tokio::test]
@@ -491,10 +551,21 @@ async fn slash_commands_run_as_the_slack_users_catalog_user_and_bad_signatures_d
     let dir = tempfile::tempdir().unwrap();
     let bot = Bot::start(&app, dir.path(), "");
     let bot_url = format!("{}/slack/commands", bot.listen);
-    wait_for("the slash-command listener", Duration::from_secs(20), || {
-        let url = bot_url.clone();
-        async move { reqwest::Client::new().post(&url).send().await.ok().map(|_| ()) }
-    })
+    wait_for(
+        "the slash-command listener",
+        Duration::from_secs(20),
+        || {
+            let url = bot_url.clone();
+            async move {
+                reqwest::Client::new()
+                    .post(&url)
+                    .send()
+                    .await
+                    .ok()
+                    .map(|_| ())
+            }
+        },
+    )
     .await;
     let now = chrono::Utc::now().timestamp();
 
@@ -502,15 +573,29 @@ async fn slash_commands_run_as_the_slack_users_catalog_user_and_bad_signatures_d
     let before = audit_log(&app).await.len();
     let (status, _) = slash(&bot, "U0CAROL", "sync sample-app", now, "not-the-secret").await;
     assert_eq!(status, 401);
-    let (status, _) = slash(&bot, "U0CAROL", "sync sample-app", now - 600, DEMO_SIGNING_SECRET).await;
+    let (status, _) = slash(
+        &bot,
+        "U0CAROL",
+        "sync sample-app",
+        now - 600,
+        DEMO_SIGNING_SECRET,
+    )
+    .await;
     assert_eq!(status, 401, "a timestamp older than 5 minutes is refused");
     assert_eq!(audit_log(&app).await.len(), before, "nothing ran");
 
     // carol syncs her team's app: it runs as carol, the audit trail names carol and the bot.
-    let (status, answer) = slash(&bot, "U0CAROL", "sync sample-app", now, DEMO_SIGNING_SECRET).await;
+    let (status, answer) =
+        slash(&bot, "U0CAROL", "sync sample-app", now, DEMO_SIGNING_SECRET).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["response_type"], "in_channel", "{answer}");
-    assert!(answer["text"].as_str().unwrap().contains("started for carol"), "{answer}");
+    assert!(
+        answer["text"]
+            .as_str()
+            .unwrap()
+            .contains("started for carol"),
+        "{answer}"
+    );
     let log = audit_log(&app).await;
     let record = log
         .iter()
@@ -518,25 +603,47 @@ async fn slash_commands_run_as_the_slack_users_catalog_user_and_bad_signatures_d
         .unwrap_or_else(|| panic!("no sync in {log:?}"));
     assert_eq!(record["principal"], "user:default/carol");
     assert_eq!(record["delegate"], "user:default/notify-bot");
-    assert!(record["target"].as_str().unwrap().contains("sample-app"), "{record}");
+    assert!(
+        record["target"].as_str().unwrap().contains("sample-app"),
+        "{record}"
+    );
 
     // carol may not sync the platform's argocd: refused in the channel.
     let (status, answer) = slash(&bot, "U0CAROL", "sync argocd", now, DEMO_SIGNING_SECRET).await;
     assert_eq!(status, 200);
     assert_eq!(answer["response_type"], "in_channel");
     assert!(
-        answer["text"].as_str().unwrap().contains("carol may not sync `argocd`"),
+        answer["text"]
+            .as_str()
+            .unwrap()
+            .contains("carol may not sync `argocd`"),
         "{answer}"
     );
     // A Slack user the catalog does not know: a clear refusal.
-    let (_, answer) = slash(&bot, "U0MALLORY", "sync sample-app", now, DEMO_SIGNING_SECRET).await;
+    let (_, answer) = slash(
+        &bot,
+        "U0MALLORY",
+        "sync sample-app",
+        now,
+        DEMO_SIGNING_SECRET,
+    )
+    .await;
     assert!(
-        answer["text"].as_str().unwrap().contains("matches no user in the catalog"),
+        answer["text"]
+            .as_str()
+            .unwrap()
+            .contains("matches no user in the catalog"),
         "{answer}"
     );
     // Status, as carol (who sees the applications project).
     let (_, answer) = slash(&bot, "U0CAROL", "status app-2", now, DEMO_SIGNING_SECRET).await;
-    assert!(answer["text"].as_str().unwrap().contains("*app-2* (applications)"), "{answer}");
+    assert!(
+        answer["text"]
+            .as_str()
+            .unwrap()
+            .contains("*app-2* (applications)"),
+        "{answer}"
+    );
 
     // Delegation on the server: only a principal granted `delegate` may name a user, and
     // only one the catalog knows.
@@ -556,10 +663,71 @@ async fn slash_commands_run_as_the_slack_users_catalog_user_and_bad_signatures_d
         }
     };
     let (status, body) = ask(token_of(&app, "carol"), "user:default/alice").await;
-    assert_eq!((status, body["errors"][0]["extensions"]["code"].clone()), (403, json!("DELEGATION_FORBIDDEN")), "{body}");
+    assert_eq!(
+        (status, body["errors"][0]["extensions"]["code"].clone()),
+        (403, json!("DELEGATION_FORBIDDEN")),
+        "{body}"
+    );
     let (status, body) = ask(token_of(&app, "notify-bot"), "user:default/nobody").await;
-    assert_eq!((status, body["errors"][0]["extensions"]["code"].clone()), (400, json!("UNKNOWN_USER")), "{body}");
+    assert_eq!(
+        (status, body["errors"][0]["extensions"]["code"].clone()),
+        (400, json!("UNKNOWN_USER")),
+        "{body}"
+    );
     let (status, body) = ask(token_of(&app, "notify-bot"), "user:default/carol").await;
     assert_eq!(status, 200);
-    assert_eq!(body["data"]["viewer"]["subject"], "user:default/carol", "{body}");
+    assert_eq!(
+        body["data"]["viewer"]["subject"], "user:default/carol",
+        "{body}"
+    );
+}
+
+/// The crash window between Slack's answer and the state write: a post left pending is looked
+/// up in its channel by the key in its metadata — there, it counts as sent (no repeat); not
+/// there, it is sent again when its event is replayed (no loss).
+#[tokio::test]
+async fn a_post_pending_at_a_crash_is_settled_by_its_key_in_the_channel() {
+    use idp_graph::notify::settings::RetrySettings;
+    use idp_graph::notify::slack::SlackClient;
+    use idp_graph::notify::state::{NotifyState, Pending};
+    let stop = tokio_util::sync::CancellationToken::new();
+    let sim = idp_graph::demo::slack::SlackSim::start(stop.clone())
+        .await
+        .unwrap();
+    let slack = SlackClient::new(
+        reqwest::Client::new(),
+        &sim.api_url(),
+        DEMO_BOT_TOKEN.to_string().into(),
+        RetrySettings::default(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let state = NotifyState::open(dir.path()).unwrap();
+    for key in ["went-through", "never-sent"] {
+        state
+            .begin(Pending {
+                key: key.into(),
+                channel: "#app-team".into(),
+            })
+            .unwrap();
+    }
+    // The post whose answer the crash swallowed.
+    slack
+        .post_message(&json!({"channel": "#app-team", "text": "x",
+            "metadata": {"event_type": idp_graph::notify::slack::EVENT_TYPE, "event_payload": {"key": "went-through"}}}))
+        .await
+        .unwrap();
+    idp_graph::notify::settle_pending(&state, &slack)
+        .await
+        .unwrap();
+    assert!(
+        state.handled("went-through"),
+        "found in the channel: not sent again"
+    );
+    assert!(
+        !state.handled("never-sent"),
+        "not found: sent again on replay"
+    );
+    assert!(state.pending().is_empty());
+    assert_eq!(sim.messages().len(), 1);
+    stop.cancel();
 }

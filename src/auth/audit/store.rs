@@ -22,7 +22,10 @@ use super::entry::AuditEntry;
 /// The migrations, in order (version, SQL); the files live in `migrations/`.
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../../../migrations/0001_audit_log.sql")),
-    (2, include_str!("../../../migrations/0002_audit_delegate.sql")),
+    (
+        2,
+        include_str!("../../../migrations/0002_audit_delegate.sql"),
+    ),
 ];
 
 /// Why the durable sink could not start.
