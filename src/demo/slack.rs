@@ -161,18 +161,16 @@ fn slack_error(status: StatusCode, error: &str) -> Response {
     (status, Json(json!({"ok": false, "error": error}))).into_response()
 }
 
-fn authorized(headers: &HeaderMap) -> Result<(), Response> {
+/// The refusal of a call without the bot token, if it is one.
+fn unauthorized(headers: &HeaderMap) -> Option<Response> {
     let Some(value) = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
     else {
-        return Err(slack_error(StatusCode::OK, "not_authed"));
+        return Some(slack_error(StatusCode::OK, "not_authed"));
     };
-    if value.strip_prefix("Bearer ") == Some(DEMO_BOT_TOKEN) {
-        Ok(())
-    } else {
-        Err(slack_error(StatusCode::OK, "invalid_auth"))
-    }
+    (value.strip_prefix("Bearer ") != Some(DEMO_BOT_TOKEN))
+        .then(|| slack_error(StatusCode::OK, "invalid_auth"))
 }
 
 /// The arguments of a Web API call: a JSON body, or form fields (Slack takes both).
@@ -227,7 +225,7 @@ async fn post_message(
         at: std::time::Instant::now(),
         status: 200,
     });
-    if let Err(r) = authorized(&headers) {
+    if let Some(r) = unauthorized(&headers) {
         return r;
     }
     let Some(args) = arguments(&headers, &body) else {
@@ -288,7 +286,7 @@ async fn users_info(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: B
 
 /// `users.info`: the user object with `profile.email` (the bot has `users:read.email`).
 fn user_answer(inner: &Inner, headers: &HeaderMap, user: Option<&str>) -> Response {
-    if let Err(r) = authorized(headers) {
+    if let Some(r) = unauthorized(headers) {
         return r;
     }
     let Some(id) = user else {
@@ -321,7 +319,7 @@ async fn history(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Byte
 
 /// `conversations.history`: newest first; `metadata` only with `include_all_metadata`.
 fn history_answer(inner: &Inner, headers: &HeaderMap, args: &Value) -> Response {
-    if let Err(r) = authorized(headers) {
+    if let Some(r) = unauthorized(headers) {
         return r;
     }
     let Some(channel) = args["channel"].as_str() else {

@@ -196,7 +196,7 @@ pub fn render(notice: &Notice, channel: &str, portal: &str) -> Value {
     let detail = notice
         .detail
         .as_deref()
-        .map(|d| esc(d))
+        .map(esc)
         .unwrap_or_else(|| format!("*{}*", esc(&notice.app)));
     let mut section =
         json!({"type": "section", "text": {"type": "mrkdwn", "text": cut(&detail, 3000)}});
@@ -209,7 +209,15 @@ pub fn render(notice: &Notice, channel: &str, portal: &str) -> Value {
         context.push(format!("application `{}` on {}", esc(&notice.app), esc(p)));
     }
     if let Some(at) = &notice.at {
-        context.push(esc(at));
+        // To the second, in UTC: what an on-call reader compares with logs.
+        let at = chrono::DateTime::parse_from_rfc3339(at)
+            .map(|t| {
+                t.with_timezone(&chrono::Utc)
+                    .format("%Y-%m-%d %H:%M:%S UTC")
+                    .to_string()
+            })
+            .unwrap_or_else(|_| at.clone());
+        context.push(esc(&at));
     }
     blocks.push(json!({
         "type": "context",

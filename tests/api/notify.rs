@@ -291,6 +291,45 @@ async fn notifications_reach_the_channel_the_catalog_names_once_with_owner_commi
         "{blocks}"
     );
 
+    // The other workload triggers, each to its team's channel.
+    let kube = &app.world.kubernetes;
+    assert!(kube.set_pod_trouble("app-2", "app-2", "ErrImagePull"));
+    assert!(kube.set_pod_trouble("ingress-nginx", "ingress-nginx", "OOMKilled"));
+    assert!(kube.stall("sample-app", "sample-app"));
+    for (app_name, trigger, channel, says) in [
+        (
+            "app-2",
+            "image_pull",
+            "#app-team",
+            "A pod of app-2 cannot pull its image",
+        ),
+        (
+            "ingress-nginx",
+            "oom_killed",
+            "#platform",
+            "A pod of ingress-nginx was OOMKilled",
+        ),
+        (
+            "sample-app",
+            "rollout_stalled",
+            "#app-team",
+            "The rollout of sample-app stalled",
+        ),
+    ] {
+        let m = wait_for(trigger, Duration::from_secs(20), || {
+            let slack = slack.clone();
+            async move {
+                slack
+                    .messages()
+                    .into_iter()
+                    .find(|m| payload(m)["app"] == app_name && payload(m)["trigger"] == trigger)
+            }
+        })
+        .await;
+        assert_eq!(m.channel_name, channel, "{trigger}");
+        assert!(m.blocks.to_string().contains(says), "{}", m.blocks);
+    }
+
     check_with_slack_sdk(&app).await;
 }
 
