@@ -39,6 +39,40 @@ fn token_of(app: &TestApp, persona: &str) -> String {
         .expect("a demo persona")
 }
 
+/// The secret of the tests' webhook (`webhooks[].secret_env: IDP_WEBHOOK_SECRET`).
+const WEBHOOK_SECRET: &str = "hook-secret";
+
+/// A webhook receiver on loopback: its URL and every delivery (signature header, body).
+async fn webhook_receiver() -> (
+    String,
+    std::sync::Arc<parking_lot::Mutex<Vec<(String, String)>>>,
+) {
+    use axum::http::HeaderMap;
+    let got = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let sink = got.clone();
+    let router = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let sink = sink.clone();
+            async move {
+                let sig = headers
+                    .get("x-idp-signature-256")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                sink.lock().push((sig, body));
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    (url, got)
+}
+
 /// A running `idp-graph notify`; killed (SIGKILL) on drop.
 struct Bot {
     child: Child,
@@ -78,6 +112,7 @@ impl Bot {
             .env("IDP_GRAPH_TOKEN", token_of(app, "notify-bot"))
             .env("SLACK_BOT_TOKEN", DEMO_BOT_TOKEN)
             .env("SLACK_SIGNING_SECRET", DEMO_SIGNING_SECRET)
+            .env("IDP_WEBHOOK_SECRET", WEBHOOK_SECRET)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
@@ -334,10 +369,15 @@ async fn notifications_reach_the_channel_the_catalog_names_once_with_owner_commi
 }
 
 #[tokio::test]
-async fn slack_answering_429_gets_the_message_once_after_retry_after() {
+async fn slack_answering_429_gets_the_message_once_after_retry_after_and_a_webhook_a_signed_copy() {
     let app = world().await;
     let dir = tempfile::tempdir().unwrap();
-    let bot = Bot::start(&app, dir.path(), "");
+    let (hook, deliveries) = webhook_receiver().await;
+    let bot = Bot::start(
+        &app,
+        dir.path(),
+        &format!("webhooks: [{{ url: '{hook}', secret_env: IDP_WEBHOOK_SECRET }}]\n"),
+    );
     wait_subscribed(&app, 4, &bot).await;
     let slack = app.world.slack.clone();
     slack.script_answers(&[(429, Some(2))]);
@@ -366,6 +406,27 @@ async fn slack_answering_429_gets_the_message_once_after_retry_after() {
     assert_eq!(slack.messages().len(), 1);
     assert_eq!(payload(&slack.messages()[0])["app"], "my-app");
     check_with_slack_sdk(&app).await;
+
+    // The webhook got the same notification once, as JSON, signed over the exact body.
+    let deliveries = deliveries.lock().clone();
+    assert_eq!(deliveries.len(), 1, "{deliveries:?}");
+    let (sig, body) = &deliveries[0];
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(WEBHOOK_SECRET.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(sig, &format!("sha256={hex}"));
+    let body: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(body["id"], payload(&slack.messages()[0])["key"]);
+    assert_eq!(
+        (body["trigger"].clone(), body["channel"].clone()),
+        (json!("degraded"), json!("#app-team"))
+    );
 }
 
 /// A websocket subscriber as the bot's persona: the list of transitions the server sent.
@@ -683,6 +744,8 @@ async fn slash_commands_run_as_the_slack_users_catalog_user_and_bad_signatures_d
             .contains("*app-2* (applications)"),
         "{answer}"
     );
+    // The answers are messages too: Slack's Block Kit models take them.
+    python(&["messages"], json!([answer]).to_string()).await;
 
     // Delegation on the server: only a principal granted `delegate` may name a user, and
     // only one the catalog knows.
