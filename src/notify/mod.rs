@@ -346,6 +346,10 @@ impl Bot {
             }
         }
         let Some(channel) = channel else {
+            if !self.webhooks.is_empty() {
+                // Delivered to the webhooks only: that counts for the dedupe window too.
+                self.state.note_sent(&dedupe_key, now)?;
+            }
             tracing::warn!(key = %notice.key, app = %notice.app, "no channel: neither the component nor its owner names one, and no default_channel");
             return self.state.finish(&notice.key, "unrouted");
         };
