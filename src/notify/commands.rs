@@ -149,21 +149,26 @@ async fn slash_command(
     // send fails and the answer goes to `response_url` instead.
     let (tx, rx) = tokio::sync::oneshot::channel::<String>();
     {
+        use tracing::Instrument;
         let c = c.clone();
-        tokio::spawn(async move {
-            let answer = run(&c, &user_id, command).await;
-            if let Err(answer) = tx.send(answer) {
-                let r = c
-                    .http
-                    .post(&response_url)
-                    .json(&reply(&answer))
-                    .send()
-                    .await;
-                if let Err(e) = r {
-                    tracing::warn!(error = %e, "cannot answer through response_url");
+        let span = tracing::info_span!("slash_command", user = %user_id);
+        tokio::spawn(
+            async move {
+                let answer = run(&c, &user_id, command).await;
+                if let Err(answer) = tx.send(answer) {
+                    let r = c
+                        .http
+                        .post(&response_url)
+                        .json(&reply(&answer))
+                        .send()
+                        .await;
+                    if let Err(e) = r {
+                        tracing::warn!(error = %e, "cannot answer through response_url");
+                    }
                 }
             }
-        });
+            .instrument(span),
+        );
     }
     match tokio::time::timeout(ANSWER_WITHIN, rx).await {
         Ok(Ok(answer)) => Json(reply(&answer)).into_response(),
@@ -177,10 +182,12 @@ async fn run(c: &Commands, user_id: &str, command: Command) -> String {
     let user = match catalog_user(c, user_id).await {
         Ok(Some(u)) => u,
         Ok(None) => {
-            return "Sorry, I cannot tell who you are: your Slack e-mail matches no user in the catalog, so I run nothing for you.".into()
+            tracing::warn!(slack_user = %user_id, "slash command from a Slack user the catalog does not know");
+            return "Sorry, I cannot tell who you are: your Slack e-mail matches no user in the catalog, so I run nothing for you.".into();
         }
         Err(e) => return format!("Sorry, I cannot look you up right now ({e})."),
     };
+    tracing::info!(slack_user = %user_id, user = %user, command = ?command, "slash command");
     match command {
         Command::Status(app) => status(c, &user, &app).await,
         Command::Sync(app) => {

@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 pub use settings::{NotifySecrets, NotifySettings};
 pub use triggers::{Notice, Stream, Trigger};
@@ -122,11 +123,14 @@ pub async fn run(
         }));
         let stop = shutdown.clone();
         tracing::info!(listen = %addr, "slash commands at POST /slack/commands");
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, router)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await;
-        });
+        tokio::spawn(
+            async move {
+                let _ = axum::serve(listener, router)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await;
+            }
+            .instrument(tracing::info_span!("notify_commands", listen = %addr)),
+        );
     }
     let bot = Arc::new(Bot {
         settings,
@@ -143,7 +147,9 @@ pub async fn run(
     for stream in Stream::ALL {
         if stream.needed_for(|t| bot.settings.wants(t)) {
             let (bot, token) = (bot.clone(), secrets.server_token.clone());
-            streams.spawn(async move { (stream, bot.follow(stream, token).await) });
+            let span = tracing::info_span!("notify_stream", stream = stream.name());
+            streams
+                .spawn(async move { (stream, bot.follow(stream, token).await) }.instrument(span));
         }
     }
     tracing::info!(streams = streams.len(), "notify started");
@@ -231,10 +237,13 @@ impl Bot {
             persisted: false,
             after: self.state.cursor(stream.name()),
         };
-        let watcher = tokio::spawn(async move {
-            let mut lines = Lines(tx, Vec::new());
-            crate::watch::run(opts, &mut lines).await
-        });
+        let watcher = tokio::spawn(
+            async move {
+                let mut lines = Lines(tx, Vec::new());
+                crate::watch::run(opts, &mut lines).await
+            }
+            .instrument(tracing::info_span!("notify_watch", stream = stream.name())),
+        );
         while let Some(line) = rx.recv().await {
             let Ok(event) = serde_json::from_str::<Value>(&line) else {
                 continue;
