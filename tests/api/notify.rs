@@ -833,3 +833,35 @@ async fn a_post_pending_at_a_crash_is_settled_by_its_key_in_the_channel() {
     assert_eq!(sim.messages().len(), 1);
     stop.cancel();
 }
+
+/// A config `notify` cannot use stops it at once with exit 64 and the key that is wrong.
+#[test]
+fn a_bad_notify_config_exits_64_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |yaml: &str| {
+        let path = dir.path().join("notify.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_idp-graph"))
+            .args(["notify", "--config"])
+            .arg(&path)
+            .env_remove("NOTIFY_TEST_UNSET")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let good = "server: { url: http://127.0.0.1:8080, token_env: NOTIFY_TEST_UNSET }\n\
+                slack: { api_url: https://slack.com/api, bot_token_env: NOTIFY_TEST_UNSET, signing_secret_env: NOTIFY_TEST_UNSET }\n\
+                listen: 127.0.0.1:3000\nstate_dir: ./notify-state\n";
+    let (code, err) = run(&good.replace("state_dir", "state_directory"));
+    assert_eq!(code, Some(64), "{err}");
+    assert!(err.contains("state_directory"), "{err}");
+    let (code, err) = run(good);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(
+        err.contains("server.token_env") && err.contains("NOTIFY_TEST_UNSET is not set"),
+        "{err}"
+    );
+}
