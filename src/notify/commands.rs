@@ -96,6 +96,17 @@ pub enum Command {
 
 pub fn parse(text: &str) -> Command {
     let words: Vec<&str> = text.split_whitespace().collect();
+    // ArgoCD application names are DNS subdomains: anything else (`<!channel>`, markup) is
+    // not an app, and is never echoed back into the channel.
+    let is_app = |a: &str| {
+        !a.is_empty()
+            && a.len() <= 253
+            && a.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+    };
+    if words.get(1).is_some_and(|a| !is_app(a)) {
+        return Command::Help;
+    }
     match words.as_slice() {
         ["status", app] => Command::Status(app.to_string()),
         ["sync", app] => Command::Sync(app.to_string()),
@@ -386,5 +397,6 @@ mod tests {
         );
         assert_eq!(parse("rollback app-2 x"), Command::Help);
         assert_eq!(parse("delete everything"), Command::Help);
+        assert_eq!(parse("status <!channel>"), Command::Help);
     }
 }
