@@ -365,6 +365,33 @@ async fn notifications_reach_the_channel_the_catalog_names_once_with_owner_commi
         assert!(m.blocks.to_string().contains(says), "{}", m.blocks);
     }
 
+    // A sync that succeeds is a deploy: the revision's commit, its author, the pull request.
+    assert!(app.world.argocd.start_sync("my-app"));
+    let deployed = wait_for("my-app's deploy", Duration::from_secs(20), || {
+        let slack = slack.clone();
+        async move {
+            slack
+                .messages()
+                .into_iter()
+                .find(|m| payload(m)["app"] == "my-app" && payload(m)["trigger"] == "deployed")
+        }
+    })
+    .await;
+    let head = app.world.git.head("yourcompany/my-app").unwrap();
+    let blocks = deployed.blocks.to_string();
+    assert!(
+        blocks.contains(&format!("my-app deployed {}", &head.sha[..7])),
+        "{blocks}"
+    );
+    assert!(blocks.contains("Pull request"), "{blocks}");
+    assert!(
+        blocks.contains(&format!(
+            "https://github.com/yourcompany/my-app/pulls?q=is%3Apr+{}",
+            head.sha
+        )),
+        "{blocks}"
+    );
+
     check_with_slack_sdk(&app).await;
 }
 
