@@ -86,8 +86,8 @@ pub struct LimitSettings {
     /// The same notification (app, trigger, detail) again within this many seconds is not
     /// sent again. 0: never suppressed.
     pub dedupe_secs: u64,
-    /// At most this many notifications per application per minute (the rest are dropped and
-    /// counted in the next one sent). 0: unlimited.
+    /// At most this many notifications per application per minute; the rest are dropped (and
+    /// logged, and recorded as `rate_limited` in the state). 0: unlimited.
     pub per_app_per_minute: u32,
 }
 
