@@ -7,7 +7,8 @@
 //!
 //! ```text
 //!  main ─► app  demo  watch   the binary; wiring and lifecycle │ the simulated upstreams │
-//!                             the `watch` client (imports only `http`)
+//!          notify             the `watch` client (imports only `http`) │ the chatops bot
+//!                             (imports only `watch`, and `auth` for one header name)
 //!          config             assembles every feature's settings type into `Settings`, loads it
 //!          http               routes over the one request pipeline; cache, webhooks, metrics
 //!          graph              the schema: visibility, nodes, actions through `sources::Upstreams`
@@ -63,7 +64,8 @@
 //! - [`demo`]: simulated upstreams (real HTTP servers on loopback) for the demo and tests.
 //! - [`app`]: wiring and lifecycle; [`config`]: the typed `Settings` (defaults → file → env,
 //!   validated at start), assembled from the features' own settings types; [`settings`]: the
-//!   leaf they are built from; [`watch`]: the `watch` client.
+//!   leaf they are built from; [`watch`]: the `watch` client; [`notify`]: the chatops bot
+//!   (`idp-graph notify`), a client of the public API built on `watch`.
 
 /// jemalloc (default feature `jemalloc`), for every program built on this crate — the server,
 /// its tests and its benchmarks measure the same allocator (BENCHMARKS.md, "Allocators again").
@@ -80,6 +82,7 @@ pub mod domain;
 pub mod events;
 pub mod graph;
 pub mod http;
+pub mod notify;
 pub mod settings;
 pub mod sources;
 pub mod state;

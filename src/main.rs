@@ -94,6 +94,12 @@ enum Command {
         /// The subscription, e.g. 'subscription { healthTransitions { kind from to application { name } } }'.
         query: String,
     },
+    /// The chatops bot: follows the server's subscriptions (with durable cursors) and posts
+    /// to Slack and webhooks; answers Slack slash commands on `listen`, as the Slack user.
+    Notify {
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Print the GraphQL schema (SDL).
     Schema {
         /// The Apollo Federation v2 subgraph SDL (what `_service { sdl }` answers with
@@ -200,6 +206,7 @@ fn main() -> ExitCode {
                 variables,
                 max_events,
                 persisted,
+                after: None,
             };
             let mut stdout = std::io::stdout();
             match rt.block_on(idp_graph::watch::run(opts, &mut stdout)) {
@@ -213,6 +220,33 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+        Command::Notify { config } => {
+            let settings = match idp_graph::notify::NotifySettings::load(&config) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EX_USAGE);
+                }
+            };
+            let secrets = match settings.resolve_secrets() {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EX_USAGE);
+                }
+            };
+            let _telemetry = telemetry::init(cli.log_format, &Default::default());
+            run(async move {
+                let shutdown = tokio_util::sync::CancellationToken::new();
+                let stop = shutdown.clone();
+                tokio::spawn(async move {
+                    wait_for_signal().await;
+                    stop.cancel();
+                });
+                idp_graph::notify::run(settings, secrets, shutdown).await?;
+                Ok(())
+            })
         }
         Command::Simulate {
             scale,
@@ -236,6 +270,7 @@ fn main() -> ExitCode {
                         "argocd": world.argocd.url(),
                         "github": world.github.url(),
                         "kubernetes": world.kubernetes.url(),
+                        "slack": world.slack.api_url(),
                     })
                 );
                 wait_for_signal().await;
@@ -277,6 +312,12 @@ fn main() -> ExitCode {
                     "    kubernetes       {}  (kubectl --server {} get pods -A)",
                     world.kubernetes.url(),
                     world.kubernetes.url()
+                );
+                println!(
+                    "    slack            {}  (bot token `{}`, signing secret `{}`)",
+                    world.slack.api_url(),
+                    idp_graph::demo::slack::DEMO_BOT_TOKEN,
+                    idp_graph::demo::slack::DEMO_SIGNING_SECRET
                 );
                 if opts.auth {
                     println!("  auth: Backstage user tokens (anonymous callers are read-only); one per persona:");

@@ -37,6 +37,8 @@ pub struct WatchOptions {
     pub max_events: Option<usize>,
     /// Send the operation's hash, and its text only when asked (APQ / trusted documents).
     pub persisted: bool,
+    /// Resume from this cursor (a bot's durable position) when the operation declares `$after`.
+    pub after: Option<String>,
 }
 
 fn ws_url(url: &str) -> Result<String, WatchError> {
@@ -86,7 +88,7 @@ pub async fn run(opts: WatchOptions, out: &mut (impl Write + Send)) -> Result<()
             "--variables must be a JSON object".into(),
         ));
     }
-    let mut cursor: Option<String> = None;
+    let mut cursor: Option<String> = opts.after.clone();
     let mut printed = 0usize;
     let mut attempt = 0u32;
     loop {

@@ -39,6 +39,10 @@ pub struct Principal {
     /// Digest of everything that decides what the graph shows this caller (groups and grants),
     /// computed once: callers with equal classes may share cached answers.
     class: u128,
+    /// The caller that authenticated and acts for this principal (a principal granted
+    /// `delegate`, e.g. the chatops bot), when this one was named by `X-Idp-Acting-For`. It
+    /// decides nothing (the policy decides as `subject`); the audit trail records it.
+    pub delegate: Option<String>,
 }
 
 impl Principal {
@@ -57,6 +61,7 @@ impl Principal {
             grants,
             expires_at,
             class,
+            delegate: None,
         }
     }
 
@@ -96,15 +101,33 @@ pub enum AuthError {
     Missing,
     #[error("the bearer token was refused: {0}")]
     Invalid(String),
+    /// `X-Idp-Acting-For` from a caller whose policy grants no `delegate`.
+    #[error("this caller may not act for another user (no role grants `delegate`)")]
+    DelegationNotGranted,
+    /// `X-Idp-Acting-For` names no User entity of the catalog.
+    #[error("`{0}` is not a user of the catalog")]
+    UnknownUser(String),
 }
+
+/// The header a principal granted `delegate` names the user it acts for with
+/// (`user:default/carol`).
+pub const ACTING_FOR_HEADER: &str = "x-idp-acting-for";
 
 impl AuthError {
     pub fn code(&self) -> &'static str {
-        "UNAUTHENTICATED"
+        match self {
+            Self::Missing | Self::Invalid(_) => "UNAUTHENTICATED",
+            Self::DelegationNotGranted => "DELEGATION_FORBIDDEN",
+            Self::UnknownUser(_) => "UNKNOWN_USER",
+        }
     }
 
     pub fn status(&self) -> http::StatusCode {
-        http::StatusCode::UNAUTHORIZED
+        match self {
+            Self::Missing | Self::Invalid(_) => http::StatusCode::UNAUTHORIZED,
+            Self::DelegationNotGranted => http::StatusCode::FORBIDDEN,
+            Self::UnknownUser(_) => http::StatusCode::BAD_REQUEST,
+        }
     }
 }
 
@@ -254,6 +277,53 @@ impl Authenticator {
         ));
         self.verified.insert(key, principal.clone());
         Ok(principal)
+    }
+
+    /// The caller of a request that carries `Authorization` and may carry `X-Idp-Acting-For`:
+    /// without the latter, [`Self::authenticate`]; with it, the caller must be granted
+    /// `delegate`, and the result is the named catalog user (its groups from `spec.memberOf`
+    /// and their parents, its roles by the policy) with the caller as its `delegate`.
+    pub async fn authenticate_acting(
+        &self,
+        authorization: Option<&str>,
+        acting_for: Option<&str>,
+    ) -> Result<Arc<Principal>, AuthError> {
+        let caller = self.authenticate(authorization).await?;
+        let Some(named) = acting_for.map(str::trim).filter(|v| !v.is_empty()) else {
+            return Ok(caller);
+        };
+        if !caller.grants().delegate || self.mode == AuthMode::None {
+            return Err(AuthError::DelegationNotGranted);
+        }
+        let unknown = || AuthError::UnknownUser(named.chars().take(200).collect());
+        let user_ref =
+            crate::domain::EntityRef::parse_with_defaults(named, Some("user"), "default")
+                .map_err(|_| unknown())?
+                .to_string();
+        let state = self.state.as_ref().ok_or_else(unknown)?;
+        let mut groups: Vec<String> = {
+            let snapshot = state.catalog.snapshot();
+            let user = snapshot
+                .get(&user_ref)
+                .filter(|e| e.kind_name.eq_ignore_ascii_case("user"))
+                .ok_or_else(unknown)?;
+            user.spec
+                .get("memberOf")
+                .and_then(serde_json::Value::as_array)
+                .map(|gs| {
+                    gs.iter()
+                        .filter_map(serde_json::Value::as_str)
+                        .map(group_ref)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        self.add_parent_groups(&mut groups);
+        let roles = self.policy.roles_of(&user_ref, &groups);
+        let grants = self.policy.grants_of_roles(&roles);
+        let mut principal = Principal::new(Some(user_ref), groups, grants, caller.expires_at);
+        principal.delegate = Some(caller.display_name().to_string());
+        Ok(Arc::new(principal))
     }
 
     /// Adds every ancestor (`spec.parent`) of the groups, as the catalog knows them.

@@ -51,6 +51,10 @@ pub struct Role {
     pub actions: Vec<Action>,
     #[serde(default)]
     pub act_on: ActOn,
+    /// May name the user it acts for (`X-Idp-Acting-For`): the policy then decides as that
+    /// user, and the audit trail records both (a chatops bot: `idp-graph notify`).
+    #[serde(default)]
+    pub delegate: bool,
 }
 
 fn yes() -> bool {
@@ -94,6 +98,7 @@ impl Default for Policy {
                     namespaces: vec!["*".into()],
                     actions: all_actions.clone(),
                     act_on: ActOn::All,
+                    delegate: false,
                 },
             ),
             (
@@ -105,6 +110,7 @@ impl Default for Policy {
                     namespaces: vec!["destinations".into()],
                     actions: all_actions,
                     act_on: ActOn::Owned,
+                    delegate: false,
                 },
             ),
             (
@@ -118,6 +124,7 @@ impl Default for Policy {
                     namespaces: vec!["destinations".into()],
                     actions: Vec::new(),
                     act_on: ActOn::All,
+                    delegate: false,
                 },
             ),
         ]);
@@ -163,6 +170,8 @@ pub struct Grants {
     pub destination_namespaces: bool,
     /// Action → where it applies: everything it sees, or only what its groups own.
     pub actions: BTreeMap<Action, ActOn>,
+    /// May act for another user (a role with `delegate: true`).
+    pub delegate: bool,
 }
 
 impl Grants {
@@ -329,6 +338,7 @@ impl Policy {
         };
         for role in roles.iter().filter_map(|r| self.roles.get(r)) {
             g.admin |= role.admin;
+            g.delegate |= role.delegate;
             g.catalog |= role.catalog || role.admin;
             for p in &role.projects {
                 if p == "*" {

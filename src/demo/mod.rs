@@ -10,6 +10,7 @@ pub mod github;
 pub mod identity;
 pub mod kubernetes;
 pub mod seed;
+pub mod slack;
 
 use crate::state::SourceKind;
 use tokio_util::sync::CancellationToken;
@@ -35,6 +36,8 @@ pub struct DemoWorld {
     pub github: github::GitHubSim,
     /// The cluster `demo` (plain HTTP without authentication, so `kubectl --server` works).
     pub kubernetes: kubernetes::KubeSim,
+    /// Slack's Web API, for `idp-graph notify` (`chat.postMessage`, `users.info`, ...).
+    pub slack: slack::SlackSim,
     shutdown: CancellationToken,
 }
 
@@ -200,6 +203,7 @@ impl DemoWorld {
                 }
             });
         }
+        let slack = slack::SlackSim::start(shutdown.clone()).await?;
         if opts.weather {
             tokio::spawn(weather(
                 argocd.clone(),
@@ -213,6 +217,7 @@ impl DemoWorld {
             argocd,
             github,
             kubernetes,
+            slack,
             shutdown,
         })
     }
@@ -266,7 +271,7 @@ impl DemoWorld {
                 jwt: JwtSettings {
                     issuers: vec![IssuerSettings::backstage(&self.backstage.url())],
                 },
-                policy: None,
+                policy: Some(demo_policy()),
             };
         }
         let secrets = ResolvedSecrets::default()
@@ -278,12 +283,14 @@ impl DemoWorld {
 
     /// One ready bearer token per demo persona, valid for a day: (persona, groups, token).
     /// `alice` is in platform-team, `carol` in app-team (which owns the team apps), `erin` in
-    /// no group — as the demo catalog has them.
+    /// no group — as the demo catalog has them; `notify-bot` is the chatops bot
+    /// (`idp-graph notify`), which the demo's policy lets see everything and act for users.
     pub fn persona_tokens(&self) -> Vec<(&'static str, &'static str, String)> {
         [
             ("alice", "platform-team"),
             ("carol", "app-team"),
             ("erin", "no group"),
+            ("notify-bot", "delegate"),
         ]
         .into_iter()
         .map(|(name, groups)| {
@@ -306,6 +313,33 @@ impl DemoWorld {
             weather_tick(&self.argocd, &self.kubernetes, n, spell);
         }
     }
+}
+
+/// The seed's boundary (`Policy::default()`) plus the chatops bot: [`seed::NOTIFY_BOT`] sees
+/// everything (to route every app's notifications), takes no action of its own, and may act
+/// for a catalog user (`delegate`), as whom the policy then decides.
+pub fn demo_policy() -> crate::auth::Policy {
+    use crate::auth::policy::{ActOn, Binding, Role};
+    let mut policy = crate::auth::Policy::default();
+    policy.roles.insert(
+        "chatops-bot".into(),
+        Role {
+            admin: false,
+            catalog: true,
+            projects: vec!["*".into()],
+            namespaces: vec!["*".into()],
+            actions: Vec::new(),
+            act_on: ActOn::All,
+            delegate: true,
+        },
+    );
+    policy.bindings.push(Binding {
+        group: None,
+        subject: Some(seed::NOTIFY_BOT.into()),
+        authenticated: false,
+        role: "chatops-bot".into(),
+    });
+    policy
 }
 
 impl Drop for DemoWorld {

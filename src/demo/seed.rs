@@ -84,8 +84,29 @@ fn group(
     if let Some(p) = parent {
         spec["parent"] = json!(p);
     }
-    json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Group", "metadata": {"name": name, "description": display}, "spec": spec})
+    let mut metadata = json!({"name": name, "description": display});
+    if let Some(channel) = slack_channel_of(name) {
+        metadata["annotations"] = json!({ SLACK_CHANNEL_ANNOTATION: channel });
+    }
+    json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Group", "metadata": metadata, "spec": spec})
 }
+
+/// The catalog annotation `idp-graph notify` routes a component's notifications by (on the
+/// Component, else on its owning Group).
+pub const SLACK_CHANNEL_ANNOTATION: &str = "idp-graph.io/slack-channel";
+
+/// The Slack channel the demo's teams set on their Group: `#platform` and `#app-team`.
+pub fn slack_channel_of(group: &str) -> Option<&'static str> {
+    match group {
+        "platform-team" => Some("#platform"),
+        "app-team" => Some("#app-team"),
+        _ => None,
+    }
+}
+
+/// The demo's chatops bot (`idp-graph notify`): a token subject that is no catalog user, bound
+/// by the demo's policy to a role that sees everything and may act for catalog users.
+pub const NOTIFY_BOT: &str = "user:default/notify-bot";
 
 /// The seed catalog plus `scale` generated services (`svc-00001`...).
 pub fn catalog(scale: usize) -> Vec<Value> {

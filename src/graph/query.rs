@@ -21,7 +21,11 @@ pub struct Query;
 pub struct AuditRecord {
     pub id: u64,
     pub at: chrono::DateTime<chrono::Utc>,
+    /// Whom the policy decided as: the caller, or the user a delegate acted for.
     pub principal: String,
+    /// The caller that acted for `principal` (granted `delegate` by the policy, e.g. the
+    /// chatops bot); null when the principal called itself.
+    pub delegate: Option<String>,
     /// The caller's groups when it acted.
     pub groups: Vec<String>,
     /// `allowed`, or `denied` by the policy.
@@ -176,6 +180,7 @@ impl Query {
                 id: e.id,
                 at: e.at,
                 principal: e.principal,
+                delegate: e.delegate,
                 groups: e.groups,
                 decision: e.decision,
                 request_id: e.request_id,

@@ -186,7 +186,13 @@ async fn run(
     started: Instant,
 ) -> Response {
     let pipeline = &http.pipeline;
-    let answer = match pipeline.principal(authorization(headers)).await {
+    let acting_for = headers
+        .get(crate::auth::ACTING_FOR_HEADER)
+        .and_then(|v| v.to_str().ok());
+    let answer = match pipeline
+        .principal_acting(authorization(headers), acting_for)
+        .await
+    {
         Ok(p) => pipeline.answer_http(op, p, transport, headers).await,
         Err(e) => Err(e),
     };

@@ -195,6 +195,20 @@ impl Pipeline {
         Ok(self.auth.authenticate(authorization).await?)
     }
 
+    /// [`Self::principal`], or — with `X-Idp-Acting-For` — the user a delegate acts for
+    /// (`auth::Authenticator::authenticate_acting`). HTTP only: a delegate's calls are
+    /// single requests (queries and mutations), not long-lived streams.
+    pub async fn principal_acting(
+        &self,
+        authorization: Option<&str>,
+        acting_for: Option<&str>,
+    ) -> Result<Arc<Principal>, RequestError> {
+        Ok(self
+            .auth
+            .authenticate_acting(authorization, acting_for)
+            .await?)
+    }
+
     /// Step 3: the caller's request budget (shared by the replicas under `cluster:`).
     async fn admit(&self, principal: &Principal) -> Result<(), RequestError> {
         if let Some(rate) = &self.rate {

@@ -171,6 +171,32 @@ impl Postgres {
             .collect()
     }
 
+    /// The rows of one query, each as its first column's text (read with `psql`); `None`
+    /// while the query fails (e.g. before the server applied the migrations).
+    fn try_select(&self, sql: &str) -> Option<Vec<String>> {
+        let exe = self.bin.join("psql");
+        let port = self.port.to_string();
+        let out = Command::new(&exe)
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "postgres",
+                "-tAc",
+                sql,
+            ])
+            .output()
+            .expect("psql runs");
+        out.status.success().then(|| {
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(str::to_string)
+                .collect()
+        })
+    }
+
     /// Runs one statement as the database's owner.
     fn execute(&self, sql: &str) {
         let exe = self.bin.join("psql");
@@ -402,4 +428,61 @@ async fn while_the_database_is_down_records_queue_and_a_full_buffer_refuses_muta
     // Room again: mutations run.
     assert!(gql(&url, REFRESH).await["errors"].is_null());
     stop.cancel();
+}
+
+/// A delegated call — the chatops bot acting for carol (`X-Idp-Acting-For`) — is kept in the
+/// database with both names: carol as the principal the policy decided as, the bot as the
+/// delegate.
+#[tokio::test]
+async fn a_delegated_action_is_kept_with_the_user_and_the_delegate() {
+    let pg = Postgres::start();
+    let opts = DemoOptions {
+        auth: true,
+        ..DemoOptions::for_tests()
+    };
+    let world = DemoWorld::start(&opts).await.unwrap();
+    // Edition 2021: setting a variable no other test reads is fine.
+    std::env::set_var("IDP_TEST_AUDIT_PG_DELEGATE", pg.url());
+    let (mut settings, secrets) = world.settings(&opts);
+    settings.listen = "127.0.0.1:0".parse().unwrap();
+    settings.audit.postgres_url_env = Some("IDP_TEST_AUDIT_PG_DELEGATE".into());
+    let app = App::build(settings, secrets).await.expect("app builds");
+    let url = format!("http://{}", app.local_addr());
+    let stop = app.shutdown_token();
+    let task = tokio::spawn(app.run_until_stopped());
+    crate::helpers::wait_ready_at(&url, Duration::from_secs(20)).await;
+    let bot = world
+        .persona_tokens()
+        .into_iter()
+        .find(|(p, _, _)| *p == "notify-bot")
+        .map(|(_, _, t)| t)
+        .unwrap();
+    let r: Value = reqwest::Client::new()
+        .post(format!("{url}/graphql"))
+        .bearer_auth(bot)
+        .header("x-idp-acting-for", "user:default/carol")
+        .json(&json!({"query": r#"mutation { syncApplication(input: {name: "sample-app"}) { auditId } }"#}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(r["errors"].is_null(), "{r}");
+    let sql = "SELECT principal || ' ' || coalesce(delegate, '-') || ' ' || action FROM audit_log ORDER BY seq";
+    let rows = wait_for(
+        "the delegated record in the database",
+        Duration::from_secs(30),
+        || {
+            let rows = pg.try_select(sql).filter(|r| !r.is_empty());
+            async move { rows }
+        },
+    )
+    .await;
+    assert_eq!(
+        rows,
+        ["user:default/carol user:default/notify-bot syncApplication"]
+    );
+    stop.cancel();
+    let _ = task.await;
 }

@@ -487,6 +487,13 @@ async fn each_persona_sees_exactly_its_slice_of_the_demo() {
                 assert_eq!(d["pods"]["totalCount"], everything["pods"]["totalCount"]);
                 assert_eq!(d["a"]["name"], "argocd");
             }
+            // The chatops bot sees everything (to route every app's notifications), is no
+            // admin and acts on nothing by itself (only for a user: delegation).
+            "notify-bot" => {
+                assert_eq!(apps, all_apps, "{persona}");
+                assert_eq!(d["deployments"], everything["deployments"], "{persona}");
+                assert_eq!(d["a"]["name"], "argocd");
+            }
             // Anonymous callers get the public boundary: what a member sees, no actions.
             "carol" | "erin" | "anonymous" => {
                 assert_eq!(apps, team, "{persona}");

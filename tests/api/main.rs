@@ -48,6 +48,8 @@ mod kubernetes_sim;
 mod live;
 // Global object identification: `node(id:)`, `nodes(ids:)`, stable and opaque ids.
 mod node;
+// `idp-graph notify` against the simulated Slack: routing, kill -9, 429, slash commands.
+mod notify;
 // Persisted operations on every transport: APQ and trusted documents.
 mod persisted;
 // One table of bad operations, the same code over every transport.

@@ -8,7 +8,11 @@ use chrono::{DateTime, Utc};
 pub struct AuditEntry {
     pub id: u64,
     pub at: DateTime<Utc>,
+    /// Whom the policy decided as (for a delegated call: the user named by the delegate).
     pub principal: String,
+    /// The caller that acted for `principal` (a principal granted `delegate`); `None` when
+    /// the principal called itself.
+    pub delegate: Option<String>,
     /// The caller's groups when it acted.
     pub groups: Vec<String>,
     /// `allowed`, or `denied` (by the policy or the upstream's own authorization).

@@ -76,6 +76,7 @@ impl AuditLog {
             id: guard.0,
             at: Utc::now(),
             principal: principal.display_name().to_string(),
+            delegate: principal.delegate.clone(),
             groups: principal.groups().to_vec(),
             decision: if result == "FORBIDDEN" {
                 "denied"
@@ -90,6 +91,7 @@ impl AuditLog {
             message,
         };
         tracing::info!(target: "audit", id = entry.id, principal = %entry.principal,
+            delegate = entry.delegate.as_deref().unwrap_or(""),
             groups = ?entry.groups, action = %entry.action, object = %entry.target,
             decision = %entry.decision, result = %entry.result,
             request_id = entry.request_id.as_deref().unwrap_or(""), "mutation");

@@ -20,7 +20,13 @@ use tokio_util::sync::CancellationToken;
 use super::entry::AuditEntry;
 
 /// The migrations, in order (version, SQL); the files live in `migrations/`.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../../../migrations/0001_audit_log.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("../../../migrations/0001_audit_log.sql")),
+    (
+        2,
+        include_str!("../../../migrations/0002_audit_delegate.sql"),
+    ),
+];
 
 /// Why the durable sink could not start.
 #[derive(Debug, thiserror::Error)]
@@ -154,8 +160,8 @@ impl AuditStore {
     async fn write(&self, batch: &[AuditEntry]) -> Result<(), sqlx::Error> {
         for e in batch {
             sqlx::query(
-                "INSERT INTO audit_log (replica, local_id, at, principal, groups, action, target, decision, result, message, request_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (replica, local_id) DO NOTHING",
+                "INSERT INTO audit_log (replica, local_id, at, principal, groups, action, target, decision, result, message, request_id, delegate)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (replica, local_id) DO NOTHING",
             )
             .bind(&self.replica)
             .bind(e.id as i64)
@@ -168,6 +174,7 @@ impl AuditStore {
             .bind(&e.result)
             .bind(&e.message)
             .bind(&e.request_id)
+            .bind(&e.delegate)
             .execute(&self.pool)
             .await?;
         }
@@ -177,7 +184,7 @@ impl AuditStore {
     /// The newest `n` records of every replica, newest first; `Err` while the database is down.
     pub async fn recent(&self, n: usize) -> Result<Vec<AuditEntry>, sqlx::Error> {
         let rows = sqlx::query(
-            "SELECT seq, at, principal, groups, action, target, decision, result, message, request_id
+            "SELECT seq, at, principal, groups, action, target, decision, result, message, request_id, delegate
              FROM audit_log ORDER BY seq DESC LIMIT $1",
         )
         .bind(n as i64)
@@ -189,6 +196,7 @@ impl AuditStore {
                     id: r.try_get::<i64, _>("seq")? as u64,
                     at: r.try_get("at")?,
                     principal: r.try_get("principal")?,
+                    delegate: r.try_get("delegate")?,
                     groups: r.try_get("groups")?,
                     decision: r.try_get("decision")?,
                     request_id: r.try_get("request_id")?,

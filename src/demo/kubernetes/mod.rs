@@ -1652,6 +1652,64 @@ impl KubeSim {
         true
     }
 
+    /// Puts the first pod of a Deployment into a trouble the kubelet reports, as it reports
+    /// it: `OOMKilled` (the container was killed for memory, exit 137, and restarted: running
+    /// again, `lastState.terminated.reason: OOMKilled`, one more restart) or `ErrImagePull`
+    /// (waiting on an image that cannot be pulled, with the kubelet's `Failed` Warning event).
+    /// Other reasons are refused (`false`), like a Deployment without pods.
+    pub fn set_pod_trouble(&self, namespace: &str, deployment: &str, reason: &str) -> bool {
+        let Some((_, mut pod)) = pods_of(&self.inner, namespace, deployment)
+            .into_iter()
+            .next()
+        else {
+            return false;
+        };
+        let container = pod
+            .pointer("/spec/containers/0/name")
+            .cloned()
+            .unwrap_or(json!(deployment));
+        let image = pod
+            .pointer("/spec/containers/0/image")
+            .cloned()
+            .unwrap_or(Value::Null);
+        let restarts = pod
+            .pointer("/status/containerStatuses/0/restartCount")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        let image_text = image.as_str().unwrap_or("").to_string();
+        let (ready, state, last, restarts) = match reason {
+            "OOMKilled" => (
+                true,
+                json!({"running": {"startedAt": now()}}),
+                json!({"terminated": {"exitCode": 137, "reason": "OOMKilled", "startedAt": now(), "finishedAt": now()}}),
+                restarts + 1,
+            ),
+            "ErrImagePull" => (
+                false,
+                json!({"waiting": {"reason": "ErrImagePull", "message": format!("rpc error: code = NotFound desc = failed to pull and unpack image \"{image_text}\": not found")}}),
+                json!({}),
+                restarts,
+            ),
+            _ => return false,
+        };
+        pod["status"]["conditions"] =
+            json!([{"type": "Ready", "status": if ready { "True" } else { "False" }}]);
+        pod["status"]["containerStatuses"] = json!([{"name": container, "image": image, "imageID": image_id(&image_text), "ready": ready, "restartCount": restarts, "state": state, "lastState": last}]);
+        let pod = self.inner.apply("MODIFIED", "pods", pod);
+        if reason == "ErrImagePull" {
+            record_event(
+                &self.inner,
+                &pod,
+                "Pod",
+                true,
+                "Failed",
+                &format!("Failed to pull image \"{image_text}\": not found"),
+                "kubelet",
+            );
+        }
+        true
+    }
+
     /// Marks a Deployment's rollout as stalled (`ProgressDeadlineExceeded`).
     pub fn stall(&self, namespace: &str, name: &str) -> bool {
         let key = (
