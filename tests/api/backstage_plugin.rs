@@ -73,7 +73,10 @@ fn start_backstage(port: u16, app: &std::path::Path, graph_url: &str) -> Peer {
         .arg(TOKEN)
         .env("PEER_PLUGINS", "catalog,auth,app")
         .env("PEER_APP", app)
-        .env("APP_CONFIG_auth_providers_guest_userEntityRef", "user:default/carol")
+        .env(
+            "APP_CONFIG_auth_providers_guest_userEntityRef",
+            "user:default/carol",
+        )
         .env("APP_CONFIG_discovery_endpoints", discovery)
         .stderr(Stdio::inherit())
         .output()
@@ -116,7 +119,11 @@ async fn carol_token(backstage: &str) -> String {
                         .as_array()?
                         .iter()
                         .any(|r| r == "group:default/app-team"))
-                .then(|| v.pointer("/backstageIdentity/token")?.as_str().map(str::to_string))
+                .then(|| {
+                    v.pointer("/backstageIdentity/token")?
+                        .as_str()
+                        .map(str::to_string)
+                })
                 .flatten()
             }
         },
@@ -225,9 +232,11 @@ async fn the_plugin_in_a_real_backstage_app_shows_live_state_with_carols_visibil
     wait_ready_at(&graph, Duration::from_secs(60)).await;
     let token = carol_token(&backstage).await;
     // idp-graph has read the real catalog: sample-app is known, with its application.
-    wait_for("idp-graph to hold the real catalog", Duration::from_secs(30), || async {
-        (sample_app(&app, &token).await["name"] == "sample-app").then_some(())
-    })
+    wait_for(
+        "idp-graph to hold the real catalog",
+        Duration::from_secs(30),
+        || async { (sample_app(&app, &token).await["name"] == "sample-app").then_some(()) },
+    )
     .await;
 
     let screenshot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("backstage-card.png");
@@ -260,34 +269,50 @@ async fn the_plugin_in_a_real_backstage_app_shows_live_state_with_carols_visibil
                 let seen = &v["initial"];
                 assert_eq!(seen["sync"], a["sync"]["status"], "{v} vs {truth}");
                 assert_eq!(seen["health"], a["health"]["status"], "{v} vs {truth}");
-                assert_eq!(seen["title"], a["sync"]["commit"]["title"], "{v} vs {truth}");
+                assert_eq!(
+                    seen["title"], a["sync"]["commit"]["title"],
+                    "{v} vs {truth}"
+                );
                 let revision = seen["revision"].as_str().unwrap();
                 assert!(
                     revision.contains(a["sync"]["commit"]["shortSha"].as_str().unwrap()),
                     "{revision} vs {truth}"
                 );
-                assert_eq!(seen["actions"], json!(["sync", "refresh"]), "carol may act: {v}");
+                assert_eq!(
+                    seen["actions"],
+                    json!(["sync", "refresh"]),
+                    "carol may act: {v}"
+                );
                 app.world
                     .argocd
                     .push_commit("sample-app", "e2e: follow this commit")
                     .expect("sample-app exists");
             }
             Some("sync") => {
-                let d = as_carol(&app, &token, "IdpGraphSync", json!({ "name": "sample-app" }))
-                    .await;
+                let d = as_carol(
+                    &app,
+                    &token,
+                    "IdpGraphSync",
+                    json!({ "name": "sample-app" }),
+                )
+                .await;
                 assert!(d["syncApplication"]["auditId"].is_number(), "{d}");
             }
             Some("argocd-down") => {
                 app.world.argocd.faults.set_down(true);
                 app.world.argocd.drop_streams();
-                wait_for("the API to say ArgoCD is down", Duration::from_secs(30), || async {
-                    let d = as_carol(&app, &token, "IdpGraphSources", json!({})).await;
-                    d["sources"]
-                        .as_array()?
-                        .iter()
-                        .any(|s| s["kind"] == "ARGOCD" && s["connected"] == false)
-                        .then_some(())
-                })
+                wait_for(
+                    "the API to say ArgoCD is down",
+                    Duration::from_secs(30),
+                    || async {
+                        let d = as_carol(&app, &token, "IdpGraphSources", json!({})).await;
+                        d["sources"]
+                            .as_array()?
+                            .iter()
+                            .any(|s| s["kind"] == "ARGOCD" && s["connected"] == false)
+                            .then_some(())
+                    },
+                )
                 .await;
             }
             Some(other) => panic!("unknown wait {other}: {v}"),
@@ -301,11 +326,17 @@ async fn the_plugin_in_a_real_backstage_app_shows_live_state_with_carols_visibil
     assert_eq!(result["errors"], json!([]), "page errors: {result}");
 
     // Live: the pushed commit, then the sync, reached the card without a reload.
-    assert_eq!(result["pushed"]["title"], "e2e: follow this commit", "{result}");
+    assert_eq!(
+        result["pushed"]["title"], "e2e: follow this commit",
+        "{result}"
+    );
     assert_eq!(result["synced"]["sync"], "SYNCED", "{result}");
     assert_eq!(result["sameDocument"], true, "the page reloaded: {result}");
     let seen_ms = result["syncSeenMs"].as_u64().unwrap();
-    assert!(seen_ms <= 5_000, "the sync took {seen_ms} ms to reach the card");
+    assert!(
+        seen_ms <= 5_000,
+        "the sync took {seen_ms} ms to reach the card"
+    );
     let after = sample_app(&app, &token).await;
     assert_eq!(after["sync"]["status"], "SYNCED");
     assert_eq!(result["synced"]["title"], after["sync"]["commit"]["title"]);

@@ -117,7 +117,7 @@ try {
   const sameDocument = await page.evaluate(() => window.__sameDocument === true);
   if (process.env.SCREENSHOT) {
     await page.waitForTimeout(300); // let the last transition of the badges settle for the picture
-    await page.screenshot({ path: process.env.SCREENSHOT });
+    await page.screenshot({ path: process.env.SCREENSHOT, fullPage: true });
   }
 
   // carol (app-team) may act on sample-app, but not see the platform's argocd app.
@@ -132,7 +132,9 @@ try {
   await openEntity('sample-app');
   const beforeDown = await appState('sample-app');
   await waitFor('argocd-down', { beforeDown });
+  const t1 = Date.now();
   await page.waitForSelector(`${card} [data-upstream-down=ArgoCD]`, { timeout: T });
+  const downSeenMs = Date.now() - t1;
   const down = {
     notice: await text(`${card} [data-upstream-down=ArgoCD]`),
     ...(await appState('sample-app')),
@@ -140,7 +142,7 @@ try {
   };
 
   console.log(JSON.stringify({
-    ok: true, initial, pushed, synced, syncSeenMs, sameDocument, argocd, beforeDown, down,
+    ok: true, initial, pushed, synced, syncSeenMs, sameDocument, argocd, beforeDown, down, downSeenMs,
     graphRequests, wsInitHasToken: String(wsInit?.Authorization ?? '').startsWith('Bearer ey'),
     foreign, errors,
   }));

@@ -204,10 +204,13 @@ export class IdpGraphClient implements IdpGraphApi {
       if (stopped) return;
       const client = await this.client();
       if (stopped) return;
-      const payload = this.payload(operation, {
-        ...variables,
-        ...(cursor ? { after: cursor } : {}),
-      });
+      // graphql-ws's client refuses a subscribe message without a `query` string, so the
+      // text always goes along (beside the hash): a trusted-documents server still checks it
+      // against its manifest. Once per subscription, not per event.
+      const payload = {
+        ...this.payload(operation, { ...variables, ...(cursor ? { after: cursor } : {}) }),
+        query: DOCUMENTS[operation],
+      };
       let settled = false;
       dispose = client.subscribe<Record<string, LiveEvent>>(
         payload as unknown as Parameters<Client['subscribe']>[0],
@@ -230,10 +233,7 @@ export class IdpGraphClient implements IdpGraphApi {
             settled = true;
             const errs = Array.isArray(err) ? (err as GraphQLErrorLike[]) : undefined;
             const c = codes(errs);
-            if (c.includes('PERSISTED_QUERY_NOT_FOUND') && !this.withText.has(operation)) {
-              this.withText.add(operation);
-              again(0);
-            } else if (c.includes('RESYNC_REQUIRED')) {
+            if (c.includes('RESYNC_REQUIRED')) {
               // Fell behind a shared execution: read the state again, resume from the cursor.
               handlers.onResync();
               again(0);
