@@ -322,6 +322,10 @@ async fn the_plugin_in_a_real_backstage_app_shows_live_state_with_carols_visibil
         stdin.write_all(b"go\n").await.unwrap();
     };
     assert_eq!(result["ok"], true, "{result}");
+    eprintln!(
+        "backstage plugin e2e: sync reached the card in {} ms, ArgoCD down named in {} ms, {} GraphQL POSTs",
+        result["syncSeenMs"], result["downSeenMs"], result["graphRequests"]["total"]
+    );
     assert_eq!(result["foreign"], json!([]), "asked other hosts: {result}");
     assert_eq!(result["errors"], json!([]), "page errors: {result}");
 
