@@ -24,7 +24,7 @@ const api: typeof entity = {
 
 describe('the new frontend system (./alpha)', () => {
   it('is one plugin with an API, an entity card and an entity tab', () => {
-    expect(idpGraphPlugin.id).toBe('idp-graph');
+    expect(idpGraphPlugin.pluginId).toBe('idp-graph');
   });
 
   it('shows the card on Components and the tab where an annotation joins the entity', () => {

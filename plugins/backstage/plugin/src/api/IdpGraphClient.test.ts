@@ -146,7 +146,7 @@ describe('IdpGraphClient', () => {
       { errors: [{ message: 'not found', extensions: { code: 'PERSISTED_QUERY_NOT_FOUND' } }] },
       { data: { sources: [] } },
     ];
-    const fetch = jest.fn(async (url: string, init: any) => {
+    const fetch = jest.fn(async (_url: string, init: any) => {
       bodies.push(JSON.parse(init.body));
       return new Response(JSON.stringify(answers.shift()), {
         headers: { 'content-type': 'application/json' },
