@@ -357,6 +357,27 @@ async fn the_plugin_in_a_real_backstage_app_shows_live_state_with_carols_visibil
         "{result}"
     );
 
+    // The tab shows what the API shows: every history entry, every pod, the open pull
+    // requests; carol may sync, refresh, roll back and restart sample-app's workloads.
+    let tab = &result["tab"];
+    assert_eq!(
+        tab["history"].as_u64().unwrap() as usize,
+        after["history"].as_array().unwrap().len(),
+        "{result}"
+    );
+    assert_eq!(
+        tab["pods"].as_u64().unwrap() as usize,
+        after["workloads"]["pods"].as_array().unwrap().len(),
+        "{result}"
+    );
+    assert!(tab["pods"].as_u64().unwrap() >= 1, "{result}");
+    assert!(!tab["prs"].as_array().unwrap().is_empty(), "{result}");
+    assert_eq!(
+        tab["actions"],
+        json!(["refresh", "restart", "rollback", "sync"]),
+        "{result}"
+    );
+
     // ArgoCD down: named, and the last known state kept.
     let down = &result["down"];
     assert!(

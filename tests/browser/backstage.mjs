@@ -128,6 +128,16 @@ try {
     apps: await page.$$eval(`${card} [data-app]`, as => as.map(a => a.dataset.app)),
   };
 
+  // The Deployment tab: history with roll back, workloads and pods, GitHub.
+  await page.goto(`${base}/catalog/default/component/sample-app/idp-graph`);
+  await page.waitForSelector('[data-idp-graph-content] [data-card=argocd] [data-history]', { timeout: T });
+  const tab = {
+    history: await page.locator('[data-card=argocd] [data-history]').count(),
+    pods: await page.locator('[data-card=kubernetes] [data-pod]').count(),
+    prs: await page.$$eval('[data-card=github] [data-pr]', ps => ps.map(p => Number(p.dataset.pr))),
+    actions: [...new Set(await page.$$eval('[data-idp-graph-content] [data-action]', bs => bs.map(b => b.dataset.action)))].sort(),
+  };
+
   // ArgoCD goes away (the test stops its simulation): the card says so, keeps the last state.
   await openEntity('sample-app');
   const beforeDown = await appState('sample-app');
@@ -142,7 +152,7 @@ try {
   };
 
   console.log(JSON.stringify({
-    ok: true, initial, pushed, synced, syncSeenMs, sameDocument, argocd, beforeDown, down, downSeenMs,
+    ok: true, initial, pushed, synced, syncSeenMs, sameDocument, argocd, tab, beforeDown, down, downSeenMs,
     graphRequests, wsInitHasToken: String(wsInit?.Authorization ?? '').startsWith('Bearer ey'),
     foreign, errors,
   }));
