@@ -378,6 +378,8 @@ async fn the_plugin_in_a_real_backstage_app_shows_live_state_with_carols_visibil
         "{result}"
     );
 
+    assert_eq!(tab["refresh"]["outcome"], "ok", "{result}");
+
     // ArgoCD down: named, and the last known state kept.
     let down = &result["down"];
     assert!(

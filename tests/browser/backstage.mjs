@@ -137,6 +137,14 @@ try {
     prs: await page.$$eval('[data-card=github] [data-pr]', ps => ps.map(p => Number(p.dataset.pr))),
     actions: [...new Set(await page.$$eval('[data-idp-graph-content] [data-action]', bs => bs.map(b => b.dataset.action)))].sort(),
   };
+  // An action from the page: Refresh, confirmed in its dialog, runs as carol.
+  await page.click('[data-card=argocd] [data-action=refresh]');
+  await page.click('[data-confirm=ok]', { timeout: T });
+  await page.waitForSelector('[data-card=argocd] [data-outcome]', { timeout: T });
+  tab.refresh = {
+    outcome: await attr('[data-card=argocd] [data-outcome]', 'data-outcome'),
+    text: await text('[data-card=argocd] [data-outcome]'),
+  };
 
   // ArgoCD goes away (the test stops its simulation): the card says so, keeps the last state.
   await openEntity('sample-app');

@@ -12,6 +12,10 @@ import {
 } from '@backstage/plugin-catalog-react/alpha';
 import idpGraphPlugin, { idpGraphEntityCard, idpGraphEntityContent } from './alpha';
 import * as legacy from './index';
+import {
+  renderInTestApp as legacyRender,
+  TestApiProvider as LegacyTestApiProvider,
+} from '@backstage/test-utils';
 import { idpGraphApiRef } from './api/IdpGraphClient';
 import { entity, FakeIdpGraphApi } from './components/fixtures';
 
@@ -62,5 +66,24 @@ describe('the legacy frontend system', () => {
     expect(legacy.EntityIdpGraphCard).toBeDefined();
     expect(legacy.EntityIdpGraphContent).toBeDefined();
     expect(legacy.idpGraphPlugin.getApis()).toHaveLength(1);
+  });
+});
+
+describe('the legacy card extension', () => {
+  it('renders in a legacy test app', async () => {
+    const fake = new FakeIdpGraphApi();
+    await legacyRender(
+      <LegacyTestApiProvider apis={[[idpGraphApiRef, fake]]}>
+        <EntityProvider entity={entity}>
+          <legacy.EntityIdpGraphCard />
+        </EntityProvider>
+      </LegacyTestApiProvider>,
+    );
+    await waitFor(() =>
+      expect(document.querySelector('[data-badge=health]')).toHaveAttribute(
+        'data-value',
+        'HEALTHY',
+      ),
+    );
   });
 });
