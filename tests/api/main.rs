@@ -9,6 +9,8 @@ mod audit_pg;
 mod auth;
 // `serve` against the real Backstage catalog backend: same entities and relations.
 mod backstage_real;
+// The Backstage plugin (plugins/backstage) in a real Backstage app and backend, in Chromium.
+mod backstage_plugin;
 // The Backstage simulation behaves like the real catalog backend on the wire.
 mod backstage_sim;
 // The security boundary at its edges: repositories, template tasks, take-overs, sources,

@@ -2,15 +2,22 @@
 # Starts the real Backstage peer on 127.0.0.1:PORT and waits until its catalog holds every
 # entity of catalog.yaml. Prints the PID as the last line of stdout.
 #   tests/peers/backstage/start.sh PORT TOKEN
+# Env: PEER_PLUGINS (catalog, scaffolder, auth, app; see server.js), PEER_APP (the built
+# frontend package the app plugin serves), APP_CONFIG_* (Backstage's config overrides).
 # Installs node_modules first if they are missing (better-sqlite3 compiles from source).
 set -euo pipefail
 DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$DIR"
 PORT="${1:?usage: start.sh PORT TOKEN}"
 TOKEN="${2:?usage: start.sh PORT TOKEN}"
-if [[ ! -d node_modules/@backstage/backend-defaults || ! -d node_modules/better-sqlite3/build ]]; then
+if [[ ! -d node_modules/@backstage/plugin-app-backend || ! -d node_modules/better-sqlite3/build ]]; then
   [[ -f /usr/include/node/node.h ]] && export npm_config_nodedir=/usr
   npm ci --no-audit --no-fund >&2
+fi
+if [[ -n "${PEER_APP:-}" ]]; then
+  # The app backend serves the package named `app` (app.packageName): the built frontend.
+  [[ -f "$PEER_APP/dist/index.html" ]] || { echo "no built app at $PEER_APP/dist" >&2; exit 1; }
+  ln -sfn "$PEER_APP" node_modules/app
 fi
 expected=$(( $(grep -c '^kind:' catalog.yaml) + 1 ))   # + the Location entity Backstage generates
 LOG="${PEER_LOG:-$DIR/peer-$PORT.log}"
