@@ -9,4 +9,10 @@ export CARGO_INCREMENTAL=0
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 ./scripts/check-manifests.sh
+# The Backstage plugin: its persisted-operations manifest matches its documents, its types, its
+# unit tests (its end-to-end test in a real Backstage app is one of the cargo tests below).
+( cd plugins/backstage
+  node plugin/scripts/manifest.mjs --check
+  npm run --silent typecheck
+  CI=true npm test --silent )
 cargo test --locked --all-targets
