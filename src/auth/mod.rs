@@ -7,12 +7,14 @@
 //!
 //! - `settings.rs`: `auth:` in the config; `policy.rs`: roles, bindings, grants, the seed's
 //!   default boundary; `jwt.rs`: verifying one issuer's tokens (JWKS, PEM, HS256, Backstage);
-//!   `audit/`: the audit trail (the log, its record, its durable store, `audit:` settings).
+//!   `audit/`: the audit trail (the log, its record, its durable store, `audit:` settings);
+//!   `signature.rs`: HMAC-SHA256 body signatures (webhooks, Slack's slash commands).
 
 pub mod audit;
 pub mod jwt;
 pub mod policy;
 pub mod settings;
+pub mod signature;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -13,10 +13,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
 use serde_json::json;
-use sha2::Sha256;
 
 use super::HttpState;
 
@@ -38,27 +36,9 @@ fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
 
 /// Is `signature` (`sha256=<hex>`) the HMAC-SHA256 of `body` under `secret`?
 pub fn verify(secret: &[u8], body: &[u8], signature: &str) -> bool {
-    let Some(hex) = signature.strip_prefix("sha256=") else {
-        return false;
-    };
-    let Some(expected) = decode_hex(hex) else {
-        return false;
-    };
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
-        return false;
-    };
-    mac.update(body);
-    mac.verify_slice(&expected).is_ok()
-}
-
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
-        .collect()
+    signature
+        .strip_prefix("sha256=")
+        .is_some_and(|hex| crate::auth::signature::verify_hex(secret, &[body], hex))
 }
 
 pub async fn github(State(http): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {

@@ -21,10 +21,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use bytes::Bytes;
-use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
-use sha2::Sha256;
 
 use super::graph::{GraphClient, GraphClientError};
 use super::slack::SlackClient;
@@ -62,27 +60,9 @@ pub fn verify(secret: &[u8], headers: &HeaderMap, body: &[u8], now: i64) -> bool
     if (now - ts_n).abs() > MAX_SKEW_SECS {
         return false;
     }
-    let Some(expected) = sig.strip_prefix("v0=").and_then(decode_hex) else {
-        return false;
-    };
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
-        return false;
-    };
-    mac.update(b"v0:");
-    mac.update(ts.as_bytes());
-    mac.update(b":");
-    mac.update(body);
-    mac.verify_slice(&expected).is_ok()
-}
-
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
-        .collect()
+    sig.strip_prefix("v0=").is_some_and(|hex| {
+        crate::auth::signature::verify_hex(secret, &[b"v0:", ts.as_bytes(), b":", body], hex)
+    })
 }
 
 /// A parsed `/idp` command.
@@ -342,14 +322,10 @@ mod tests {
     use super::*;
 
     fn signed(secret: &str, ts: i64, body: &str) -> HeaderMap {
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-        mac.update(format!("v0:{ts}:{body}").as_bytes());
-        let hex: String = mac
-            .finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let hex = crate::auth::signature::sign_hex(
+            secret.as_bytes(),
+            &[format!("v0:{ts}:{body}").as_bytes()],
+        );
         let mut h = HeaderMap::new();
         h.insert("x-slack-request-timestamp", ts.to_string().parse().unwrap());
         h.insert("x-slack-signature", format!("v0={hex}").parse().unwrap());

@@ -3,10 +3,8 @@
 //! links), signed like GitHub signs its deliveries: `X-Idp-Signature-256: sha256=<hex>` is the
 //! HMAC-SHA256 of the exact body under the webhook's secret. Retries are `retry.rs`'s.
 
-use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
-use sha2::Sha256;
 
 use super::retry::{self, DeliveryError};
 use super::settings::RetrySettings;
@@ -22,11 +20,10 @@ pub struct Webhook {
 
 /// `sha256=<hex HMAC-SHA256 of body>`.
 pub fn signature(secret: &[u8], body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("BUG: HMAC takes any key length");
-    mac.update(body);
-    let digest = mac.finalize().into_bytes();
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256={hex}")
+    format!(
+        "sha256={}",
+        crate::auth::signature::sign_hex(secret, &[body])
+    )
 }
 
 /// The JSON a webhook receives for `notice`.

@@ -15,6 +15,7 @@ use idp_graph::http::persisted::{PersistedMode, PersistedSettings};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
+use crate::backstage_real::guest_token;
 use crate::helpers::{wait_for, wait_ready_at, TestApp};
 
 const TOKEN: &str = "idp-graph-plugin-e2e-token-5d0a";
@@ -92,43 +93,6 @@ fn start_backstage(port: u16, app: &std::path::Path, graph_url: &str) -> Peer {
             .and_then(|l| l.trim().parse().ok())
             .expect("start.sh prints the PID"),
     )
-}
-
-/// A Backstage user token for carol, as the app's guest sign-in gets it, once the catalog has
-/// related her to app-team.
-async fn carol_token(backstage: &str) -> String {
-    let http = reqwest::Client::new();
-    wait_for(
-        "a guest (carol) token that knows her group",
-        Duration::from_secs(60),
-        || {
-            let (http, backstage) = (http.clone(), backstage.to_string());
-            async move {
-                let v: Value = http
-                    .get(format!("{backstage}/api/auth/guest/refresh"))
-                    .header("X-Requested-With", "XMLHttpRequest")
-                    .send()
-                    .await
-                    .ok()?
-                    .json()
-                    .await
-                    .ok()?;
-                let identity = v.pointer("/backstageIdentity/identity")?;
-                (identity["userEntityRef"] == "user:default/carol"
-                    && identity["ownershipEntityRefs"]
-                        .as_array()?
-                        .iter()
-                        .any(|r| r == "group:default/app-team"))
-                .then(|| {
-                    v.pointer("/backstageIdentity/token")?
-                        .as_str()
-                        .map(str::to_string)
-                })
-                .flatten()
-            }
-        },
-    )
-    .await
 }
 
 /// One of the plugin's own operations as carol, by its hash: idp-graph runs in trusted-documents
@@ -230,7 +194,7 @@ async fn the_plugin_in_a_real_backstage_app_shows_live_state_with_carols_visibil
 
     let _peer = start_backstage(backstage_port, &app_dir, &graph);
     wait_ready_at(&graph, Duration::from_secs(60)).await;
-    let token = carol_token(&backstage).await;
+    let token = guest_token(&backstage, "user:default/carol", "group:default/app-team").await;
     // idp-graph has read the real catalog: sample-app is known, with its application.
     wait_for(
         "idp-graph to hold the real catalog",

@@ -65,6 +65,43 @@ fn start_peer_with(port: u16, plugins: &str) -> u32 {
 }
 
 type Relations = BTreeSet<(String, String)>;
+/// A Backstage user token as a frontend's guest sign-in gets it (`/api/auth/guest/refresh`),
+/// once it is `user`'s and the catalog has related that user to `group` (a refresh before the
+/// catalog has read the user still answers 200, with only the user in it).
+pub async fn guest_token(peer: &str, user: &str, group: &str) -> String {
+    let http = reqwest::Client::new();
+    wait_for(
+        &format!("a guest token of {user} that knows {group}"),
+        Duration::from_secs(60),
+        || {
+            let http = http.clone();
+            async move {
+                let v: Value = http
+                    .get(format!("{peer}/api/auth/guest/refresh"))
+                    .header("X-Requested-With", "XMLHttpRequest")
+                    .send()
+                    .await
+                    .ok()?
+                    .json()
+                    .await
+                    .ok()?;
+                let identity = v.pointer("/backstageIdentity/identity")?;
+                (identity["userEntityRef"] == user
+                    && identity["ownershipEntityRefs"]
+                        .as_array()?
+                        .iter()
+                        .any(|r| r == group))
+                .then(|| {
+                    v.pointer("/backstageIdentity/token")?
+                        .as_str()
+                        .map(str::to_string)
+                })
+                .flatten()
+            }
+        },
+    )
+    .await
+}
 
 /// Everything the real catalog holds: ref → relations, via its own API.
 async fn real_catalog(base: &str) -> BTreeMap<String, Relations> {
@@ -283,35 +320,7 @@ async fn a_real_backstage_user_token_is_accepted_and_a_catalog_parent_group_driv
     let peer = format!("http://127.0.0.1:{peer_port}");
     let http = reqwest::Client::new();
     // Sign in as a frontend does; wait until the catalog has related the user to its group.
-    let token: String = wait_for(
-        "a guest token that knows the user's group",
-        Duration::from_secs(60),
-        || {
-            let (http, peer) = (http.clone(), peer.clone());
-            async move {
-                let v: Value = http
-                    .get(format!("{peer}/api/auth/guest/refresh"))
-                    .header("X-Requested-With", "XMLHttpRequest")
-                    .send()
-                    .await
-                    .ok()?
-                    .json()
-                    .await
-                    .ok()?;
-                let owns = v.pointer("/backstageIdentity/identity/ownershipEntityRefs")?;
-                owns.as_array()?
-                    .iter()
-                    .any(|r| r == "group:default/app-team")
-                    .then(|| {
-                        v.pointer("/backstageIdentity/token")?
-                            .as_str()
-                            .map(str::to_string)
-                    })
-                    .flatten()
-            }
-        },
-    )
-    .await;
+    let token = guest_token(&peer, "user:default/guest", "group:default/app-team").await;
     // The backend itself lists only the direct group.
     let info: Value = http
         .get(format!("{peer}/api/auth/v1/userinfo"))

@@ -1586,41 +1586,82 @@ impl KubeSim {
         true
     }
 
-    /// Puts the first pod of a Deployment into CrashLoopBackOff (or back to running), with
-    /// the kubelet's Warning events and the Deployment's ready counts following.
-    pub fn set_crashloop(&self, namespace: &str, deployment: &str, on: bool) -> bool {
-        let Some((_, mut pod)) = pods_of(&self.inner, namespace, deployment)
+    /// The first pod of a Deployment and what its first container is (by the pod's spec and
+    /// status), for the kubelet troubles below.
+    fn first_container(&self, namespace: &str, deployment: &str) -> Option<FirstContainer> {
+        let (_, pod) = pods_of(&self.inner, namespace, deployment)
             .into_iter()
-            .next()
-        else {
-            return false;
-        };
+            .next()?;
         let container = pod
             .pointer("/spec/containers/0/name")
-            .cloned()
-            .unwrap_or(json!(deployment));
+            .and_then(Value::as_str)
+            .unwrap_or(deployment)
+            .to_string();
         let image = pod
             .pointer("/spec/containers/0/image")
-            .cloned()
-            .unwrap_or(Value::Null);
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let restarts = pod
             .pointer("/status/containerStatuses/0/restartCount")
             .and_then(Value::as_i64)
             .unwrap_or(0);
+        Some(FirstContainer {
+            pod,
+            container,
+            image,
+            restarts,
+        })
+    }
+
+    /// Writes the pod's Ready condition and its one container's status as the kubelet reports
+    /// them, and applies the change (a `MODIFIED` watch event); returns the pod as stored.
+    #[allow(clippy::too_many_arguments)]
+    fn set_container_status(
+        &self,
+        mut pod: Value,
+        container: &str,
+        image: &str,
+        ready: bool,
+        restarts: i64,
+        state: Value,
+        last: Value,
+    ) -> Value {
+        pod["status"]["conditions"] =
+            json!([{"type": "Ready", "status": if ready { "True" } else { "False" }}]);
+        pod["status"]["containerStatuses"] = json!([{"name": container, "image": image,
+            "imageID": image_id(image), "ready": ready, "restartCount": restarts, "state": state,
+            "lastState": last}]);
+        self.inner.apply("MODIFIED", "pods", pod)
+    }
+
+    /// Puts the first pod of a Deployment into CrashLoopBackOff (or back to running), with
+    /// the kubelet's Warning events and the Deployment's ready counts following.
+    pub fn set_crashloop(&self, namespace: &str, deployment: &str, on: bool) -> bool {
+        let Some(FirstContainer {
+            pod,
+            container,
+            image,
+            restarts,
+        }) = self.first_container(namespace, deployment)
+        else {
+            return false;
+        };
         let (ready, state, restarts) = if on {
             (
                 false,
-                json!({"waiting": {"reason": "CrashLoopBackOff", "message": format!("back-off 40s restarting failed container={} pod={}", container.as_str().unwrap_or(""), pod["metadata"]["name"].as_str().unwrap_or(""))}}),
+                json!({"waiting": {"reason": "CrashLoopBackOff", "message": format!("back-off 40s restarting failed container={} pod={}", container, pod["metadata"]["name"].as_str().unwrap_or(""))}}),
                 restarts + 3,
             )
         } else {
             (true, json!({"running": {"startedAt": now()}}), restarts)
         };
-        pod["status"]["conditions"] =
-            json!([{"type": "Ready", "status": if ready { "True" } else { "False" }}]);
-        pod["status"]["containerStatuses"] = json!([{"name": container, "image": image, "imageID": image_id(image.as_str().unwrap_or("")), "ready": ready, "restartCount": restarts, "state": state,
-            "lastState": if on { json!({"terminated": {"exitCode": 1, "reason": "Error", "finishedAt": now()}}) } else { json!({}) }}]);
-        let pod = self.inner.apply("MODIFIED", "pods", pod);
+        let last = if on {
+            json!({"terminated": {"exitCode": 1, "reason": "Error", "finishedAt": now()}})
+        } else {
+            json!({})
+        };
+        let pod = self.set_container_status(pod, &container, &image, ready, restarts, state, last);
         if on {
             record_event(
                 &self.inner,
@@ -1658,25 +1699,15 @@ impl KubeSim {
     /// (waiting on an image that cannot be pulled, with the kubelet's `Failed` Warning event).
     /// Other reasons are refused (`false`), like a Deployment without pods.
     pub fn set_pod_trouble(&self, namespace: &str, deployment: &str, reason: &str) -> bool {
-        let Some((_, mut pod)) = pods_of(&self.inner, namespace, deployment)
-            .into_iter()
-            .next()
+        let Some(FirstContainer {
+            pod,
+            container,
+            image,
+            restarts,
+        }) = self.first_container(namespace, deployment)
         else {
             return false;
         };
-        let container = pod
-            .pointer("/spec/containers/0/name")
-            .cloned()
-            .unwrap_or(json!(deployment));
-        let image = pod
-            .pointer("/spec/containers/0/image")
-            .cloned()
-            .unwrap_or(Value::Null);
-        let restarts = pod
-            .pointer("/status/containerStatuses/0/restartCount")
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
-        let image_text = image.as_str().unwrap_or("").to_string();
         let (ready, state, last, restarts) = match reason {
             "OOMKilled" => (
                 true,
@@ -1686,16 +1717,13 @@ impl KubeSim {
             ),
             "ErrImagePull" => (
                 false,
-                json!({"waiting": {"reason": "ErrImagePull", "message": format!("rpc error: code = NotFound desc = failed to pull and unpack image \"{image_text}\": not found")}}),
+                json!({"waiting": {"reason": "ErrImagePull", "message": format!("rpc error: code = NotFound desc = failed to pull and unpack image \"{image}\": not found")}}),
                 json!({}),
                 restarts,
             ),
             _ => return false,
         };
-        pod["status"]["conditions"] =
-            json!([{"type": "Ready", "status": if ready { "True" } else { "False" }}]);
-        pod["status"]["containerStatuses"] = json!([{"name": container, "image": image, "imageID": image_id(&image_text), "ready": ready, "restartCount": restarts, "state": state, "lastState": last}]);
-        let pod = self.inner.apply("MODIFIED", "pods", pod);
+        let pod = self.set_container_status(pod, &container, &image, ready, restarts, state, last);
         if reason == "ErrImagePull" {
             record_event(
                 &self.inner,
@@ -1703,7 +1731,7 @@ impl KubeSim {
                 "Pod",
                 true,
                 "Failed",
-                &format!("Failed to pull image \"{image_text}\": not found"),
+                &format!("Failed to pull image \"{image}\": not found"),
                 "kubelet",
             );
         }
@@ -1725,4 +1753,12 @@ impl KubeSim {
         self.inner.apply("MODIFIED", "deployments", d);
         true
     }
+}
+
+/// The first pod of a Deployment with its first container's name, image and restart count.
+struct FirstContainer {
+    pod: Value,
+    container: String,
+    image: String,
+    restarts: i64,
 }
