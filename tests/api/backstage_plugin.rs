@@ -6,8 +6,9 @@
 //! with the plugin's own manifest. Debian's headless Chromium drives the app
 //! (`tests/browser/backstage.mjs`); what it reads is checked here against the GraphQL API.
 
+use std::ffi::OsStr;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use idp_graph::auth::{AuthMode, AuthSettings, IssuerSettings, JwtSettings};
@@ -15,21 +16,13 @@ use idp_graph::http::persisted::{PersistedMode, PersistedSettings};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use crate::backstage_real::guest_token;
+use crate::backstage_real::{free_port, guest_token, start_peer_as, Reaper};
 use crate::helpers::{wait_for, wait_ready_at, TestApp};
 
 const TOKEN: &str = "idp-graph-plugin-e2e-token-5d0a";
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Everything this test needs that `cargo` does not build; says how to get what is missing.
@@ -54,45 +47,24 @@ fn prerequisites() -> (PathBuf, String) {
     (app, chromium)
 }
 
-/// Stops the peer (by its PID) when dropped, even if the test fails.
-struct Peer(u32);
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.0.to_string()).status();
-    }
-}
-
 /// Starts the real Backstage backend serving the built app, with the guest provider signing
 /// in as carol and `discovery.endpoints` pointing the plugin at idp-graph.
-fn start_backstage(port: u16, app: &std::path::Path, graph_url: &str) -> Peer {
-    let script = repo().join("tests/peers/backstage/start.sh");
+fn start_backstage(port: u16, app: &std::path::Path, graph_url: &str) -> Reaper {
     let discovery = json!([{ "target": graph_url, "plugins": ["idp-graph"] }]).to_string();
-    let out = Command::new("bash")
-        .arg(script)
-        .arg(port.to_string())
-        .arg(TOKEN)
-        .env("PEER_PLUGINS", "catalog,auth,app")
-        .env("PEER_APP", app)
-        .env(
-            "APP_CONFIG_auth_providers_guest_userEntityRef",
-            "user:default/carol",
-        )
-        .env("APP_CONFIG_discovery_endpoints", discovery)
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("bash runs");
-    assert!(
-        out.status.success(),
-        "the real Backstage backend did not start"
+    let pid = start_peer_as(
+        port,
+        TOKEN,
+        "catalog,auth,app",
+        &[
+            ("PEER_APP", app.as_os_str()),
+            (
+                "APP_CONFIG_auth_providers_guest_userEntityRef",
+                OsStr::new("user:default/carol"),
+            ),
+            ("APP_CONFIG_discovery_endpoints", OsStr::new(&discovery)),
+        ],
     );
-    Peer(
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .last()
-            .and_then(|l| l.trim().parse().ok())
-            .expect("start.sh prints the PID"),
-    )
+    Reaper(vec![pid], vec![])
 }
 
 /// One of the plugin's own operations as carol, by its hash: idp-graph runs in trusted-documents

@@ -3,6 +3,7 @@
 //! real catalog holds.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use crate::helpers::wait_for;
 
 const TOKEN: &str = "idp-graph-peer-token-7c1e";
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -21,7 +22,7 @@ fn free_port() -> u16 {
 }
 
 /// Stops a process when dropped, even if the test fails.
-struct Reaper(Vec<u32>, Vec<Child>);
+pub struct Reaper(pub Vec<u32>, pub Vec<Child>);
 
 impl Drop for Reaper {
     fn drop(&mut self) {
@@ -41,15 +42,23 @@ fn start_peer(port: u16) -> u32 {
 
 /// Starts the peer with `plugins` (`catalog`, `scaffolder`, `auth`); returns its PID.
 fn start_peer_with(port: u16, plugins: &str) -> u32 {
+    start_peer_as(port, TOKEN, plugins, &[])
+}
+
+/// Starts the peer (`tests/peers/backstage/start.sh`) with `plugins` (`catalog`, `scaffolder`,
+/// `auth`, `app`), the static service token `token` and more environment (`PEER_APP`,
+/// `APP_CONFIG_*` overrides); returns its PID once it is ready.
+pub fn start_peer_as(port: u16, token: &str, plugins: &str, env: &[(&str, &OsStr)]) -> u32 {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/peers/backstage/start.sh"
     );
     let out = Command::new("bash")
         .env("PEER_PLUGINS", plugins)
+        .envs(env.iter().copied())
         .arg(script)
         .arg(port.to_string())
-        .arg(TOKEN)
+        .arg(token)
         .stderr(Stdio::inherit())
         .output()
         .expect("bash runs");
