@@ -294,7 +294,9 @@ impl Authenticator {
         let Some(named) = acting_for.map(str::trim).filter(|v| !v.is_empty()) else {
             return Ok(caller);
         };
-        if !caller.grants().delegate || self.mode == AuthMode::None {
+        // Only a named caller may delegate: a policy that gave `anonymous` the grant must not
+        // let every unauthenticated request act as anyone.
+        if !caller.grants().delegate || self.mode == AuthMode::None || caller.subject.is_none() {
             return Err(AuthError::DelegationNotGranted);
         }
         let unknown = || AuthError::UnknownUser(named.chars().take(200).collect());

@@ -28,7 +28,7 @@ use super::graph::{GraphClient, GraphClientError};
 use super::slack::SlackClient;
 
 /// How far a request's timestamp may be from now (Slack's advice: 5 minutes).
-const MAX_SKEW_SECS: i64 = 300;
+const MAX_SKEW_SECS: u64 = 300;
 /// How long a command may take before the answer moves to `response_url`.
 const ANSWER_WITHIN: Duration = Duration::from_millis(2500);
 
@@ -37,6 +37,25 @@ pub struct Commands {
     pub slack: Arc<SlackClient>,
     pub graph: Arc<GraphClient>,
     pub http: reqwest::Client,
+    /// Signatures of the requests run in the last [`MAX_SKEW_SECS`] (→ their timestamp): a
+    /// captured request re-posted within that window is refused, not run twice.
+    pub seen: parking_lot::Mutex<std::collections::HashMap<String, i64>>,
+}
+
+impl Commands {
+    /// Is this the first time this signed request arrives? (Remembers it; forgets what is too
+    /// old to pass `verify` anyway.)
+    fn first_delivery(&self, headers: &HeaderMap, now: i64) -> bool {
+        let Some(sig) = headers
+            .get("x-slack-signature")
+            .and_then(|v| v.to_str().ok())
+        else {
+            return false;
+        };
+        let mut seen = self.seen.lock();
+        seen.retain(|_, at| now.abs_diff(*at) <= MAX_SKEW_SECS);
+        seen.insert(sig.to_string(), now).is_none()
+    }
 }
 
 pub fn router(commands: Arc<Commands>) -> Router {
@@ -57,7 +76,7 @@ pub fn verify(secret: &[u8], headers: &HeaderMap, body: &[u8], now: i64) -> bool
     let Ok(ts_n) = ts.trim().parse::<i64>() else {
         return false;
     };
-    if (now - ts_n).abs() > MAX_SKEW_SECS {
+    if now.abs_diff(ts_n) > MAX_SKEW_SECS {
         return false;
     }
     sig.strip_prefix("v0=").is_some_and(|hex| {
@@ -125,6 +144,10 @@ async fn slash_command(
         tracing::warn!("slash command refused: bad or stale signature");
         return (StatusCode::UNAUTHORIZED, "invalid signature").into_response();
     }
+    if !c.first_delivery(&headers, now) {
+        tracing::warn!("slash command refused: a request already run was sent again");
+        return (StatusCode::UNAUTHORIZED, "request already received").into_response();
+    }
     let form: std::collections::BTreeMap<String, String> =
         url::form_urlencoded::parse(&body).into_owned().collect();
     let field = |k: &str| form.get(k).cloned().unwrap_or_default();
@@ -176,7 +199,11 @@ async fn run(c: &Commands, user_id: &str, command: Command) -> String {
             tracing::warn!(slack_user = %user_id, "slash command from a Slack user the catalog does not know");
             return "Sorry, I cannot tell who you are: your Slack e-mail matches no user in the catalog, so I run nothing for you.".into();
         }
-        Err(e) => return format!("Sorry, I cannot look you up right now ({e})."),
+        Err(e) => {
+            // The cause (an address, a transport error) goes to the log, not to the channel.
+            tracing::warn!(slack_user = %user_id, error = %e, "cannot look up the Slack user");
+            return "Sorry, I cannot look you up right now; the bot's log says why.".into();
+        }
     };
     tracing::info!(slack_user = %user_id, user = %user, command = ?command, "slash command");
     match command {
@@ -313,7 +340,20 @@ fn refusal(user: &str, verb: &str, app: &str, e: &GraphClientError) -> String {
         GraphClientError::Refused { code, .. } if code == "DELEGATION_FORBIDDEN" => {
             ":no_entry: This bot may not act for users (its role lacks `delegate`).".into()
         }
-        other => format!(":x: cannot {verb} `{app}` for {}: {other}", who(user)),
+        // The server's own refusal (`FORBIDDEN`, `NOT_FOUND`…) is written for its caller.
+        GraphClientError::Refused { code, message } => {
+            format!(
+                ":x: cannot {verb} `{app}` for {}: {code}: {message}",
+                who(user)
+            )
+        }
+        GraphClientError::Unreachable(cause) => {
+            tracing::warn!(%cause, verb, app, "idp-graph unreachable for a slash command");
+            format!(
+                ":x: cannot {verb} `{app}` for {}: idp-graph is unreachable right now.",
+                who(user)
+            )
+        }
     }
 }
 

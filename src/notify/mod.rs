@@ -59,7 +59,7 @@ pub enum NotifyError {
     },
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
-    #[error("every subscription ended: {0}")]
+    #[error("a subscription ended: {0}")]
     StreamsEnded(String),
 }
 
@@ -120,6 +120,7 @@ pub async fn run(
             slack: slack.clone(),
             graph: graph.clone(),
             http: http.clone(),
+            seen: Default::default(),
         }));
         let stop = shutdown.clone();
         tracing::info!(listen = %addr, "slash commands at POST /slack/commands");
@@ -153,21 +154,30 @@ pub async fn run(
         }
     }
     tracing::info!(streams = streams.len(), "notify started");
-    let mut last_error = String::from("none configured");
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => {
                 streams.abort_all();
-                return Ok(());
+                return Ok(bot.state.flush()?);
             }
             done = streams.join_next() => match done {
-                None => return Err(NotifyError::StreamsEnded(last_error)),
+                None => return Err(NotifyError::StreamsEnded("none configured".into())),
+                // `watch` itself reconnects and resumes through server restarts: a stream that
+                // ends is refused or cannot keep its state. Keeping the others up would hide
+                // that one kind of notification stopped; exit (non-zero) instead, so that the
+                // supervisor restarts the bot from its durable cursors.
                 Some(Ok((stream, Err(e)))) => {
                     tracing::error!(stream = stream.name(), error = %e, "subscription ended");
-                    last_error = format!("{}: {e}", stream.name());
+                    streams.abort_all();
+                    bot.state.flush()?;
+                    return Err(NotifyError::StreamsEnded(format!("{}: {e}", stream.name())));
                 }
                 Some(Ok((_, Ok(())))) => {}
-                Some(Err(e)) => last_error = e.to_string(),
+                Some(Err(e)) if e.is_cancelled() => {}
+                Some(Err(e)) => {
+                    streams.abort_all();
+                    return Err(NotifyError::StreamsEnded(e.to_string()));
+                }
             },
         }
     }

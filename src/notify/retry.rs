@@ -44,8 +44,8 @@ pub async fn send(
                     .get(reqwest::header::RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.trim().parse::<f64>().ok())
-                    .filter(|s| s.is_finite() && *s >= 0.0)
-                    .map(Duration::from_secs_f64);
+                    // Any number a peer sends (`1e30`, `-1`, `NaN`) is refused, not a panic.
+                    .and_then(|s| Duration::try_from_secs_f64(s).ok());
                 let body = r.bytes().await.unwrap_or_default();
                 let slack_ratelimited = status == 200
                     && serde_json::from_slice::<serde_json::Value>(&body)

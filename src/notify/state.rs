@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -56,7 +57,13 @@ pub struct NotifyState {
     path: PathBuf,
     dir: PathBuf,
     inner: Mutex<Persisted>,
+    /// When the state was last written, and whether a cursor moved since (`set_cursor`).
+    written: Mutex<(Instant, bool)>,
 }
+
+/// A cursor that moved without a notification is written at most this often: the events in
+/// between are replayed after a crash, and their notices are found handled.
+const CURSOR_WRITE_EVERY: Duration = Duration::from_secs(1);
 
 impl NotifyState {
     /// Opens (or creates) the state in `dir`.
@@ -83,6 +90,7 @@ impl NotifyState {
             path,
             dir: dir.to_path_buf(),
             inner: Mutex::new(inner),
+            written: Mutex::new((Instant::now(), false)),
         })
     }
 
@@ -90,10 +98,33 @@ impl NotifyState {
         self.inner.lock().cursors.get(stream).cloned()
     }
 
+    /// Moves a stream's cursor. Every event moves one, most without a notification: the file
+    /// is rewritten (and fsynced) at most every [`CURSOR_WRITE_EVERY`] for them, and with the
+    /// next notification's write or [`Self::flush`] otherwise.
     pub fn set_cursor(&self, stream: &str, cursor: &str) -> Result<(), StateError> {
-        self.change(|p| {
-            p.cursors.insert(stream.to_string(), cursor.to_string());
-        })
+        self.inner
+            .lock()
+            .cursors
+            .insert(stream.to_string(), cursor.to_string());
+        let due = {
+            let mut w = self.written.lock();
+            w.1 = true;
+            w.0.elapsed() >= CURSOR_WRITE_EVERY
+        };
+        if due {
+            self.change(|_| {})
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Writes a cursor that moved since the last write (at shutdown).
+    pub fn flush(&self) -> Result<(), StateError> {
+        if self.written.lock().1 {
+            self.change(|_| {})
+        } else {
+            Ok(())
+        }
     }
 
     /// Was this notification handled already (sent, suppressed, failed)?
@@ -160,6 +191,7 @@ impl NotifyState {
         let mut guard = self.inner.lock();
         f(&mut guard);
         let bytes = serde_json::to_vec(&*guard).expect("BUG: the state serializes");
+        *self.written.lock() = (Instant::now(), false);
         self.write_atomically(&bytes)
             .map_err(|source| StateError::Write {
                 dir: self.dir.clone(),
@@ -210,6 +242,27 @@ mod tests {
         assert!(s.handled("k1") && !s.handled("k2"));
         assert_eq!(s.pending().len(), 1);
         assert_eq!(s.channel_id("#app-team").as_deref(), Some("C0123"));
+    }
+
+    #[test]
+    fn a_cursor_alone_is_written_at_most_every_second_and_at_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = NotifyState::open(dir.path()).unwrap();
+        s.set_cursor("healthTransitions", "c1").unwrap();
+        let reopened = || NotifyState::open(dir.path()).unwrap();
+        assert_eq!(reopened().cursor("healthTransitions"), None);
+        s.flush().unwrap();
+        assert_eq!(
+            reopened().cursor("healthTransitions").as_deref(),
+            Some("c1")
+        );
+        // A notification's write carries the cursor along.
+        s.set_cursor("healthTransitions", "c2").unwrap();
+        s.finish("k1", "sent").unwrap();
+        assert_eq!(
+            reopened().cursor("healthTransitions").as_deref(),
+            Some("c2")
+        );
     }
 
     #[test]

@@ -735,6 +735,22 @@ async fn slash_commands_run_as_the_slack_users_catalog_user_and_bad_signatures_d
         "{record}"
     );
 
+    // The very same signed request posted again (captured and replayed within the 5 minutes):
+    // 401, and it does not run a second time.
+    let syncs = |log: &[Value]| {
+        log.iter()
+            .filter(|r| r["action"] == "syncApplication")
+            .count()
+    };
+    let before = syncs(&log);
+    let (status, _) = slash(&bot, "U0CAROL", "sync sample-app", now, DEMO_SIGNING_SECRET).await;
+    assert_eq!(status, 401, "a replayed request is refused");
+    assert_eq!(
+        syncs(&audit_log(&app).await),
+        before,
+        "the replay ran nothing"
+    );
+
     // carol may not sync the platform's argocd: refused in the channel.
     let (status, answer) = slash(&bot, "U0CAROL", "sync argocd", now, DEMO_SIGNING_SECRET).await;
     assert_eq!(status, 200);
