@@ -328,6 +328,12 @@ async fn the_plugin_in_a_real_backstage_app_shows_live_state_with_carols_visibil
     assert_eq!(down["sync"], "SYNCED", "{result}");
     assert_eq!(down["health"], result["beforeDown"]["health"], "{result}");
     assert_eq!(down["title"], "e2e: follow this commit", "{result}");
+    assert!(
+        down["stale"]
+            .as_str()
+            .is_some_and(|s| s.contains("last known, observed")),
+        "the app's own line says its state is the last known one: {result}"
+    );
 
     // Every request carried carol's Backstage token, as a persisted-operation hash; the
     // websocket's connection_init carried it too.

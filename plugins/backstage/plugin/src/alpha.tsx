@@ -1,39 +1,16 @@
 import React from 'react';
-import {
-  ApiBlueprint,
-  configApiRef,
-  createFrontendPlugin,
-  discoveryApiRef,
-  fetchApiRef,
-  identityApiRef,
-} from '@backstage/frontend-plugin-api';
+import { ApiBlueprint, createFrontendPlugin } from '@backstage/frontend-plugin-api';
 import {
   EntityCardBlueprint,
   EntityContentBlueprint,
 } from '@backstage/plugin-catalog-react/alpha';
-import { IdpGraphClient, idpGraphApiRef } from './api/IdpGraphClient';
+import { idpGraphApiFactory } from './plugin';
 import { isIdpGraphAvailable, isIdpGraphCardAvailable } from './filters';
 
-/** `api:idp-graph`: the client, over the app's discovery, fetch and identity APIs. */
+/** `api:idp-graph`: the client, over the app's discovery, fetch and identity APIs (the same
+ * factory the legacy plugin installs). */
 export const idpGraphApi = ApiBlueprint.make({
-  params: defineParams =>
-    defineParams({
-      api: idpGraphApiRef,
-      deps: {
-        discoveryApi: discoveryApiRef,
-        fetchApi: fetchApiRef,
-        identityApi: identityApiRef,
-        configApi: configApiRef,
-      },
-      factory: ({ discoveryApi, fetchApi, identityApi, configApi }) =>
-        new IdpGraphClient({
-          discoveryApi,
-          fetchApi,
-          identityApi,
-          persistedOperations:
-            configApi.getOptionalBoolean('idpGraph.persistedOperations') ?? true,
-        }),
-    }),
+  params: defineParams => defineParams(idpGraphApiFactory),
 });
 
 /** `entity-card:idp-graph/deployment`: the overview card of every Component. */

@@ -140,6 +140,30 @@ describe('IdpGraphClient', () => {
     stop();
   });
 
+  it('asks discovery again after it failed, and subscribes once it answers', async () => {
+    let asked = 0;
+    const client = new IdpGraphClient({
+      discoveryApi: {
+        getBaseUrl: async () => {
+          asked += 1;
+          if (asked === 1) throw new Error('discovery is restarting');
+          return server.url();
+        },
+      },
+      fetchApi: { fetch: jest.fn() },
+      identityApi: { getCredentials: async () => ({ token: 't' }) } as any,
+      webSocketImpl: WebSocket,
+    });
+    const stop = client.live(
+      'IdpGraphApplicationEvents',
+      { names: ['sample-app'] },
+      { onEvent: () => {}, onResync: () => {} },
+    );
+    await server.until(() => server.subscribes.length === 1);
+    expect(asked).toBe(2);
+    stop();
+  });
+
   it('sends queries over fetchApi to the discovered URL as hashes, and the text only when asked (APQ)', async () => {
     const bodies: any[] = [];
     const answers = [

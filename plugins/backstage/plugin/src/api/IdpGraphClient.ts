@@ -171,6 +171,10 @@ export class IdpGraphClient implements IdpGraphApi {
           },
         });
       })();
+      // A failed discovery is not kept: the next subscription (or retry) asks again.
+      this.ws.catch(() => {
+        this.ws = undefined;
+      });
     }
     return this.ws;
   }
@@ -202,7 +206,14 @@ export class IdpGraphClient implements IdpGraphApi {
 
     const start = async () => {
       if (stopped) return;
-      const client = await this.client();
+      let client: Client;
+      try {
+        client = await this.client();
+      } catch {
+        // Discovery failed (the backend restarting, say): try again, as after a drop.
+        again(backoff());
+        return;
+      }
       if (stopped) return;
       // graphql-ws's client refuses a subscribe message without a `query` string, so the
       // text always goes along (beside the hash): a trusted-documents server still checks it

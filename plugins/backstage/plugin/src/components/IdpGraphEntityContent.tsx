@@ -220,6 +220,8 @@ export function IdpGraphContentBody({ entityRef }: { entityRef: string }) {
   return (
     <div data-idp-graph-content data-status={s.live}>
       <UpstreamNotices down={downUpstreams(s.data, s.errors)} />
+      {/* A refetch that failed after the first answer: said, above the last known state. */}
+      {s.error && <RequestFailed error={s.error} />}
       {!entity ? (
         <UnknownEntity entityRef={entityRef} />
       ) : (
