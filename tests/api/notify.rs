@@ -555,6 +555,8 @@ async fn a_kill_9_mid_weather_neither_loses_nor_repeats_a_notification() {
     .await;
     bot.kill();
     let posted_before_kill = slack.messages().len();
+    // `kill` waited for the process to end; the bot now stays away for a few weather steps
+    // (pacing: the transitions meanwhile must come from the replay, not a wait for a state).
     tokio::time::sleep(Duration::from_millis(400)).await;
     let bot = Bot::start(&app, dir.path(), limits);
     weather.await.unwrap();
@@ -582,6 +584,8 @@ async fn a_kill_9_mid_weather_neither_loses_nor_repeats_a_notification() {
     while keys().len() < expected.len() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // A repeat would come after the last expected message: a quiet window is the only way to
+    // see that none does.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let posted = keys();
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
